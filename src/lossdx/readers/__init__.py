@@ -1,0 +1,114 @@
+"""Read any supported training log into :class:`lossdx.model.Run` objects.
+
+The format is chosen by sniffing the content, never the file name; ``format=`` overrides it.
+
+Example:
+    >>> from lossdx.readers import read
+    >>> run = read("runs/exp3/train.log")          # doctest: +SKIP
+    >>> run.series["train/loss"].values[:3]         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..exceptions import CorruptLog, InputError, UnsupportedFormat
+from ..model import Run
+from . import delimited, hf_state, jsonl, tensorboard, text
+from .base import FunctionReader, Reader, looks_binary, read_head
+
+READERS: tuple[Reader, ...] = (
+    FunctionReader("tensorboard", tensorboard.sniff, tensorboard.read),
+    FunctionReader("hf_trainer_state", hf_state.sniff, hf_state.read),
+    FunctionReader("jsonl", jsonl.sniff, jsonl.read),
+    FunctionReader("csv", delimited.sniff, delimited.read),
+    FunctionReader("text", text.sniff, text.read),
+)
+_BY_NAME = {r.name: r for r in READERS}
+#: Accepted by ``--input-format``: the readers, plus each text dialect by name.
+FORMAT_NAMES = tuple(list(_BY_NAME) + [f.name for f in text.FORMATS])
+
+# In a run directory holding the same run in several formats, prefer the richest one.
+_DIR_PREFERENCE = ("tensorboard", "jsonl", "csv", "hf_trainer_state", "text")
+
+
+def sniff(path: str) -> tuple[str, float]:
+    """The best reader for a file and how sure it is."""
+    head = read_head(path)
+    if not head.strip():
+        raise InputError(f"{path} is empty")
+    scores = [(r.sniff(head, path), r.name) for r in READERS]
+    score, name = max(scores)
+    if score <= 0:
+        if looks_binary(head):
+            raise UnsupportedFormat(f"{path} is a binary file in no format lossdx reads")
+        raise UnsupportedFormat(f"{path}: no known log format recognised (no loss records found)")
+    return name, score
+
+
+def _read_file(path: str, fmt: str | None) -> list[Run]:
+    if fmt is None:
+        fmt, _ = sniff(path)
+    if fmt in _BY_NAME:
+        return _BY_NAME[fmt].read(path)
+    if fmt in (f.name for f in text.FORMATS):
+        return text.read(path, fmt)
+    raise UnsupportedFormat(f"unknown input format {fmt!r}; choose from {', '.join(FORMAT_NAMES)}")
+
+
+def _candidates(directory: str) -> list[tuple[int, str, str]]:
+    found = []
+    for entry in sorted(os.listdir(directory)):
+        p = os.path.join(directory, entry)
+        if not os.path.isfile(p):
+            continue
+        try:
+            name, score = sniff(p)
+        except InputError:
+            continue
+        if name == "text" and score < 0.3:
+            continue
+        found.append((_DIR_PREFERENCE.index(name), entry, name))
+    return sorted(found)
+
+
+def read_runs(path: str, format: str | None = None) -> list[Run]:
+    """Every run the input holds (a W&B export or a TensorBoard directory may hold several)."""
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or directory")
+    if os.path.isdir(path):
+        if format in (None, "tensorboard") and tensorboard.has_event_files(path):
+            return tensorboard.read(path)
+        if format is not None:
+            raise InputError(f"{path} is a directory; pass the log file itself with --input-format {format}")
+        errors = []
+        for _pref, entry, name in _candidates(path):
+            try:
+                return _read_file(os.path.join(path, entry), name)
+            except InputError as err:
+                errors.append(str(err))
+        reason = f" ({errors[0]})" if errors else ""
+        raise UnsupportedFormat(f"{path}: directory holds no readable training log{reason}")
+    runs = _read_file(path, format)
+    if not runs:
+        raise CorruptLog(f"{path}: no runs found")
+    return runs
+
+
+def read(path: str, format: str | None = None, run: str | None = None) -> Run:
+    """The run in ``path`` (``run`` picks one by name when the input holds several)."""
+    runs = read_runs(path, format)
+    if run is None:
+        chosen = runs[0]
+    else:
+        matches = [r for r in runs if r.meta.get("run_name") == run]
+        if not matches:
+            names = ", ".join(str(r.meta.get("run_name")) for r in runs)
+            raise InputError(f"{path}: no run named {run!r} (runs: {names})")
+        chosen = matches[0]
+    if len(runs) > 1:
+        chosen.meta["other_runs"] = [r.meta.get("run_name") for r in runs if r is not chosen]
+    return chosen
+
+
+__all__ = ["FORMAT_NAMES", "READERS", "read", "read_runs", "sniff"]

@@ -1,0 +1,491 @@
+"""Training stdout in its many dialects, sniffed line by line.
+
+Dedicated parsers cover the formats whose quirks matter (nanoGPT, build-nanogpt, modded-nanogpt,
+llm.c, Megatron-LM / DeepSpeed / GPT-NeoX, fairseq, HF console dicts, Keras); a generic key/value
+parser covers the long tail (``step 12 | loss: 3.2``, ``Iter 25: Train loss 1.59``, caffe, char-rnn,
+OpenNMT, tqdm bars ...). Every parser turns a line into ``(step, {raw_name: value})`` and
+:func:`lossdx.keys.canonical` names the metrics afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from ..exceptions import CorruptLog
+from ..model import Run, SeriesBuilder
+from .base import ensure_loss, make_run, read_text
+
+NUM = r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)"
+_NUM_RE = re.compile(NUM, re.I)
+
+# decoration that precedes the payload: quote marks, timestamps, rank prefixes, log levels
+_PREFIX = re.compile(
+    r"^(?:\s*>\s?)*"
+    r"(?:\s*\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?\s*(?:\|?\s*\w+\s*\|\s*[\w.]+\s*\|)?)?"
+    r"(?:\s*\[(?:default|rank)\d+\]:)?"
+    r"(?:\s*\d+:\s+(?=iter|step))?",
+    re.I,
+)
+
+
+def to_float(s: str) -> float:
+    s = s.strip().lower()
+    if s in ("nan", "-nan", "+nan"):
+        return math.nan
+    if s.lstrip("+-") in ("inf", "infinity"):
+        return -math.inf if s.startswith("-") else math.inf
+    return float(s)
+
+
+def _strip(line: str) -> str:
+    return _PREFIX.sub("", line, count=1).strip()
+
+
+@dataclass
+class Record:
+    step: float | None
+    values: dict[str, float]
+    step_after: bool = False  # belongs to the next step line (build-nanogpt prints val before the step)
+
+
+@dataclass
+class TextFormat:
+    name: str
+    sniff_re: re.Pattern
+    parse: Callable[[str], Record | None]
+    weight: float = 1.0  # tie-break: specific formats beat the generic one
+    notes: list[str] = field(default_factory=list)
+
+
+# --- nanoGPT: "iter 10: loss 3.22, time 893.76ms, mfu 16.68%" and "step 50: train loss 3.8, val loss 4.2"
+_NANO_ITER = re.compile(rf"^iter\s+(\d+):\s*loss\s+({NUM})(?:,\s*time\s+({NUM})\s*ms)?(?:,\s*mfu\s+({NUM})%)?", re.I)
+_NANO_EVAL = re.compile(rf"^step\s+(\d+):\s*train loss\s+({NUM}),\s*val loss\s+({NUM})", re.I)
+
+
+def _parse_nanogpt(line: str) -> Record | None:
+    m = _NANO_ITER.match(line)
+    if m:
+        vals = {"train/loss": to_float(m.group(2))}
+        if m.group(3):
+            vals["perf/step_time"] = to_float(m.group(3))
+        if m.group(4) and to_float(m.group(4)) >= 0:  # nanoGPT prints -100% until its MFU estimate warms up
+            vals["perf/mfu"] = to_float(m.group(4))
+        return Record(int(m.group(1)), vals)
+    m = _NANO_EVAL.match(line)
+    if m:
+        return Record(int(m.group(1)), {"train/loss_eval": to_float(m.group(2)), "val/loss": to_float(m.group(3))})
+    return None
+
+
+# --- build-nanogpt log.txt: "250 val 6.1696" / "250 train 6.160410" / "250 hella 0.2426"
+_BUILD_LOGTXT = re.compile(rf"^(\d+)\s+(train|val|hella)\s+({NUM})\s*$", re.I)
+
+
+def _parse_build_logtxt(line: str) -> Record | None:
+    m = _BUILD_LOGTXT.match(line)
+    if not m:
+        return None
+    name = {"train": "train/loss", "val": "val/loss", "hella": "val/hellaswag_acc"}[m.group(2).lower()]
+    return Record(int(m.group(1)), {name: to_float(m.group(3))})
+
+
+# --- modded-nanogpt: "step:125/1750 val_loss:4.2 train_time:61ms step_avg:nanms" (step_avg nan is not a NaN loss)
+_MODDED = re.compile(r"^step:(\d+)/(\d+)\s+(.*)$")
+_MODDED_KV = re.compile(rf"(\w+):({NUM})(ms|s)?", re.I)
+
+
+def _parse_modded(line: str) -> Record | None:
+    m = _MODDED.match(line)
+    if not m:
+        return None
+    vals = {}
+    for k, v, unit in _MODDED_KV.findall(m.group(3)):
+        scale = 1000.0 if unit == "s" else 1.0
+        if k == "train_time":
+            vals["perf/train_time_ms"] = to_float(v) * scale
+        elif k == "step_avg":
+            x = to_float(v) * scale
+            if math.isfinite(x):
+                vals["perf/step_time"] = x
+        else:
+            vals[k] = to_float(v)
+    return Record(int(m.group(1)), vals) if vals else None
+
+
+# --- llm.c: "s:0 trl:10.96 lr:0.000001 norm:15.37" and "s:0 tel:11.0092"
+_LLMC = re.compile(r"^s:(\d+)\s+(t[re]l:.*)$")
+
+
+def _parse_llmc(line: str) -> Record | None:
+    m = _LLMC.match(line)
+    if not m:
+        return None
+    vals = {k: to_float(v) for k, v, _u in _MODDED_KV.findall(m.group(2))}
+    return Record(int(m.group(1)), vals) if vals else None
+
+
+# --- build-nanogpt stdout: "step     0 | loss: 10.955010 | lr 8.39e-07 | norm: 15.3421 | dt: 235.83ms | tok/sec: 22264.81"
+_BUILD_STEP = re.compile(rf"^step\s+(\d+)\s*\|\s*loss:\s*({NUM})(.*)$", re.I)
+_BUILD_VAL = re.compile(rf"^validation loss:\s*({NUM})", re.I)
+_BUILD_HELLA = re.compile(rf"^HellaSwag accuracy:\s*\d+/\d+=({NUM})", re.I)
+_PIPE_KV = re.compile(rf"([A-Za-z][\w/ ]*?):?\s+({NUM})\s*(ms)?\s*(?:\||$)")
+
+
+def _parse_build_stdout(line: str) -> Record | None:
+    m = _BUILD_STEP.match(line)
+    if m:
+        vals = {"train/loss": to_float(m.group(2))}
+        for k, v, _u in _PIPE_KV.findall(m.group(3).strip(" |") + " "):
+            vals[k.strip()] = to_float(v)
+        return Record(int(m.group(1)), vals)
+    m = _BUILD_VAL.match(line)
+    if m:
+        return Record(None, {"val/loss": to_float(m.group(1))}, step_after=True)
+    m = _BUILD_HELLA.match(line)
+    if m:
+        return Record(None, {"val/hellaswag_acc": to_float(m.group(1))}, step_after=True)
+    return None
+
+
+# --- HF console: "{'loss': 1.112, 'grad_norm': nan, 'learning_rate': 0.0002, 'epoch': 0.06}"
+_HF_DICT = re.compile(r"^\{\s*'[\w/]+':.*\}")
+_HF_KV = re.compile(rf"'([\w/.\-]+)':\s*({NUM})", re.I)
+
+
+def _parse_hf_console(line: str) -> Record | None:
+    m = _HF_DICT.match(line)
+    if not m:
+        return None
+    vals = {k: to_float(v) for k, v in _HF_KV.findall(m.group(0))}
+    if not vals or "train_runtime" in vals:
+        return None  # the end-of-training summary: its train_loss is a run mean, not a point
+    step = vals.pop("step", None)
+    return Record(step, vals)
+
+
+# --- Megatron-LM / DeepSpeed / GPT-NeoX: records joined by _join_megatron before parsing
+_MEG_ITER = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|(.*)$", re.I)
+_MEG_VAL = re.compile(r"validation loss at iteration\s+(\d+)\s*\|(.*)$", re.I)
+_MEG_KV = re.compile(rf"([A-Za-z][\w ()/\-]*?)\s*:\s*({NUM})\s*(?=\||$)", re.I)
+_MEG_OVERFLOW = re.compile(r"OVERFLOW!.*?Attempted loss scale:\s*(" + NUM + r").*?reducing to\s*(" + NUM + ")", re.I)
+
+
+def _parse_megatron(line: str) -> Record | None:
+    m = _MEG_ITER.search(line)
+    if m:
+        vals: dict[str, float] = {}
+        for k, v in _MEG_KV.findall(m.group(3)):
+            k = " ".join(k.split())
+            x = to_float(v)
+            if k.endswith("(s)"):
+                k, x = k[:-3] + "(ms)", x * 1000.0
+            vals[k] = x
+        # Megatron leaves the loss out of a NaN iteration and counts it instead
+        if "lm loss" not in vals and not any("loss" in k and "scale" not in k for k in vals):
+            if vals.get("number of nan iterations", 0) > 0 or vals.get("number of skipped iterations", 0) > 0:
+                vals["lm loss"] = math.nan
+        return Record(int(m.group(1)), vals)
+    m = _MEG_VAL.search(line)
+    if m:
+        vals = {}
+        for k, v in _MEG_KV.findall(m.group(2)):
+            k = " ".join(k.split())
+            if k.endswith("loss value"):
+                vals["val/loss"] = to_float(v)
+            elif k.endswith("PPL"):
+                vals["val/ppl"] = to_float(v)
+        return Record(int(m.group(1)), vals) if vals else None
+    m = _MEG_OVERFLOW.search(line)
+    if m:
+        return Record(None, {"train/overflow": 1.0, "train/loss_scale_after_overflow": to_float(m.group(2))},
+                      step_after=True)
+    return None
+
+
+def _join_megatron(lines: list[str]) -> list[str]:
+    """Re-join records that a terminal or a paste wrapped over several lines."""
+    out: list[str] = []
+    for ln in lines:
+        s = ln.strip()
+        if out and s and not re.search(r"iteration\s+\d+\s*/|validation loss at|OVERFLOW|^\W*$", s, re.I) \
+                and re.search(r"\|\s*$|[a-z]$|:\s*$", out[-1]) and "|" in out[-1] and not s.startswith(("[", "-", "#")):
+            out[-1] = out[-1].rstrip() + " " + s
+        else:
+            out.append(ln)
+    return out
+
+
+# --- fairseq (legacy, hydra and tqdm layouts) and fairseq-lua
+_FS_UPDATES = re.compile(r"num_updates[=\s]+(\d+)")
+_FS_LUA_UPDATES = re.compile(r"(\d+)\s+updates\b")
+_FS_KV = re.compile(rf"([A-Za-z_][\w ]*?)(?:=|\s+)({NUM})%?\s*(?=[,|\]]|$)", re.I)
+
+
+def _parse_fairseq(line: str) -> Record | None:
+    m = _FS_UPDATES.search(line) or _FS_LUA_UPDATES.search(line)
+    if not m:
+        return None
+    step = int(m.group(1))
+    payload = line
+    bar = line.find("it/s,")  # tqdm: the metrics follow the rate
+    if bar >= 0:
+        payload = line[bar + 5:]
+    is_valid = "valid on" in line or "validloss" in line or re.search(r"\|\s*valid\s*\|", line) is not None
+    is_epoch_summary = re.search(r"\|\s*train\s*\||^\|?\s*epoch \d+ \| loss", line) is not None
+    vals: dict[str, float] = {}
+    for k, v in _FS_KV.findall(payload.replace("|", ",")):
+        k = k.strip()
+        if k in ("num_updates", "updates", "epoch", "wall", "train_wall", "oom", "bsz", "wpb", "best") or \
+                k.startswith(("epoch", "checkpoint")):
+            continue
+        if k == "trainloss":
+            k = "loss"
+        if is_valid and not k.startswith(("valid", "test")):
+            k = "valid_" + k
+        elif is_epoch_summary and k in ("loss", "nll_loss", "ppl"):
+            k = f"train/{k}_epoch"
+        vals[k] = to_float(v)
+    return Record(step, vals) if vals else None
+
+
+# --- Keras fit(): "Epoch 3/150" then "518/518 [====] - 536s 1s/step - loss: 6.5920 - val_loss: 6.2037"
+_KERAS_EPOCH = re.compile(r"^Epoch\s+(\d+)/(\d+)\s*$")
+_KERAS_LINE = re.compile(r"^(\d+)/(\d+)\s+\[[=>.]+\]")
+_KERAS_KV = re.compile(rf"(\w+):\s*({NUM})")
+
+
+class _KerasState:
+    def __init__(self) -> None:
+        self.epoch: int | None = None
+
+    def __call__(self, line: str) -> Record | None:
+        m = _KERAS_EPOCH.match(line)
+        if m:
+            self.epoch = int(m.group(1))
+            return None
+        m = _KERAS_LINE.match(line)
+        if m and m.group(1) == m.group(2) and self.epoch is not None:  # the epoch's final line only
+            tail = line[m.end():]
+            return Record(self.epoch, {k: to_float(v) for k, v in _KERAS_KV.findall(tail) if k != "ETA"})
+        return None
+
+
+# --- generic "key: value" lines
+_GEN_KV = re.compile(
+    rf"(?P<key>[A-Za-z_][A-Za-z0-9_./\-]*(?: [A-Za-z][A-Za-z0-9_./\-]*){{0,3}})\s*(?:[:=]\s*|\s+)(?P<val>{NUM})(?P<unit>ms\b|s\b|%)?",
+    re.I,
+)
+_STEP_KEYS = {"step", "steps", "iter", "iters", "iteration", "iterations", "it", "global step", "global_step",
+              "num_updates", "update", "updates", "s"}
+_REVERSE_STEP = re.compile(r"\b(\d+)\s+(?:iter|iters|iteration|step|steps|updates)\b", re.I)
+_EPOCH_BATCH = re.compile(
+    r"epoch\s*:?\s*\[?\s*(\d+)(?:\s*/\s*\d+)?\s*\]?\s*[:,]?\s*(?:[^\d\[(]*?\|\s*)?[\[(]?\s*(\d+)\s*/\s*(\d+)", re.I)
+_LEADING_FRACTION = re.compile(r"^(\d+)\s*/\s*(\d+)\b")
+_EPOCH_ONLY = re.compile(r"^epoch\s*[:\s]\s*(\d+)\b", re.I)
+
+
+def _parse_generic(line: str) -> Record | None:
+    pairs = [(m.group("key").strip(), m.group("val"), m.group("unit")) for m in _GEN_KV.finditer(line)]
+    if not pairs:
+        return None
+    step: float | None = None
+    vals: dict[str, float] = {}
+    for k, v, unit in pairs:
+        kl = k.lower()
+        if step is None and kl in _STEP_KEYS:
+            try:
+                step = float(int(float(v)))
+            except ValueError:
+                pass
+            continue
+        if kl in _STEP_KEYS:
+            continue
+        try:
+            x = to_float(v)
+        except ValueError:
+            continue
+        if unit == "s" and kl in ("time", "dt", "step_time"):
+            kl, x = kl, x * 1000.0
+        vals.setdefault(kl, x)
+    if step is None:
+        m = _EPOCH_BATCH.search(line)
+        if m:
+            epoch, i, n = int(m.group(1)), int(m.group(2)), int(m.group(3))
+            if 0 < n:
+                step = float(epoch * n + i)
+                vals.pop("epoch", None)
+                vals["epoch"] = epoch + i / n
+        if step is None:
+            m = _REVERSE_STEP.search(line)
+            if m:
+                step = float(int(m.group(1)))
+        if step is None:
+            m = _LEADING_FRACTION.match(line)
+            if m:
+                step = float(int(m.group(1)))
+    if not any("loss" in k or k in ("xent", "trl", "tel", "ppl", "perplexity") for k in vals):
+        return None  # a line without a loss is not a training record (config dumps, banners)
+    return Record(step, vals)
+
+
+# --- a whitespace/tab table pasted into text: "Epoch\ttrain/loss (avg)\tval/loss" then rows
+def _parse_table(lines: list[str]) -> SeriesBuilder | None:
+    for i, ln in enumerate(lines[:50]):
+        cells = [c.strip() for c in re.split(r"\t|\s{2,}", ln.strip()) if c.strip()]
+        if len(cells) >= 2 and any("loss" in c.lower() for c in cells) and not any(_NUM_RE.fullmatch(c) for c in cells):
+            b = SeriesBuilder()
+            header = cells
+            for row in lines[i + 1:]:
+                vals = [c.strip().strip("*") for c in re.split(r"\t|\s{2,}", row.strip())]
+                if len(vals) < len(header) or not _NUM_RE.fullmatch(vals[0]):
+                    continue
+                try:
+                    step = float(vals[0])
+                except ValueError:
+                    continue
+                for h, v in zip(header[1:], vals[1:len(header)]):
+                    if _NUM_RE.fullmatch(v):
+                        b.add(h, step, to_float(v))
+            return b if len(b) else None
+    return None
+
+
+FORMATS: list[TextFormat] = [
+    TextFormat("nanogpt", re.compile(r"^(?:iter \d+: loss|step \d+: train loss)", re.I), _parse_nanogpt, 1.2),
+    TextFormat("buildnanogpt_logtxt", _BUILD_LOGTXT, _parse_build_logtxt, 1.2),
+    TextFormat("modded_nanogpt", _MODDED, _parse_modded, 1.2),
+    TextFormat("llmc", _LLMC, _parse_llmc, 1.2),
+    TextFormat("buildnanogpt", re.compile(r"^step\s+\d+\s*\|\s*loss:|^validation loss:", re.I), _parse_build_stdout, 1.2),
+    TextFormat("megatron", re.compile(r"iteration\s+\d+\s*/\s*\d+\s*\||validation loss at iteration", re.I),
+               _parse_megatron, 1.2),
+    TextFormat("fairseq", re.compile(r"num_updates[=\s]+\d+|\d+ updates \|"), _parse_fairseq, 1.15),
+    TextFormat("hf_console", _HF_DICT, _parse_hf_console, 1.2),
+    TextFormat("keras", re.compile(r"^(?:Epoch\s+\d+/\d+\s*$|\d+/\d+\s+\[[=>.]+\])"), _parse_generic, 1.1),
+    TextFormat("generic", re.compile(rf"loss\w*\s*(?:[:=]\s*|\s+){NUM}|xent:\s*{NUM}", re.I), _parse_generic, 0.5),
+]
+_BY_NAME = {f.name: f for f in FORMATS}
+
+
+def _payload_lines(text: str) -> list[str]:
+    return [s for s in (_strip(ln) for ln in text.splitlines()) if s and not s.startswith("# source:")]
+
+
+def sniff_text(lines: Iterable[str]) -> tuple[str | None, float]:
+    """Which text format the lines are in, and the share of lines that say so."""
+    lines = list(lines)
+    if not lines:
+        return None, 0.0
+    best, best_score = None, 0.0
+    for fmt in FORMATS:
+        hits = sum(1 for ln in lines if fmt.sniff_re.search(ln))
+        if hits == 0:
+            continue
+        share = hits / len(lines)
+        score = min(1.0, (0.3 + share) * fmt.weight) if hits >= 1 else 0.0
+        if score > best_score:
+            best, best_score = fmt.name, score
+    return best, best_score
+
+
+def sniff(head: bytes, path: str) -> float:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        text = head[: err.start].decode("utf-8") if err.start > len(head) - 4 else ""
+    if not text:
+        return 0.0
+    name, score = sniff_text(_payload_lines(text)[:400])
+    if name is None:
+        # plain text whose first 64 KB hold no record (shell traces before training starts):
+        # worth a full read, but any other reader that recognises the content wins
+        return 0.05 if b"\x00" not in head[:8192] else 0.0
+    return min(0.8, 0.2 + 0.6 * score)
+
+
+def parse_lines(lines: list[str], fmt_name: str) -> list[SeriesBuilder]:
+    """Parse lines in one format; a step counter that starts over begins a new run (logs of
+    several runs pasted together), while a step that goes back part-way is a resume and overwrites."""
+    fmt = _BY_NAME[fmt_name]
+    parse = _KerasState() if fmt_name == "keras" else fmt.parse
+    if fmt_name == "megatron":
+        lines = _join_megatron(lines)
+    segments: list[SeriesBuilder] = [SeriesBuilder()]
+    b = segments[0]
+    first_step: float | None = None
+    last_step: float | None = None
+    pending: list[dict[str, float]] = []
+    counter = 0
+    saw_step = False
+    for ln in lines:
+        rec = parse(ln)
+        if rec is None:
+            continue
+        if rec.step is None:
+            if rec.step_after or last_step is None:
+                pending.append(rec.values)  # belongs to the next step line
+                continue
+            if saw_step:
+                b.add_many(last_step, rec.values)
+            else:  # a log with no steps at all: records are numbered in order
+                b.add_many(counter, rec.values)
+                last_step = counter
+                counter += 1
+            continue
+        if saw_step and last_step is not None and first_step is not None and rec.step < last_step \
+                and rec.step <= first_step and len(b):
+            b = SeriesBuilder()
+            segments.append(b)
+            first_step = None
+        if first_step is None:
+            first_step = rec.step
+        saw_step = True
+        for vals in pending:
+            b.add_many(rec.step, vals)
+        pending.clear()
+        b.add_many(rec.step, rec.values)
+        last_step = rec.step
+    if pending:
+        start = 0 if last_step is None else last_step + (0 if saw_step else 1)
+        for i, vals in enumerate(pending):
+            b.add_many(start if saw_step else start + i, vals)
+    return [seg for seg in segments if len(seg)]
+
+
+def read(path: str, fmt_name: str | None = None) -> list[Run]:
+    text = read_text(path)
+    lines = _payload_lines(text)
+    if not lines:
+        raise CorruptLog(f"{path}: empty log")
+    name = fmt_name
+    if name is None:
+        name, _score = sniff_text(lines[:2000])
+    segments = parse_lines(lines, name) if name else []
+    if not segments:
+        table = _parse_table(lines)
+        if table is not None:
+            segments, name = [table], "table"
+    if not segments:
+        raise CorruptLog(f"{path}: no training-loss records found in the text")
+    runs = []
+    for i, seg in enumerate(segments):
+        meta: dict = {"notes": []}
+        if len(segments) > 1:
+            meta["run_name"] = f"run {i + 1}"
+            meta["notes"].append(f"the log holds {len(segments)} runs (the step counter starts over)")
+        if name == "nanogpt":
+            meta["notes"].append("'step N: train loss' is nanoGPT's eval estimate, kept as train/loss_eval")
+        run = make_run(seg, path, name or "text", meta)
+        if "train/loss" not in run.series and "train/loss_eval" in run.series:
+            s = run.series["train/loss_eval"]
+            run.series["train/loss"] = type(s)("train/loss", s.steps, s.values, s.wall_times)
+        try:
+            runs.append(ensure_loss(run, path))
+        except CorruptLog:
+            if len(segments) == 1:
+                raise
+    if not runs:
+        raise CorruptLog(f"{path}: no training-loss records found in the text")
+    return runs
