@@ -1,0 +1,23 @@
+"""lossdx: tells people who train neural networks what is wrong with their run, why, and what to change.
+
+Example:
+    >>> import lossdx
+    >>> report = lossdx.analyze_path("runs/exp3/train.log")   # doctest: +SKIP
+    >>> report.verdict, [d.cause for d in report.diagnoses]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .analyze import analyze, analyze_path
+from .exceptions import ConfigError, CorruptLog, InputError, LossdxError, NoLossMetric, UnsupportedFormat
+from .findings import Finding
+from .model import Run, Series
+from .readers import read, read_runs
+from .report import Diagnosis, Report
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "CorruptLog", "Diagnosis", "Finding", "InputError", "LossdxError", "NoLossMetric", "Report",
+    "Run", "Series", "UnsupportedFormat", "__version__", "analyze", "analyze_path", "read", "read_runs",
+]

@@ -97,7 +97,12 @@ _STEP_PRIORITY = ("step", "global_step", "train/global_step", "trainer/global_st
 
 def pick_step_name(names: "list[str] | set[str] | dict") -> str | None:
     """The column/key that holds the step, by priority (``step`` beats W&B's ``_step``)."""
-    by_norm = {}
+    names = list(names)
+    exact = {n.strip().lower(): n for n in names}
+    for cand in _STEP_PRIORITY:
+        if cand in exact:
+            return exact[cand]
+    by_norm: dict[str, str] = {}
     for n in names:
         by_norm.setdefault(_normalise(n), n)
     for cand in _STEP_PRIORITY:

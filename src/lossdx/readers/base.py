@@ -106,7 +106,8 @@ def ensure_loss(run: Run, path: str) -> Run:
     losses += [k for k in run.series if is_loss_key(k) and k.startswith("val/")]
     if not losses:
         # a column merely containing "loss" (loss_end, loss_begin, lm_loss_avg ...)
-        losses = [k for k in run.series if "loss" in k and not k.startswith("test/")]
+        losses = [k for k in run.series if "loss" in k and not k.startswith("test/")
+                  and "scale" not in k and "overflow" not in k]
     if not losses:
         raise CorruptLog(f"{path}: no loss-like metric found (metrics: {', '.join(run.metrics[:8]) or 'none'})")
     best = losses[0]

@@ -100,7 +100,7 @@ def _parse_slow(text: str, ncols: int, d: str) -> np.ndarray:
             continue
         row = []
         for c in cells[:ncols]:
-            c = c.strip()
+            c = c.strip().strip("*").strip()  # markdown bold in pasted tables
             if c == "":
                 row.append(_EMPTY)
                 continue

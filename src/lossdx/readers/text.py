@@ -427,8 +427,8 @@ def parse_lines(lines: list[str], fmt_name: str) -> list[SeriesBuilder]:
             if rec.step_after or last_step is None:
                 pending.append(rec.values)  # belongs to the next step line
                 continue
-            if saw_step:
-                b.add_many(last_step, rec.values)
+            if saw_step or (counter and all(k.startswith(("eval", "val")) or k == "epoch" for k in rec.values)):
+                b.add_many(last_step, rec.values)  # an eval record belongs to the step it follows
             else:  # a log with no steps at all: records are numbered in order
                 b.add_many(counter, rec.values)
                 last_step = counter

@@ -1,0 +1,3 @@
+from lossdx.cli import run
+
+run()

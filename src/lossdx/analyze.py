@@ -1,0 +1,98 @@
+"""The one pipeline: Run -> detectors -> findings -> diagnosis rules -> Report."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from .config import canonical_hparams, find_config_near, read_config
+from .detectors import Detector, default_detectors, detect_all
+from .facts import compute_facts
+from .findings import Finding
+from .model import Run
+from .readers import read
+from .report import Report
+
+_SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+
+def attach_config(run: Run, config_path: str | None, auto: bool = True) -> str | None:
+    """Merge the hyperparameters of ``config_path`` (or a config found beside the log) into the run."""
+    path = config_path or (find_config_near(run.source.get("path", "")) if auto else None)
+    if not path:
+        return None
+    hparams, raw, notes = read_config(path)
+    merged = dict(hparams)
+    merged.update(run.config)  # what the log itself says wins only where the config is silent
+    merged.update(hparams)
+    run.config = merged
+    run.meta.setdefault("config_raw", raw)
+    run.meta.setdefault("notes", []).extend(f"config: {n}" for n in notes)
+    return path
+
+
+def verdict_of(findings: Sequence[Finding]) -> str:
+    worst = max((_SEVERITY_RANK[f.severity] for f in findings), default=0)
+    return {0: "healthy", 1: "warning", 2: "problem"}[worst]
+
+
+def summarize(verdict: str, findings: Sequence[Finding], diagnoses: Sequence) -> str:
+    serious = sorted((f for f in findings if f.severity != "info"), key=lambda f: -_SEVERITY_RANK[f.severity])
+    if not serious:
+        return "No anomaly found: the loss curves look like a healthy run."
+    lead = serious[0]
+    text = f"{lead.message[0].upper()}{lead.message[1:]}"
+    if len(serious) > 1:
+        text += f" (+{len(serious) - 1} more finding{'s' if len(serious) > 2 else ''})"
+    if diagnoses:
+        text += f"; most likely cause: {diagnoses[0].cause.replace('_', ' ')}"
+    return text + "."
+
+
+def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None) -> Report:
+    """Analyse a run: findings from the detectors, causes from the rules, facts from the config."""
+    dets = list(default_detectors() if detectors is None else detectors)
+    findings = detect_all(run, dets)
+    facts = compute_facts(run)
+    diagnoses: list = []
+    try:
+        from .diagnosis import diagnose
+    except ImportError:  # diagnosis engine not installed in this build
+        diagnose = None
+    if diagnose is not None:
+        diagnoses = diagnose(run, findings, facts, rules=rules)
+    findings.sort(key=lambda f: (-_SEVERITY_RANK[f.severity], f.start_step))
+    verdict = verdict_of(findings)
+    rng = run.step_range()
+    phases = [f.evidence.get("phase") for f in findings if f.kind == "phase" and f.evidence.get("phase")]
+    run_info = {
+        "steps": list(rng) if rng else [0, 0],
+        "metrics": run.metrics,
+        "phases": phases,
+        "facts": facts,
+        "config": dict(run.config),
+        "notes": list(dict.fromkeys(run.meta.get("notes", []))),
+    }
+    if run.meta.get("other_runs"):
+        run_info["notes"].append(f"the input holds {len(run.meta['other_runs']) + 1} runs; this report is about "
+                                 f"{run.meta.get('run_name')!r} (pick another with --run)")
+    source = {"path": run.source.get("path", ""), "format": run.source.get("format", "")}
+    if run.meta.get("config_path"):
+        source["config"] = run.meta["config_path"]
+    if run.meta.get("run_name"):
+        source["run_name"] = str(run.meta["run_name"])
+    return Report(source=source, verdict=verdict, summary=summarize(verdict, findings, diagnoses), run=run_info,
+                  findings=findings, diagnoses=diagnoses)
+
+
+def analyze_path(path: str, config: str | None = None, input_format: str | None = None,
+                 run_name: str | None = None, auto_config: bool = True) -> Report:
+    """Read ``path`` (and its config) and analyse it: what ``lossdx analyze`` does."""
+    run = read(path, format=input_format, run=run_name)
+    used = attach_config(run, config, auto=auto_config)
+    if used:
+        run.meta["config_path"] = os.path.relpath(used) if not os.path.isabs(path) else used
+    return analyze(run)
+
+
+__all__ = ["analyze", "analyze_path", "attach_config", "canonical_hparams"]

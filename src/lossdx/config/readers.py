@@ -1,0 +1,183 @@
+"""Config file readers: nanoGPT-style Python, JSON, YAML, HF training_args.json + model config.json."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import operator
+import os
+from typing import Any
+
+import yaml
+
+from ..exceptions import ConfigError
+from .hparams import canonical_hparams
+
+_BINOPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+}
+_CONFIG_NAMES = ("config.py", "config.json", "training_args.json", "hparams.yaml", "config.yaml", "args.json",
+                 "train_config.json", "hparams.json")
+
+
+class _Unsafe(Exception):
+    pass
+
+
+def _safe_value(node: ast.AST, env: dict[str, Any]) -> Any:
+    """Value of a literal, a name bound earlier to a literal, or arithmetic on those. No calls."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+        return ast.literal_eval(node)
+    if isinstance(node, ast.Name):
+        if node.id in env:
+            return env[node.id]
+        if node.id in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[node.id]
+        raise _Unsafe(node.id)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        v = _safe_value(node.operand, env)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        left, right = _safe_value(node.left, env), _safe_value(node.right, env)
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (left, right)):
+            if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1e6):
+                raise _Unsafe("power too large")
+            try:
+                return _BINOPS[type(node.op)](left, right)
+            except (ZeroDivisionError, OverflowError):
+                raise _Unsafe("arithmetic") from None
+        if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
+            return left + right
+    raise _Unsafe(type(node).__name__)
+
+
+def read_python_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]:
+    try:
+        tree = ast.parse(text, filename=path)
+    except SyntaxError as err:
+        raise ConfigError(f"{path}: not valid Python (line {err.lineno}: {err.msg})") from None
+    env: dict[str, Any] = {}
+    skipped: list[str] = []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            name = stmt.targets[0].id
+            try:
+                env[name] = _safe_value(stmt.value, env)
+            except (_Unsafe, ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                skipped.append(name)
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            try:
+                env[stmt.target.id] = _safe_value(stmt.value, env)
+            except (_Unsafe, ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                skipped.append(stmt.target.id)
+    notes = [f"not literal, skipped: {', '.join(skipped)}"] if skipped else []
+    return env, notes
+
+
+class _SafeTolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads ``!!python/...`` and unknown tags as plain data instead of failing."""
+
+    skipped_tags: list[str]
+
+
+def _plain(loader: _SafeTolerantLoader, tag_suffix: str, node: yaml.Node) -> Any:
+    loader.skipped_tags.append(node.tag)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_SafeTolerantLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain)
+_SafeTolerantLoader.add_multi_constructor("!", _plain)
+
+
+def read_yaml_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]:
+    loader = _SafeTolerantLoader(text)
+    loader.skipped_tags = []
+    try:
+        doc = loader.get_single_data()
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    finally:
+        loader.dispose()
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: YAML config must be a mapping, got {type(doc).__name__}")
+    notes = []
+    if loader.skipped_tags:
+        notes.append(f"python/unknown YAML tags read as plain data, not constructed: {sorted(set(loader.skipped_tags))}")
+    return doc, notes
+
+
+def _is_pickle(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x80 and head[1] in range(2, 6) or head[:2] == b"PK"
+
+
+def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(canonical hparams, raw config, notes) of a config file or a directory of them."""
+    if os.path.isdir(path):
+        found = [os.path.join(path, n) for n in _CONFIG_NAMES if os.path.isfile(os.path.join(path, n))]
+        if not found:
+            raise ConfigError(f"{path}: no config file found (looked for {', '.join(_CONFIG_NAMES)})")
+        raw: dict[str, Any] = {}
+        notes: list[str] = []
+        for f in found:
+            _h, r, n = read_config(f)
+            for k, v in r.items():
+                raw.setdefault(k, v)
+            notes += n
+        return canonical_hparams(raw), raw, notes
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(50 << 20)
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+    if _is_pickle(data[:4]):
+        raise ConfigError(f"{path} is a pickle (like HF's training_args.bin); lossdx never unpickles: "
+                          "pass training_args.json or the config as JSON/YAML instead")
+    if b"\x00" in data[:8192]:
+        raise ConfigError(f"{path} is a binary file, not a config")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path} is not UTF-8 text (invalid byte at offset {err.start})") from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise ConfigError(f"{path} is empty")
+    if stripped.startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{path}: invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
+        notes = []
+    elif path.endswith((".yaml", ".yml")) or (not path.endswith(".py") and ":" in stripped.split("\n", 1)[0]
+                                              and "=" not in stripped.split("\n", 1)[0]):
+        raw, notes = read_yaml_config(text, path)
+    else:
+        raw, notes = read_python_config(text, path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: config must be a mapping of names to values")
+    raw = {k: v for k, v in raw.items() if isinstance(k, str)}
+    return canonical_hparams(raw), raw, notes
+
+
+def find_config_near(log_path: str) -> str | None:
+    """A config file beside the log (or in the run directory), if there is one."""
+    base = log_path if os.path.isdir(log_path) else os.path.dirname(os.path.abspath(log_path))
+    for name in _CONFIG_NAMES:
+        p = os.path.join(base, name)
+        if os.path.isfile(p) and os.path.abspath(p) != os.path.abspath(log_path):
+            return p
+    return None
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -1,0 +1,26 @@
+# config of the bundled example run (examples/make_example.py)
+n_layer = 2
+n_head = 4
+n_embd = 64
+block_size = 64
+batch_size = 16
+gradient_accumulation_steps = 1
+max_iters = 800
+learning_rate = 0.003
+min_lr = 0.0003
+warmup_iters = 40
+lr_decay_iters = 800
+schedule = 'cosine'
+weight_decay = 0.1
+beta1 = 0.9
+beta2 = 0.95
+grad_clip = 0.0
+dropout = 0.0
+dtype = 'float32'
+vocab_size = 256
+eval_interval = 50
+eval_iters = 10
+seed = 1337
+n_params = 119104
+dataset_tokens = 2709027
+tokens_per_iter = 1024

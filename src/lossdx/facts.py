@@ -1,0 +1,124 @@
+"""Numbers derived from the config and the curves: what the seeds compute by hand.
+
+Parameter count of a GPT from its shape, tokens per step, tokens seen and epochs over the
+dataset, expected initial loss ln(V), compute C ~ 6ND. Each function is small and pinned by tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .model import Run
+
+
+def gpt_params(
+    n_layer: int,
+    n_embd: int,
+    vocab_size: int,
+    seq_len: int | None = None,
+    *,
+    bias: bool = False,
+    d_ff: int | None = None,
+    tied: bool = True,
+    learned_pos: bool = True,
+    gated_mlp: bool = False,
+    n_kv_heads: int | None = None,
+    n_head: int | None = None,
+) -> int:
+    """Parameters of a GPT-style decoder (nanoGPT counts wpe in, weights tied).
+
+    Example:
+        >>> gpt_params(12, 384, 50304, 1024)  # the seed's "125 M" model is ~40 M
+        40953216
+    """
+    d = n_embd
+    ff = d_ff if d_ff else 4 * d
+    kv = d if not (n_kv_heads and n_head) else d * n_kv_heads // n_head
+    attn = d * d + 2 * d * kv + d * d  # q, k, v, o
+    mlp = (3 if gated_mlp else 2) * d * ff
+    norms = 2 * (2 * d if bias else d)
+    biases = (d + 2 * kv + d + ff * (2 if gated_mlp else 1) + d) if bias else 0
+    per_layer = attn + mlp + norms + biases
+    emb = vocab_size * d * (1 if tied else 2)
+    pos = (seq_len or 0) * d if learned_pos else 0
+    final_norm = 2 * d if bias else d
+    return int(n_layer * per_layer + emb + pos + final_norm)
+
+
+def params_from_config(cfg: dict[str, Any]) -> int | None:
+    if cfg.get("n_params"):
+        return int(cfg["n_params"])
+    need = ("n_layer", "n_embd", "vocab_size")
+    if not all(cfg.get(k) for k in need):
+        return None
+    model_type = str(cfg.get("model_type") or "").lower()
+    llama_like = any(t in model_type for t in ("llama", "mistral", "qwen", "gemma", "phi3", "olmo"))
+    return gpt_params(
+        int(cfg["n_layer"]), int(cfg["n_embd"]), int(cfg["vocab_size"]), cfg.get("seq_len"),
+        bias=bool(cfg.get("bias", False)), d_ff=cfg.get("d_ff"),
+        tied=bool(cfg.get("tie_embeddings", not llama_like)), learned_pos=not llama_like,
+        gated_mlp=llama_like, n_kv_heads=cfg.get("n_kv_heads"), n_head=cfg.get("n_head"),
+    )
+
+
+def tokens_per_step(cfg: dict[str, Any]) -> int | None:
+    """batch x grad_accum x seq_len (x world size): 16 x 32 x 1024 = 524,288 in the seed."""
+    if cfg.get("tokens_per_step"):
+        return int(cfg["tokens_per_step"])
+    if cfg.get("global_batch_size") and cfg.get("seq_len"):
+        return int(cfg["global_batch_size"]) * int(cfg["seq_len"])
+    if cfg.get("batch_size") and cfg.get("seq_len"):
+        return int(cfg["batch_size"]) * int(cfg.get("grad_accum") or 1) * int(cfg["seq_len"]) * int(
+            cfg.get("world_size") or 1)
+    return None
+
+
+def compute_facts(run: Run) -> dict[str, Any]:
+    cfg = run.config
+    facts: dict[str, Any] = {}
+    loss = run.series.get("train/loss")
+    if loss is not None and len(loss):
+        finite = loss.finite()
+        facts["train_points"] = len(loss)
+        if len(finite):
+            facts["train_loss_first"] = round(float(finite.values[0]), 6)
+            facts["train_loss_last"] = round(float(finite.values[-1]), 6)
+            i = int(np.argmin(finite.values))
+            facts["train_loss_min"] = round(float(finite.values[i]), 6)
+            facts["train_loss_min_step"] = int(finite.steps[i])
+            facts["perplexity_last"] = _ppl(float(finite.values[-1]))
+        if len(loss) > 1:
+            facts["log_interval"] = int(np.median(np.diff(loss.steps)))
+    val = run.series.get("val/loss")
+    if val is not None and len(val.finite()):
+        fv = val.finite()
+        i = int(np.argmin(fv.values))
+        facts["val_points"] = len(val)
+        facts["val_loss_min"] = round(float(fv.values[i]), 6)
+        facts["val_loss_min_step"] = int(fv.steps[i])
+        facts["val_loss_last"] = round(float(fv.values[-1]), 6)
+    if cfg.get("vocab_size"):
+        facts["init_loss_expected"] = round(math.log(int(cfg["vocab_size"])), 4)
+    n = params_from_config(cfg)
+    if n:
+        facts["n_params"] = n
+    tps = tokens_per_step(cfg)
+    rng = run.step_range()
+    if tps:
+        facts["tokens_per_step"] = tps
+        if rng:
+            facts["tokens_seen"] = tps * (rng[1] + 1)
+            if cfg.get("dataset_tokens"):
+                facts["epochs_seen"] = round(facts["tokens_seen"] / int(cfg["dataset_tokens"]), 4)
+            if n:
+                facts["train_flops"] = float(6 * n * facts["tokens_seen"])
+        if n:
+            facts["chinchilla_tokens"] = 20 * n
+    return facts
+
+
+def _ppl(loss: float) -> float | None:
+    return round(math.exp(loss), 4) if loss < 700 else None

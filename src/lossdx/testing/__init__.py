@@ -1,0 +1,1 @@
+"""Helpers for tests, benchmarks and users' own tests: synthetic curves and fixture writers."""

@@ -1,0 +1,78 @@
+import math
+
+import pytest
+
+from lossdx.exceptions import CorruptLog
+from lossdx.readers import read, read_runs, sniff
+from lossdx.readers.tensorboard import masked_crc32c
+from lossdx.testing.events import record, scalar_event, write_events
+
+
+def _write(path, events):
+    with open(path, "wb") as fh:
+        write_events(fh, events)
+
+
+def test_crc32c_known_value():
+    # CRC-32C of "123456789" is 0xE3069283 (RFC 3720); masked per TFRecord
+    crc = 0xE3069283
+    assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_simple_value_and_tensor_scalars(tmp_path):
+    f = tmp_path / "events.out.tfevents.1.host"
+    evs = [scalar_event("train/loss", 5.0 - i * 0.5, i, 100.0 + i) for i in range(5)]
+    evs += [scalar_event("epoch_loss", 3.0 - i, i, tensor=True, plugin="scalars" if i == 0 else None)
+            for i in range(3)]
+    evs.append(scalar_event("train/lr", 1e-3, 4))
+    _write(f, evs)
+    assert sniff(str(f))[0] == "tensorboard"
+    run = read(str(f))
+    loss = run.series["train/loss"]
+    assert loss.steps.tolist() == [0, 1, 2, 3, 4]
+    assert loss.values.tolist() == [5.0, 4.5, 4.0, 3.5, 3.0]
+    assert loss.wall_times.tolist() == [100.0, 101.0, 102.0, 103.0, 104.0]
+    assert run.series["epoch_loss"].values.tolist() == [3.0, 2.0, 1.0]
+    assert run.series["train/lr"].values[0] == pytest.approx(1e-3)
+
+
+def test_non_scalar_plugins_are_ignored(tmp_path):
+    f = tmp_path / "events.out.tfevents.2.host"
+    _write(f, [scalar_event("loss", 1.0, 0), scalar_event("text_summary", 7.0, 0, tensor=True, plugin="text")])
+    run = read(str(f))
+    assert "text_summary" not in run.series
+
+
+def test_nan_scalars_are_kept(tmp_path):
+    f = tmp_path / "events.out.tfevents.3.host"
+    _write(f, [scalar_event("loss", v, i) for i, v in enumerate([2.0, float("nan"), float("inf")])])
+    vals = read(str(f)).series["train/loss"].values
+    assert vals[0] == 2.0 and math.isnan(vals[1]) and math.isinf(vals[2])
+
+
+def test_truncated_last_record_reads_up_to_it(tmp_path):
+    f = tmp_path / "events.out.tfevents.4.host"
+    good = b"".join(record(scalar_event("loss", 1.0 / (i + 1), i)) for i in range(10))
+    torn = record(scalar_event("loss", 0.01, 10))[:-7]
+    f.write_bytes(record(b"\x1a\x0dbrain.Event:2") + good + torn)
+    run = read(str(f))
+    assert run.series["train/loss"].steps.tolist() == list(range(10))
+    assert any("torn" in n for n in run.meta["notes"])
+
+
+def test_directory_with_several_runs(tmp_path):
+    for name, offset in (("version_0", 0.0), ("version_1", 1.0)):
+        d = tmp_path / name
+        d.mkdir()
+        _write(d / "events.out.tfevents.5.host", [scalar_event("loss", offset + 3 - i, i) for i in range(3)])
+    runs = read_runs(str(tmp_path))
+    assert sorted(r.meta["run_name"] for r in runs) == ["version_0", "version_1"]
+    picked = read(str(tmp_path), run="version_1")
+    assert picked.series["train/loss"].values.tolist() == [4.0, 3.0, 2.0]
+
+
+def test_garbage_after_valid_header_is_an_input_error(tmp_path):
+    f = tmp_path / "events.out.tfevents.6.host"
+    f.write_bytes(record(b"\x1a\x0dbrain.Event:2") + b"\xff" * 40)
+    with pytest.raises(CorruptLog):
+        read(str(f))

@@ -1,0 +1,200 @@
+"""Each text dialect on small real-shaped samples, with the exact (step, value) pairs expected."""
+
+import math
+
+import pytest
+
+from lossdx.exceptions import CorruptLog
+from lossdx.readers import read_runs, sniff
+
+
+def _read(tmp_path, text, name="log.txt"):
+    f = tmp_path / name
+    f.write_text(text)
+    runs = read_runs(str(f))
+    return runs[0] if len(runs) == 1 else runs
+
+
+def pts(run, key):
+    return [(s, float(f"{v:.12g}") if math.isfinite(v) else str(v)) for s, v in run.series[key].points()]
+
+
+def test_nanogpt(tmp_path):
+    run = _read(tmp_path, """number of parameters: 13.87M
+step 0: train loss 9.0729, val loss 9.0559
+iter 0: loss 9.0886, time 37.62ms, mfu -100.00%
+iter 10: loss 7.1132, time 42.14ms, mfu 1.64%
+step 50: train loss 3.8485, val loss 4.2067
+iter 50: loss 3.7566, time 46.25ms, mfu 1.49%
+""")
+    assert run.source["format"] == "nanogpt"
+    assert pts(run, "train/loss") == [(0, 9.0886), (10, 7.1132), (50, 3.7566)]
+    assert pts(run, "val/loss") == [(0, 9.0559), (50, 4.2067)]
+    assert pts(run, "train/loss_eval") == [(0, 9.0729), (50, 3.8485)]
+    assert pts(run, "perf/mfu") == [(10, 1.64), (50, 1.49)]  # nanoGPT's -100% placeholder dropped
+
+
+def test_nanogpt_with_timestamps_and_quote_marks(tmp_path):
+    run = _read(tmp_path, "> 2023-03-22 09:30:39 iter 2920: loss 3.9883, time 1099.34ms, mfu 15.34%\n>\n"
+                          "> 2023-03-22 09:30:50 iter 2930: loss nan, time 1097.30ms, mfu 15.34%\n")
+    assert pts(run, "train/loss") == [(2920, 3.9883), (2930, "nan")]
+
+
+def test_build_nanogpt_stdout_val_belongs_to_next_step(tmp_path):
+    run = _read(tmp_path, """validation loss: 10.9522
+HellaSwag accuracy: 2497/10042=0.2487
+step     0 | loss: 10.955010 | lr 8.3916e-07 | norm: 15.3421 | dt: 23547.83ms | tok/sec: 22264.81
+step     1 | loss: 10.902707 | lr 1.6783e-06 | norm: 14.8630 | dt: 410.25ms | tok/sec: 1277966.93
+validation loss: 6.1696
+step     2 | loss: 10.803959 | lr 2.5175e-06 | norm: 14.4641 | dt: 416.93ms | tok/sec: 1257492.99
+""")
+    assert run.source["format"] == "buildnanogpt"
+    assert pts(run, "train/loss") == [(0, 10.95501), (1, 10.902707), (2, 10.803959)]
+    assert pts(run, "val/loss") == [(0, 10.9522), (2, 6.1696)]
+    assert pts(run, "train/lr") == [(0, 8.3916e-07), (1, 1.6783e-06), (2, 2.5175e-06)]
+    assert pts(run, "train/grad_norm")[0] == (0, 15.3421)
+    assert pts(run, "perf/step_time")[1] == (1, 410.25)
+
+
+def test_build_nanogpt_logtxt(tmp_path):
+    run = _read(tmp_path, "0 val 10.9519\n0 hella 0.2487\n0 train 10.955011\n1 train 10.935991\n")
+    assert run.source["format"] == "buildnanogpt_logtxt"
+    assert pts(run, "train/loss") == [(0, 10.955011), (1, 10.935991)]
+    assert pts(run, "val/loss") == [(0, 10.9519)]
+
+
+def test_modded_nanogpt_nan_step_avg_is_not_a_nan_loss(tmp_path):
+    run = _read(tmp_path, """step:0/5100 val_loss:16.0280 train_time:475ms step_avg:nanms
+step:1/5100 train_loss:16.0268 train_time:35679ms step_avg:nanms
+step:2/5100 train_loss:9.5039 train_time:35770ms step_avg:35.50ms
+step:125/1750 val_loss:4.66393 train_time:22.870s step_avg:182.95ms
+""")
+    assert run.source["format"] == "modded_nanogpt"
+    assert pts(run, "train/loss") == [(1, 16.0268), (2, 9.5039)]
+    assert pts(run, "val/loss") == [(0, 16.028), (125, 4.66393)]
+    assert all(math.isfinite(v) for v in run.series["perf/step_time"].values)
+    assert pts(run, "perf/train_time_ms")[-1] == (125, 22870.0)
+
+
+def test_llmc(tmp_path):
+    run = _read(tmp_path, "s:0 tel:11.0092\ns:0 trl:11.0091 lr:0.000001 norm:15.37\ns:1 trl:10.9598 lr:0.000002 norm:15.24\n")
+    assert run.source["format"] == "llmc"
+    assert pts(run, "train/loss") == [(0, 11.0091), (1, 10.9598)]
+    assert pts(run, "val/loss") == [(0, 11.0092)]
+    assert pts(run, "train/grad_norm") == [(0, 15.37), (1, 15.24)]
+
+
+MEGATRON = """[default7]: iteration    31218/  115311 | consumed samples:     47776688 | consumed tokens:  97846657024 | elapsed time per iteration (s): 107.53 | learning rate: 5.279E-05 | global batch size:  2048 | lm loss: 2.345279E+00 | grad norm: 145.119 | num zeros: 0.0 | number of skipped iterations:   0 | number of nan iterations:   0 |
+[default7]: iteration    31219/  115311 | consumed samples:     47778736 | consumed tokens:  97850851328 | elapsed time per iteration (s): 106.36 | learning
+ rate: 5.279E-05 | global batch size:  2048 | lm loss: 5.098124E+00 | grad norm: 960.351 | num zeros: 0.0 | number of skipped iterations:   0 | number of nan
+iterations:   0 |
+------------------------------------------------------------------------------------------------
+ validation loss at iteration 31220 | lm loss value: 2.174200E+00 | lm loss PPL: 8.795315E+00 |
+------------------------------------------------------------------------------------------------
+[2022-01-19 13:09:13,305] [INFO] [stage_1_and_2.py:1644:step] [deepscale] OVERFLOW! Rank 0 Skipping step. Attempted loss scale: 1048576.0, reducing to 524288.0
+ iteration    31220/  115311 | consumed samples:     47780784 | elapsed time per iteration (ms): 106360.0 | learning rate: 5.279E-05 | global batch size:  2048 | loss scale: 524288.0 | grad norm: 960.351 | number of skipped iterations:   1 | number of nan iterations:   1 |
+"""
+
+
+def test_megatron_wrapped_lines_validation_overflow_and_nan_iteration(tmp_path):
+    run = _read(tmp_path, MEGATRON)
+    assert run.source["format"] == "megatron"
+    assert pts(run, "train/loss") == [(31218, 2.345279), (31219, 5.098124), (31220, "nan")]
+    assert pts(run, "val/loss") == [(31220, 2.1742)]
+    assert pts(run, "train/grad_norm")[:2] == [(31218, 145.119), (31219, 960.351)]
+    assert pts(run, "train/lr")[1] == (31219, 5.279e-05)  # "learning\n rate" re-joined
+    assert pts(run, "perf/step_time") == [(31218, 107530.0), (31219, 106360.0), (31220, 106360.0)]
+    assert pts(run, "train/overflow") == [(31220, 1.0)]
+    assert pts(run, "train/loss_scale") == [(31220, 524288.0)]
+    assert pts(run, "train/tokens")[0] == (31218, 97846657024.0)
+
+
+def test_fairseq_layouts(tmp_path):
+    run = _read(tmp_path, """| epoch 008 | loss 6.326 | nll_loss 5.193 | ppl 36.58 | wps 12876 | num_updates 21896 | lr 0.000213706 | gnorm 1.201 | clip 0%
+| epoch 008 | valid on 'valid' subset | valid_loss 6.43844 | valid_nll_loss 5.23288 | valid_ppl 37.61 | num_updates 21896 | best 6.43844
+| epoch 009:   1000 / 2737 loss=6.220, nll_loss=5.070, ppl=33.60, wps=12800, num_updates=22897, lr=0.000208983, gnorm=1.242, clip=0%, oom=0
+""")
+    assert run.source["format"] == "fairseq"
+    assert pts(run, "train/loss") == [(22897, 6.22)]
+    assert pts(run, "train/loss_epoch") == [(21896, 6.326)]
+    assert pts(run, "val/loss") == [(21896, 6.43844)]
+    assert pts(run, "train/grad_norm") == [(21896, 1.201), (22897, 1.242)]
+
+
+def test_fairseq_tqdm(tmp_path):
+    run = _read(tmp_path, "epoch 002:  18%|▏| 1386/7494 [06:49<29:04,  3.50it/s, loss=nan, nll_loss=nan, ppl=nan, "
+                          "wps=216.1, ups=3.4, num_updates=8880, lr=1.71077e-05, gnorm=nan, clip=0\n"
+                          "epoch 002:  19%|▏| 1387/7494 [06:49<28:22,  3.59it/s, loss=2.5, nll_loss=2, ppl=4, "
+                          "wps=216, ups=3.4, num_updates=8881, lr=1.71062e-05, gnorm=1.5, clip=0\n")
+    assert pts(run, "train/loss") == [(8880, "nan"), (8881, 2.5)]
+
+
+def test_hf_console_dicts(tmp_path):
+    run = _read(tmp_path, """{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 0.0005142857142857142, 'epoch': 0.01}
+{'loss': 1.28,  'grad_norm':     9.78}
+{'eval_loss': 1.5, 'eval_runtime': 3.2, 'epoch': 0.02}
+{'train_runtime': 100.0, 'train_loss': 0.7, 'epoch': 1.0}
+""")
+    assert run.source["format"] == "hf_console"
+    assert pts(run, "train/loss") == [(0, 0.0), (1, 1.28)]
+    assert pts(run, "train/grad_norm") == [(0, "nan"), (1, 9.78)]
+    assert pts(run, "val/loss") == [(1, 1.5)]
+
+
+def test_keras_fit(tmp_path):
+    run = _read(tmp_path, """Epoch 1/150
+517/518 [============================>.] - ETA: 0s - loss: 9.2551
+518/518 [==============================] - 561s 1s/step - loss: 9.2517 - val_loss: 7.3800
+Epoch 2/150
+518/518 [==============================] - 540s 1s/step - loss: 7.1810 - val_loss: 6.6189
+""")
+    assert pts(run, "train/loss") == [(1, 9.2517), (2, 7.181)]
+    assert pts(run, "val/loss") == [(1, 7.38), (2, 6.6189)]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Iter 25: Train loss 1.593, Learning Rate 7.000e-05, It/sec 0.999\nIter 50: Train loss 1.406, Learning Rate 7.000e-05\n",
+     [(25, 1.593), (50, 1.406)]),
+    ("I0515 11:05:31.873651 37636 solver.cpp:239] Iteration 0 (-nan iter/s, 26.7698s/20 iters), loss = 6.91161\n"
+     "I0515 11:05:51.320263 37636 solver.cpp:239] Iteration 20 (1.02848 iter/s, 19.4461s/20 iters), loss = 6.90501\n",
+     [(0, 6.91161), (20, 6.90501)]),
+    ("924/9500 (epoch 4.863), train_loss = 1.63392434, grad/param norm = 3.0235e-02, time/batch = 0.1694s\n"
+     "925/9500 (epoch 4.868), train_loss = 1.61581607, grad/param norm = 2.8926e-02, time/batch = 0.1699s\n",
+     [(924, 1.63392434), (925, 1.61581607)]),
+    ("Epoch: [21][1390/1930]  Time 0.690 (0.986)  Data 0.004 (0.009)  Loss 2.5681 (10.9521)\n"
+     "Epoch: [21][1391/1930]  Time 0.782 (0.986)  Data 0.004 (0.009)  Loss 4.3603 (10.9519)\n",
+     [(21 * 1930 + 1390, 2.5681), (21 * 1930 + 1391, 4.3603)]),
+    ("step 12972 \t loss = 0.428, (1.019 sec/step)\nstep 12973 \t loss = 0.737, (1.016 sec/step)\n",
+     [(12972, 0.428), (12973, 0.737)]),
+    ("000 epoch, 00000 iter, average time 7.0951, loss 37.2266\n000 epoch, 02000 iter, average time 0.6359, loss nan\n",
+     [(0, 37.2266), (2000, "nan")]),
+])
+def test_generic_dialects(tmp_path, text, expected):
+    assert pts(_read(tmp_path, text), "train/loss") == expected
+
+
+def test_pasted_runs_are_split_when_the_step_counter_starts_over(tmp_path):
+    runs = _read(tmp_path, "step 0, loss: 10.9\nstep 1, loss: 9.5\nstep 2, loss: 8.0\n"
+                           "step 0, loss: 11.0\nstep 1, loss: 10.2\n")
+    assert [len(r.series["train/loss"]) for r in runs] == [3, 2]
+    assert [r.meta["run_name"] for r in runs] == ["run 1", "run 2"]
+
+
+def test_pasted_table(tmp_path):
+    run = _read(tmp_path, "Epoch\ttrain/loss (avg)\tval/loss\t\n0\t0.1554\t0.1907\t\n1\t0.1108\t**0.2017**\tval jumps UP\n")
+    assert pts(run, "train/loss") == [(0, 0.1554), (1, 0.1108)]
+    assert pts(run, "val/loss") == [(0, 0.1907), (1, 0.2017)]
+
+
+def test_text_without_loss_is_an_input_error(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text("hello world\nthis is not a training log\naccuracy went up\n")
+    with pytest.raises(CorruptLog):
+        read_runs(str(f))
+
+
+def test_sniffing_ignores_the_file_name(tmp_path):
+    f = tmp_path / "metrics.csv"  # a nanoGPT log with a misleading name
+    f.write_text("iter 0: loss 9.0886, time 37.62ms, mfu -100.00%\niter 10: loss 7.1132, time 42.14ms, mfu 1.64%\n")
+    assert sniff(str(f))[0] == "text"
+    assert read_runs(str(f))[0].source["format"] == "nanogpt"
