@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import CorruptLog
-from ..keys import canonical, is_step_name, pick_step_name
+from ..keys import ALIASES, canonical, is_step_name, pick_step_name
 from ..model import Run, Series
 from .base import decode_text, ensure_loss, make_run
 
@@ -197,10 +197,12 @@ def read(path: str) -> list[Run]:
     meta: dict = {}
     if not any(k == "train/loss" or k == "val/loss" or "loss" in k for k in series):
         # a W&B chart export names the metric only in the file name (train_loss.csv): one run per column
+        # ... and only when the columns are run names, not metrics we know
         stem_words = os.path.splitext(os.path.basename(path))[0].lower()
-        stem = ("val/loss" if re.search(r"(val|valid|eval|validation)[_\-/ ]?loss", stem_words)
-                else "train/loss" if "loss" in stem_words else "")
-        if stem and len(value_cols) >= 1:
+        stem = ("val/loss" if re.search(r"(^|[^a-z])(val|valid|eval|validation)[_\-/ ]?loss([^a-z]|$)", stem_words)
+                else "train/loss" if re.search(r"(^|[^a-z])(train[_\- ]?)?loss([^a-z]|$)", stem_words) else "")
+        known = set(ALIASES.values())
+        if stem and value_cols and not any(canonical(h) in known for h in value_cols):
             runs = []
             for h, col in value_cols.items():
                 s = _series_from_columns({stem: col}, steps, {})

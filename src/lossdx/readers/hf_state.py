@@ -96,7 +96,7 @@ def read(path: str) -> list[Run]:
     if logging_steps is None and loss is not None and len(loss) > 2:
         # older trainer_state.json files lack logging_steps: the logging interval is the window
         window = int(np.median(np.diff(loss.steps)))
-        meta["log_window"] = max(1, window)
+        run.meta["log_window"] = max(1, window)
         if window > 1:
-            meta["notes"].insert(0, f"train loss is a mean over ~{window}-step windows (HF logging interval)")
+            run.meta["notes"].insert(0, f"train loss is a mean over ~{window}-step windows (HF logging interval)")
     return [ensure_loss(run, path)]

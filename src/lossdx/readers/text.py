@@ -405,6 +405,10 @@ def sniff(head: bytes, path: str) -> float:
     return min(0.8, 0.2 + 0.6 * score)
 
 
+def _is_eval_record(values: dict[str, float]) -> bool:
+    return all(k.startswith(("eval", "val")) or k == "epoch" for k in values)
+
+
 def parse_lines(lines: list[str], fmt_name: str) -> list[SeriesBuilder]:
     """Parse lines in one format; a step counter that starts over begins a new run (logs of
     several runs pasted together), while a step that goes back part-way is a resume and overwrites."""
@@ -412,45 +416,45 @@ def parse_lines(lines: list[str], fmt_name: str) -> list[SeriesBuilder]:
     parse = _KerasState() if fmt_name == "keras" else fmt.parse
     if fmt_name == "megatron":
         lines = _join_megatron(lines)
+    records = [r for r in map(parse, lines) if r is not None]
+    if not records:
+        return []
+    if all(r.step is None for r in records):
+        # a log with no steps at all (HF console dicts, pasted excerpts): number the train records in
+        # order; an eval record belongs to the step it follows
+        b = SeriesBuilder()
+        counter = -1
+        for r in records:
+            if counter < 0 or not _is_eval_record(r.values):
+                counter += 1
+            b.add_many(counter, r.values)
+        return [b]
     segments: list[SeriesBuilder] = [SeriesBuilder()]
     b = segments[0]
     first_step: float | None = None
     last_step: float | None = None
     pending: list[dict[str, float]] = []
-    counter = 0
-    saw_step = False
-    for ln in lines:
-        rec = parse(ln)
-        if rec is None:
-            continue
+    for rec in records:
         if rec.step is None:
             if rec.step_after or last_step is None:
                 pending.append(rec.values)  # belongs to the next step line
-                continue
-            if saw_step or (counter and all(k.startswith(("eval", "val")) or k == "epoch" for k in rec.values)):
-                b.add_many(last_step, rec.values)  # an eval record belongs to the step it follows
-            else:  # a log with no steps at all: records are numbered in order
-                b.add_many(counter, rec.values)
-                last_step = counter
-                counter += 1
+            else:
+                b.add_many(last_step, rec.values)  # context: the step printed last
             continue
-        if saw_step and last_step is not None and first_step is not None and rec.step < last_step \
+        if last_step is not None and first_step is not None and rec.step < last_step \
                 and rec.step <= first_step and len(b):
             b = SeriesBuilder()
             segments.append(b)
             first_step = None
         if first_step is None:
             first_step = rec.step
-        saw_step = True
         for vals in pending:
             b.add_many(rec.step, vals)
         pending.clear()
         b.add_many(rec.step, rec.values)
         last_step = rec.step
-    if pending:
-        start = 0 if last_step is None else last_step + (0 if saw_step else 1)
-        for i, vals in enumerate(pending):
-            b.add_many(start if saw_step else start + i, vals)
+    for vals in pending:  # trailing records with nothing after them: the last step
+        b.add_many(last_step, vals)
     return [seg for seg in segments if len(seg)]
 
 
