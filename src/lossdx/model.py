@@ -41,7 +41,7 @@ class Series:
         s = np.asarray(steps, dtype=np.float64)
         v = np.asarray(values, dtype=np.float64)
         w = None if wall_times is None else np.asarray(wall_times, dtype=np.float64)
-        if s.size and (np.any(np.diff(s) <= 0)):
+        if s.size > 1 and not bool((s[1:] > s[:-1]).all()):
             # stable sort, then keep the last occurrence of each step: a resumed run overwrites
             order = np.argsort(s, kind="stable")
             s, v = s[order], v[order]
@@ -99,6 +99,11 @@ class SeriesBuilder:
         self._steps: dict[str, list[float]] = {}
         self._values: dict[str, list[float]] = {}
         self._walls: dict[str, list[float]] = {}
+        self._arrays: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {}
+
+    def add_arrays(self, name: str, steps: np.ndarray, values: np.ndarray, wall_times: np.ndarray | None = None) -> None:
+        """Add many points at once (readers with a vectorised fast path)."""
+        self._arrays.setdefault(name, []).append((steps, values, wall_times))
 
     def add(self, name: str, step: float, value: float, wall_time: float | None = None) -> None:
         self._steps.setdefault(name, []).append(step)
@@ -111,16 +116,25 @@ class SeriesBuilder:
             self.add(name, step, value, wall_time)
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._values.values())
+        return sum(len(v) for v in self._values.values()) + sum(
+            len(a[0]) for chunks in self._arrays.values() for a in chunks)
 
     def names(self) -> list[str]:
-        return list(self._values)
+        return list(dict.fromkeys([*self._values, *self._arrays]))
 
     def build(self) -> dict[str, Series]:
         out: dict[str, Series] = {}
-        for name, steps in self._steps.items():
-            walls = self._walls.get(name)
-            if walls is not None and len(walls) != len(steps):
-                walls = None
-            out[name] = Series.from_points(name, steps, self._values[name], walls)
+        for name in self.names():
+            parts = list(self._arrays.get(name, []))
+            if name in self._steps:
+                walls = self._walls.get(name)
+                if walls is not None and len(walls) != len(self._steps[name]):
+                    walls = None
+                parts.append((np.asarray(self._steps[name], dtype=np.float64),
+                              np.asarray(self._values[name], dtype=np.float64),
+                              None if walls is None else np.asarray(walls, dtype=np.float64)))
+            steps = np.concatenate([p[0] for p in parts])
+            values = np.concatenate([p[1] for p in parts])
+            wall = None if any(p[2] is None for p in parts) else np.concatenate([p[2] for p in parts])
+            out[name] = Series.from_points(name, steps, values, wall)
         return out
