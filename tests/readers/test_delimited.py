@@ -44,3 +44,55 @@ def test_tsv(tmp_path):
     run = read(str(f))
     assert run.series["train/loss"].points() == [(0, 3.0), (10, 2.0)]
     assert run.series["val/loss"].points() == [(10, 2.5)]
+
+
+def _big_csv(path, n=60_000):
+    import random
+
+    rnd = random.Random(1)
+    with open(path, "w") as fh:
+        fh.write("epoch,step,train_loss,grad_norm,lr-AdamW,val_loss\n")
+        for i in range(n):
+            loss = f"{2 + rnd.random():.9f}" if i % 977 else "nan"
+            val = f"{rnd.random() * 3:.6e}" if i % 50 == 0 else ""
+            fh.write(f'{i // 1000},{i},{loss},"{rnd.random():.17g}",{3e-4 * rnd.random():.6e},{val}\n')
+            if i == n // 2:
+                fh.write("\n")
+    return path
+
+
+def test_native_and_numpy_paths_agree_exactly(tmp_path, monkeypatch):
+    import numpy as np
+
+    from lossdx.readers import delimited
+
+    path = str(_big_csv(tmp_path / "metrics.csv"))
+    assert (tmp_path / "metrics.csv").stat().st_size > (1 << 20)
+    fast = read(path)
+    monkeypatch.setattr(delimited, "_fastcsv", None)
+    slow = read(path)
+    assert sorted(fast.series) == sorted(slow.series)
+    for k in fast.series:
+        assert np.array_equal(fast.series[k].steps, slow.series[k].steps), k
+        assert np.array_equal(fast.series[k].values, slow.series[k].values, equal_nan=True), k
+    assert len(fast.series["val/loss"]) == 60_000 // 50
+
+
+def test_native_parser_is_exact_and_strict():
+    import numpy as np
+    import pytest
+
+    from lossdx.readers import delimited
+
+    if delimited._fastcsv is None:
+        pytest.skip("C accelerator not built")
+    texts = ["0.1", "1e-7", "123456789012345678901234", "2.2250738585072014e-308", "-0", "3.14159265358979323846",
+             "NaN", "-inf", "Infinity", "7", ".5", "5.", "1E+3", "9007199254740993"]
+    body = ("\n".join(texts) + "\n").encode()
+    dst = np.empty(len(texts))
+    assert delimited._fastcsv.parse_into(body, ",", 1, -1.0, dst) == len(texts)
+    for t, v in zip(texts, dst):
+        ref = float(t)
+        assert (np.isnan(v) and np.isnan(ref)) or v == ref, t
+    for bad in (b"1,2\n", b"abc\n", b"1e\n", b"--1\n", b"1.2.3\n"):
+        assert delimited._fastcsv.parse_into(bad, ",", 1, 0.0, np.empty(4)) == -1, bad

@@ -76,3 +76,27 @@ def test_garbage_after_valid_header_is_an_input_error(tmp_path):
     f.write_bytes(record(b"\x1a\x0dbrain.Event:2") + b"\xff" * 40)
     with pytest.raises(CorruptLog):
         read(str(f))
+
+
+def test_records_cut_by_block_edges_are_read_whole(tmp_path, monkeypatch):
+    from lossdx.readers import tensorboard
+
+    f = tmp_path / "events.out.tfevents.7.host"
+    evs = [scalar_event("train/loss", 1.0 + i, i, float(i)) for i in range(300)]
+    evs += [scalar_event("val/loss", 2.0 + i, i * 10, tensor=True, plugin="scalars") for i in range(30)]
+    _write(f, evs)
+    whole = read(str(f))
+    monkeypatch.setattr(tensorboard, "_BLOCK", 37)  # every record straddles some block edge
+    cut = read(str(f))
+    for key in ("train/loss", "val/loss"):
+        assert cut.series[key].points() == whole.series[key].points()
+    assert not cut.meta["notes"]
+
+
+def test_big_steps_and_long_tags_use_the_general_path(tmp_path):
+    f = tmp_path / "events.out.tfevents.8.host"
+    tag = "a/" + "x" * 200 + "/loss"  # tag longer than 127 bytes: two-byte length varint
+    _write(f, [scalar_event(tag, 0.5, 10**12), scalar_event("loss", 0.25, 2**40 + 3)])
+    run = read(str(f))
+    assert run.series["train/loss"].points() == [(2**40 + 3, 0.25)]
+    assert any(s.points() == [(10**12, 0.5)] for s in run.series.values())

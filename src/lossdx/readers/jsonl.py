@@ -17,7 +17,7 @@ from ..keys import canonical, pick_step_name
 from ..model import Run, Series
 from .base import decode_text, ensure_loss, make_run
 
-CHUNK_LINES = 50_000
+CHUNK_LINES = 20_000
 
 
 def sniff(head: bytes, path: str) -> float:
@@ -75,16 +75,17 @@ class _Columns:
             self.parts.setdefault(k, []).append((self.rows, arr, present))
         self.rows += len(rows)
 
-    def arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        values, present = {}, {}
-        for k, parts in self.parts.items():
-            v = np.full(self.rows, np.nan)
-            p = np.zeros(self.rows, dtype=bool)
-            for offset, arr, mask in parts:
-                v[offset:offset + arr.size] = arr
+    def pop_column(self, k: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """(values, present mask or None when every row has the key); frees the chunks as it goes."""
+        parts = self.parts.pop(k)
+        v = np.full(self.rows, np.nan)
+        full = sum(arr.size for _o, arr, mask in parts if mask is None) == self.rows
+        p = None if full else np.zeros(self.rows, dtype=bool)
+        for offset, arr, mask in parts:
+            v[offset:offset + arr.size] = arr
+            if p is not None:
                 p[offset:offset + arr.size] = True if mask is None else mask
-            values[k], present[k] = v, p
-        return values, present
+        return v, p
 
 
 def _parse_chunk(lines: list[str], bad: list[int]) -> list[dict]:
@@ -140,19 +141,28 @@ def read(path: str) -> list[Run]:
                 cols.add_chunk(_flatten(rows))
     if cols.rows == 0:
         raise CorruptLog(f"{path}: no JSON object lines")
-    values, present = cols.arrays()
-    step_key = pick_step_name(sorted(values))
-    steps = values.pop(step_key) if step_key else np.arange(cols.rows, dtype=np.float64)
+    step_key = pick_step_name(sorted(cols.parts))
     if step_key:
-        present_steps = present.pop(step_key)
-        steps = np.where(present_steps, steps, np.nan)
+        steps, step_present = cols.pop_column(step_key)
+        if step_present is not None:
+            steps[~step_present] = np.nan
+    else:
+        steps = np.arange(cols.rows, dtype=np.float64)
+    step_ok = np.isfinite(steps)
+    all_steps = bool(step_ok.all())
+    # the common large file: every row has a step, strictly increasing -> one int copy shared by all
+    int_steps = steps.astype(np.int64) if all_steps and bool((steps[1:] > steps[:-1]).all()) else None
     series: dict[str, Series] = {}
-    for k, v in values.items():
-        ok = present[k] & np.isfinite(steps)
-        if not ok.any():
-            continue
+    for k in sorted(cols.parts):
+        v, present = cols.pop_column(k)
         key = canonical(k)
-        s = Series.from_points(key, steps[ok], v[ok])
+        if present is None and int_steps is not None:
+            s = Series(key, int_steps, v)
+        else:
+            ok = step_ok if present is None else present & step_ok
+            if not ok.any():
+                continue
+            s = Series.from_points(key, steps[ok], v[ok])
         if key not in series or len(series[key]) < len(s):
             series[key] = s
     meta = {"notes": [f"{len(bad)} unparseable line(s) skipped"]} if bad else {}

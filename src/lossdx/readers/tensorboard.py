@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from array import array
 
 import numpy as np
 
@@ -184,29 +185,64 @@ def _plugin_name(buf: bytes, pos: int, end: int) -> str:
     return ""
 
 
+_BLOCK = 16 << 20
+
+
 def read_events(path: str, builder: SeriesBuilder, plugins: dict[str, str]) -> dict:
-    """Add every scalar of one event file to ``builder``; return facts about the read."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as err:
-        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
-    if len(data) >= 12 and not sniff(data[:12], path):
-        raise CorruptLog(f"{path}: not a TensorBoard event file (bad record header)")
-    pos, n = 0, len(data)
+    """Add every scalar of one event file to ``builder``; return facts about the read.
+
+    The file is read in 16 MB blocks (a record cut by a block edge waits for the next block), so
+    memory stays flat however long the run was.
+    """
+    fast: dict[bytes, tuple[array, bytearray, bytearray]] = {}  # tag -> (steps, float32s, float64 walls)
     records = 0
     truncated = False
+    try:
+        fh = open(path, "rb")
+    except OSError as err:
+        raise InputError(f"cannot read {path}: {err.strerror or err}") from None
+    with fh:
+        head = fh.read(12)
+        if len(head) >= 12 and not sniff(head, path):
+            raise CorruptLog(f"{path}: not a TensorBoard event file (bad record header)")
+        carry = head
+        while True:
+            block = fh.read(_BLOCK)
+            data = carry + block if carry else block
+            final = not block
+            pos, n_rec, bad = _parse_records(data, final, builder, plugins, fast)
+            records += n_rec
+            carry = data[pos:]
+            if bad:
+                truncated = True
+                break
+            if final:
+                truncated = bool(carry)
+                break
+    for tag_bytes, (steps, values, walls) in fast.items():
+        tag = tag_bytes.decode("utf-8", "replace")
+        vals = np.frombuffer(bytes(values), dtype="<f4").astype(np.float64)
+        wall = np.frombuffer(bytes(walls), dtype="<f8").copy()
+        builder.add_arrays(tag, np.frombuffer(steps, dtype=np.int64).astype(np.float64), vals, wall)
+    return {"records": records, "truncated": truncated}
+
+
+def _parse_records(data: bytes, final: bool, builder: SeriesBuilder, plugins: dict[str, str],
+                   fast: dict) -> tuple[int, int, bool]:
+    """Parse the whole records in ``data``; return (bytes consumed, records, corrupt record met)."""
+    pos, n = 0, len(data)
+    records = 0
     add = builder.add
     unpack_f32, unpack_f64 = _F32.unpack_from, _F64.unpack_from
-    fast: dict[bytes, tuple[list, list, list]] = {}  # tag -> (steps, value bytes, wall bytes)
     simple = _SIMPLE_SCALAR.match
     while pos + 12 <= n:
         (length,) = _U64.unpack_from(data, pos)
         start = pos + 12
         end = start + length
-        if end + 4 > n or length > (1 << 26):
-            truncated = True
-            break
+        if length > (1 << 26):
+            return pos, records, True
+        if end + 4 > n:
+            break  # the rest of this record is in the next block (or the file was cut: final)
         pos = end + 4
         records += 1
         # fast path: one simple_value scalar, the layout torch / tensorboardX / TF1 write
@@ -217,10 +253,10 @@ def read_events(path: str, builder: SeriesBuilder, plugins: dict[str, str]) -> d
             if m.end() == end and len(tag_b) == tl and value_len[0] == tl + 7 and summary_len[0] == tl + 9:
                 lists = fast.get(tag_b)
                 if lists is None:
-                    lists = fast[tag_b] = ([], [], [])
+                    lists = fast[tag_b] = (array("q"), bytearray(), bytearray())
                 lists[0].append(step_b[0] if len(step_b) == 1 else _varint(step_b, 0)[0])
-                lists[1].append(value_b)
-                lists[2].append(wall_b)
+                lists[1].extend(value_b)
+                lists[2].extend(wall_b)
                 continue
         try:
             wall = 0.0
@@ -285,16 +321,8 @@ def read_events(path: str, builder: SeriesBuilder, plugins: dict[str, str]) -> d
                     if value is not None:
                         add(tag, step, value, wall)
         except (IndexError, ValueError, struct.error):
-            truncated = True  # a corrupt record: keep what came before it
-            break
-    if pos < n and not truncated:
-        truncated = True
-    for tag_bytes, (steps, values, walls) in fast.items():
-        tag = tag_bytes.decode("utf-8", "replace")
-        vals = np.frombuffer(b"".join(values), dtype="<f4").astype(np.float64)
-        wall = np.frombuffer(b"".join(walls), dtype="<f8")
-        builder.add_arrays(tag, np.asarray(steps, dtype=np.float64), vals, wall)
-    return {"records": records, "truncated": truncated}
+            return pos, records, True  # a corrupt record: keep what came before it
+    return pos, records, False
 
 
 def _event_files(path: str) -> dict[str, list[str]]:
