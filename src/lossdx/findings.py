@@ -8,7 +8,7 @@ from typing import Any
 #: The finding kinds of the report contract (docs/report-contract.md); phases are info findings.
 KINDS = (
     "nan", "spike", "divergence", "instability", "plateau", "slow_convergence", "overfitting", "init_loss",
-    "too_good", "lr_schedule", "grad_norm", "data_order", "throughput", "phase", "log_limit",
+    "too_good", "lr_schedule", "grad_norm", "data_order", "throughput", "config", "phase", "log_limit",
 )
 SEVERITIES = ("info", "warning", "error")
 

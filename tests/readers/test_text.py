@@ -72,7 +72,7 @@ step:125/1750 val_loss:4.66393 train_time:22.870s step_avg:182.95ms
     assert run.source["format"] == "modded_nanogpt"
     assert pts(run, "train/loss") == [(1, 16.0268), (2, 9.5039)]
     assert pts(run, "val/loss") == [(0, 16.028), (125, 4.66393)]
-    assert all(math.isfinite(v) for v in run.series["perf/step_time"].values)
+    assert all(math.isfinite(v) for v in run.series["perf/step_time_avg"].values)
     assert pts(run, "perf/train_time_ms")[-1] == (125, 22870.0)
 
 

@@ -171,11 +171,13 @@ def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
 
 def find_config_near(log_path: str) -> str | None:
     """A config file beside the log (or in the run directory), if there is one."""
-    base = log_path if os.path.isdir(log_path) else os.path.dirname(os.path.abspath(log_path))
-    for name in _CONFIG_NAMES:
-        p = os.path.join(base, name)
-        if os.path.isfile(p) and os.path.abspath(p) != os.path.abspath(log_path):
-            return p
+    base = os.path.abspath(log_path) if os.path.isdir(log_path) else os.path.dirname(os.path.abspath(log_path))
+    # beside the log, then the run directory above it (runs/exp3/tb/ -> runs/exp3/config.py)
+    for folder in (base, os.path.dirname(base)):
+        for name in _CONFIG_NAMES:
+            p = os.path.join(folder, name)
+            if os.path.isfile(p) and os.path.abspath(p) != os.path.abspath(log_path):
+                return p
     return None
 
 

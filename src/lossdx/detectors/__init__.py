@@ -1,4 +1,8 @@
-"""Detectors: online-first objects that turn metric series into findings."""
+"""Detectors: online-first objects that turn metric series into findings.
+
+``default_detectors()`` returns fresh instances (they hold state); extend with
+``analyze(run, detectors=[*default_detectors(), MyDetector()])``.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,33 @@ from typing import Sequence
 
 from ..findings import Finding
 from ..model import Run
-from .base import Detector
+from .base import Context, Detector
+from .config_check import ConfigCheckDetector
+from .curve import (DataOrderDetector, InitLossDetector, InstabilityDetector, OverfittingDetector, PhaseDetector,
+                    PlateauDetector, SlowConvergenceDetector, TooGoodDetector)
+from .divergence import DivergenceDetector
+from .loglimits import LogLimitsDetector
+from .nonfinite import NonFiniteDetector
+from .schedule import ClipSaturationDetector, LRScheduleDetector, ThroughputDetector
+from .spike import GradNormDetector, SpikeDetector
 
 
 def default_detectors() -> list[Detector]:
-    """Fresh instances of every built-in detector (they hold state)."""
-    return []
+    """Fresh instances of every built-in detector."""
+    return [
+        NonFiniteDetector(), SpikeDetector(), DivergenceDetector(), GradNormDetector(), PhaseDetector(),
+        PlateauDetector(), SlowConvergenceDetector(), OverfittingDetector(), InitLossDetector(), TooGoodDetector(),
+        DataOrderDetector(), InstabilityDetector(), LRScheduleDetector(), ClipSaturationDetector(),
+        ThroughputDetector(), ConfigCheckDetector(), LogLimitsDetector(),
+    ]
 
 
-def detect_all(run: Run, detectors: Sequence[Detector]) -> list[Finding]:
+def detect_all(run: Run, detectors: Sequence[Detector], context: Context | None = None) -> list[Finding]:
+    ctx = context or Context.from_run(run)
     findings: list[Finding] = []
     for det in detectors:
-        findings.extend(det.detect(run))
+        findings.extend(det.detect(run, ctx))
     return findings
 
 
-__all__ = ["Detector", "default_detectors", "detect_all"]
+__all__ = ["Context", "Detector", "default_detectors", "detect_all"]

@@ -109,7 +109,7 @@ def _parse_modded(line: str) -> Record | None:
         elif k == "step_avg":
             x = to_float(v) * scale
             if math.isfinite(x):
-                vals["perf/step_time"] = x
+                vals["perf/step_time_avg"] = x  # a running mean since the start, not the time of this step
         else:
             vals[k] = to_float(v)
     return Record(int(m.group(1)), vals) if vals else None

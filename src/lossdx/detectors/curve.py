@@ -1,0 +1,367 @@
+"""Whole-curve detectors of the loss: phases, plateau, slow convergence, overfitting, initial loss,
+too-good loss, data-order level shifts and growing instability."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..findings import Finding
+from ..model import Series
+from .base import fmt_num
+from .wholerun import WholeRunDetector, chunk_medians, clean, smoothed
+
+
+def _span_improvement(steps: np.ndarray, values: np.ndarray, a: float, b: float) -> float | None:
+    """Relative improvement of a robust linear fit of the points in [a, b] (positive = falling loss)."""
+    sel = (steps >= a) & (steps <= b)
+    if sel.sum() < 4:
+        return None
+    s, v = steps[sel].astype(float), values[sel]
+    slope, icpt = np.polyfit(s, v, 1)
+    start, end = slope * a + icpt, slope * b + icpt
+    level = abs(float(np.median(v))) or 1.0
+    return float((start - end) / level)
+
+
+class PhaseDetector(WholeRunDetector):
+    """Fast descent, steady descent and convergence, with the share of the run each takes."""
+
+    name = "phases"
+    requires = ("train/loss",)
+
+    def __init__(self, *, fast_share: float = 0.75, converged_within: float = 0.05) -> None:
+        self.fast_share = fast_share
+        self.converged_within = converged_within
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        steps, vals = clean(series.get("train/loss"))
+        if vals.size < 10:
+            return []
+        s, v = smoothed(steps, vals)
+        first, last = float(v[0]), float(v[-1])
+        drop = first - last
+        if drop <= 0.05 * abs(first):
+            return []
+        span = float(steps[-1] - steps[0]) or 1.0
+        fast_end = float(s[np.argmax(v <= first - self.fast_share * drop)])
+        # convergence: from where the curve stays within `converged_within` of the total drop from its end
+        above = np.flatnonzero(v > last + self.converged_within * drop)
+        conv_start = float(s[above[-1] + 1]) if above.size and above[-1] + 1 < s.size else float(s[-1])
+        conv_start = max(conv_start, fast_end)
+        bounds = [("fast_descent", float(steps[0]), fast_end), ("steady_descent", fast_end, conv_start),
+                  ("convergence", conv_start, float(steps[-1]))]
+        out = []
+        for name, a, b in bounds:
+            if b <= a and name != "fast_descent":
+                continue
+            share = (b - a) / span
+            phase = {"name": name, "start_step": int(a), "end_step": int(b), "share": round(share, 4)}
+            out.append(Finding("phase", "train/loss", int(a), int(b), "info",
+                               f"{name.replace('_', ' ')}: steps {int(a)}-{int(b)} ({100 * share:.1f}% of the run)",
+                               {"phase": phase}))
+        return out
+
+
+class PlateauDetector(WholeRunDetector):
+    """The loss stopped improving over the last part of the run while the optimizer was still moving."""
+
+    name = "plateau"
+    requires = ("train/loss", "val/loss", "train/lr")
+
+    def __init__(self, *, tail: float = 1 / 3, min_improvement: float = 0.015, band: float = 0.05,
+                 long_flat_share: float = 0.5, stuck_share: float = 0.6, min_long_improvement: float = 0.05) -> None:
+        self.min_long_improvement = min_long_improvement
+        self.tail = tail
+        self.min_improvement = min_improvement
+        self.band = band
+        self.long_flat_share = long_flat_share
+        self.stuck_share = stuck_share
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        vs, vv = clean(series.get("val/loss"))
+        ts, tv = clean(series.get("train/loss"))
+        if vv.size >= 6:
+            metric, steps, vals = "val/loss", vs, vv
+        elif tv.size >= 30:
+            metric, steps, vals = "train/loss", *smoothed(ts, tv)
+        else:
+            return []
+        a, b = float(steps[0]), float(steps[-1])
+        if b <= a:
+            return []
+        tail_start = b - self.tail * (b - a)
+        imp = _span_improvement(steps, vals, tail_start, b)
+        if imp is None:
+            return []
+        final = float(np.median(vals[-max(2, vals.size // 10):]))
+        out_of_band = np.flatnonzero(np.abs(vals - final) > self.band * abs(final))
+        flat_from = float(steps[out_of_band[-1] + 1]) if out_of_band.size and out_of_band[-1] + 1 < steps.size else b
+        long_flat = (b - flat_from) / (b - a) >= self.long_flat_share
+        long_imp = _span_improvement(steps, vals, a + (b - a) / 3, b)
+        slow_long = long_imp is not None and long_imp < self.min_long_improvement
+        if imp >= self.min_improvement and not long_flat and not slow_long:
+            return []
+        level = float(np.median(vals[steps >= tail_start]))
+        if level < 0.05:
+            return []  # near zero: memorisation / too-good territory, not a plateau
+        lr_s, lr_v = clean(series.get("train/lr"))
+        if lr_v.size >= 3 and lr_v.max() > 0:
+            tail_lr = lr_v[lr_s >= tail_start]
+            if tail_lr.size and float(np.mean(tail_lr)) < 0.05 * float(lr_v.max()):
+                return []  # the LR had already decayed to ~0: the run converged as scheduled
+        # when did it get stuck: the first point from which the curve stays near its final level
+        if long_flat:
+            start = flat_from
+        elif slow_long and imp >= self.min_improvement:
+            start = a + (b - a) / 3
+        else:
+            above = np.flatnonzero(vals > final + 0.02 * abs(final))
+            start = float(steps[above[-1] + 1]) if above.size and above[-1] + 1 < steps.size else tail_start
+            start = min(start, tail_start)
+        share = (b - start) / (b - a)
+        sev = "error" if share >= self.stuck_share else "warning"
+        return [Finding("plateau", metric, int(start), int(b), sev,
+                        f"{metric} stopped improving at ~{fmt_num(final)}: it changed {-100 * imp:+.1f}% over the last "
+                        f"{100 * self.tail:.0f}% of the run and has stayed near that level since step {int(start)} "
+                        f"({100 * share:.0f}% of the run)",
+                        {"level": final, "tail_improvement": imp, "two_thirds_improvement": long_imp,
+                         "flat_since": int(start), "flat_share": share})]
+
+
+class SlowConvergenceDetector(WholeRunDetector):
+    """A from-scratch run whose loss is still falling but far slower than a healthy fast-descent phase."""
+
+    name = "slow_convergence"
+    requires = ("train/loss", "val/loss")
+
+    def __init__(self, *, early_share: float = 0.1, min_early_drop: float = 0.25) -> None:
+        self.early_share = early_share
+        self.min_early_drop = min_early_drop
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        steps, vals = clean(series.get("train/loss"))
+        if vals.size < 20:
+            return []
+        vocab = self.context_.config.get("vocab_size")
+        s, v = smoothed(steps, vals)
+        first = float(vals[0])
+        if not vocab or first < 0.8 * math.log(int(vocab)):
+            return []  # only a from-scratch run (first loss ~ ln V) has a known fast-descent yardstick
+        a, b = float(s[0]), float(s[-1])
+        at_early = float(np.interp(a + self.early_share * (b - a), s, v))
+        early_drop = (first - at_early) / first
+        last = float(v[-1])
+        tail_imp = _span_improvement(s, v, b - (b - a) / 3, b)
+        if early_drop >= self.min_early_drop or last < 0.5 * first or tail_imp is None or tail_imp < 0.015:
+            return []
+        return [Finding("slow_convergence", "train/loss", int(a), int(b), "warning",
+                        f"after {100 * self.early_share:.0f}% of the run the loss had fallen only "
+                        f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
+                        f"their first 5-10% of steps) and it is still falling ({100 * tail_imp:.1f}% over the last "
+                        f"third): the run is far from converged at {fmt_num(last)}",
+                        {"first": first, "early_drop": early_drop, "last": last, "tail_improvement": tail_imp})]
+
+
+class OverfittingDetector(WholeRunDetector):
+    """Validation loss rising after its minimum while the training loss keeps falling."""
+
+    name = "overfitting"
+    requires = ("train/loss", "val/loss")
+
+    def __init__(self, *, min_rise: float = 0.03, error_rise: float = 0.1) -> None:
+        self.min_rise = min_rise
+        self.error_rise = error_rise
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        vs, vv = clean(series.get("val/loss"))
+        if vv.size < 4:
+            return []
+        i = int(np.argmin(vv))
+        after = vv.size - i - 1
+        if after < 2:
+            return []
+        vmin = float(vv[i])
+        end = float(np.mean(vv[-2:]))
+        rise = (end - vmin) / abs(vmin) if vmin else math.inf
+        if rise < self.min_rise or vv[-1] <= vmin * (1 + self.min_rise / 2):
+            return []
+        # a noisy validation curve (small eval sets, BatchNorm) wanders: the rise must stand out of that
+        noise = 1.4826 * float(np.median(np.abs(np.diff(vv)))) / np.sqrt(2.0)
+        if end - vmin < 2.0 * noise:
+            return []
+        ts, tv = clean(series.get("train/loss"))
+        train_note = ""
+        if tv.size >= 4:
+            ss, sv = smoothed(ts, tv)
+            t_at_min = float(np.interp(vs[i], ss, sv))
+            t_end = float(sv[-1])
+            if t_end > t_at_min * 1.05:
+                return []  # training loss rose too: that is divergence, not overfitting
+            train_note = f" while train loss went {fmt_num(t_at_min)} -> {fmt_num(t_end)}"
+        sev = "error" if rise >= self.error_rise else "warning"
+        return [Finding("overfitting", "val/loss", int(vs[i]), int(vs[-1]), sev,
+                        f"validation loss rose {100 * rise:.0f}% after its minimum {fmt_num(vmin)} at step {int(vs[i])} "
+                        f"(now {fmt_num(float(vv[-1]))}){train_note}",
+                        {"val_min": vmin, "val_min_step": int(vs[i]), "val_end": float(vv[-1]), "rise": rise,
+                         "points_after_min": after})]
+
+
+class InitLossDetector(WholeRunDetector):
+    """First loss far above ln(vocab_size): a broken initialisation or loss computation."""
+
+    name = "init_loss"
+    requires = ("train/loss",)
+
+    def __init__(self, *, warn_ratio: float = 1.2, error_ratio: float = 1.5) -> None:
+        self.warn_ratio = warn_ratio
+        self.error_ratio = error_ratio
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        steps, vals = clean(series.get("train/loss"))
+        vocab = self.context_.config.get("vocab_size")
+        if vals.size == 0 or not vocab or int(vocab) < 2:
+            return []
+        expected = math.log(int(vocab))
+        first = float(vals[0])
+        ratio = first / expected
+        if ratio < self.warn_ratio:
+            return []
+        sev = "error" if ratio >= self.error_ratio else "warning"
+        return [Finding("init_loss", "train/loss", int(steps[0]), int(steps[0]), sev,
+                        f"first loss {fmt_num(first)} is {ratio:.1f}x the {fmt_num(expected)} = ln({vocab}) of a "
+                        f"uniform prediction: the initial logits are far too large",
+                        {"first_loss": first, "expected": expected, "ratio": ratio, "vocab_size": int(vocab)})]
+
+
+class TooGoodDetector(WholeRunDetector):
+    """Loss near zero: memorisation, or targets that leak the input (then validation explodes)."""
+
+    name = "too_good"
+    requires = ("train/loss", "val/loss")
+
+    def __init__(self, *, near_zero: float = 0.05, share_of_first: float = 0.02) -> None:
+        self.near_zero = near_zero
+        self.share_of_first = share_of_first
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        steps, vals = clean(series.get("train/loss"))
+        if vals.size < 5:
+            return []
+        s, v = smoothed(steps, vals)
+        low = float(np.min(v))
+        first = float(vals[0])
+        if not (0 <= low < self.near_zero and low < self.share_of_first * abs(first)):
+            return []
+        at = int(s[int(np.argmax(v < self.near_zero))])
+        vs, vv = clean(series.get("val/loss"))
+        # leak pattern: validation far above a near-zero train loss and climbing away from its best
+        leak = vv.size >= 3 and float(vv[-1]) > 0.5 * abs(first) and float(vv[-1]) > 1.5 * float(np.min(vv))
+        vocab = self.context_.config.get("vocab_size")
+        language_model = bool(vocab) and int(vocab) >= 1000
+        if not leak and not language_model:
+            return []  # a classifier memorising its training set is normal; natural text never has ~0 loss
+        if leak:
+            msg = (f"train loss fell to {fmt_num(low)} (from {fmt_num(first)}) by step {at} while validation loss is "
+                   f"{fmt_num(float(vv[-1]))}: the targets are predictable from the inputs in training only "
+                   f"(leaked or misaligned labels)")
+        else:
+            msg = f"train loss fell to {fmt_num(low)} (from {fmt_num(first)}) by step {at}: near zero, check for memorisation or leakage"
+        return [Finding("too_good", "train/loss", at, int(steps[-1]), "error" if leak else "warning", msg,
+                        {"min_loss": low, "first_loss": first, "val_last": float(vv[-1]) if vv.size else None,
+                         "leak_pattern": bool(leak)})]
+
+
+class DataOrderDetector(WholeRunDetector):
+    """Level shifts of the loss that persist for many steps: batches ordered by domain, not shuffled.
+
+    Residuals around a slow trend are nearly independent when data is shuffled; with domain-ordered
+    data they come in long runs. The variance ratio of block means of the residuals measures that
+    (about 1 for independent noise).
+    """
+
+    name = "data_order"
+    requires = ("train/loss",)
+
+    def __init__(self, *, block: int = 8, min_ratio: float = 6.0, min_points: int = 200) -> None:
+        self.block = block
+        self.min_ratio = min_ratio
+        self.min_points = min_points
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        steps, vals = clean(series.get("train/loss"))
+        n = vals.size
+        if n < self.min_points or self.context_.points_averaged > 1:
+            return []  # window means (HF) average the shifts away; the test needs per-step points
+        start = n // 10  # skip the fast descent
+        x, st = vals[start:], steps[start:]
+        ts, tv = chunk_medians(st.astype(float), x, max(8, x.size // 75))
+        trend = np.interp(st.astype(float), ts, tv)
+        r = x - trend
+        m = self.block
+        k = r.size // m
+        if k < 20:
+            return []
+        means = r[: k * m].reshape(k, m).mean(axis=1)
+        var = float(np.var(r[: k * m]))
+        if var <= 0:
+            return []
+        ratio = float(np.var(means) * m / var)
+        if ratio < self.min_ratio:
+            return []
+        # the largest shifts between neighbouring blocks, for the message
+        block_steps = st[: k * m: m]
+        jumps = np.abs(np.diff(means))
+        top = np.sort(np.argsort(jumps)[-3:] + 1)
+        at = [int(block_steps[i]) for i in top]
+        return [Finding("data_order", "train/loss", int(st[0]), int(st[-1]), "warning",
+                        f"the loss shifts level and stays there for tens of steps (variance ratio {ratio:.0f}, ~1 when "
+                        f"batches are shuffled), e.g. around steps {', '.join(map(str, at))}: batches look ordered by "
+                        f"source/domain", {"variance_ratio": ratio, "block": m, "shift_steps": at})]
+
+
+class InstabilityDetector(WholeRunDetector):
+    """Training getting less stable over time: the gradient norm or the step-to-step loss noise grows."""
+
+    name = "instability"
+    requires = ("train/loss", "train/grad_norm")
+
+    def __init__(self, *, grad_growth: float = 1.5, noise_growth: float = 2.5, chunks: int = 10) -> None:
+        self.grad_growth = grad_growth
+        self.noise_growth = noise_growth
+        self.chunks = chunks
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        out = []
+        gs, gv = clean(series.get("train/grad_norm"))
+        if gv.size >= 5 * self.chunks:
+            mids, meds = chunk_medians(gs.astype(float), gv, self.chunks)
+            meds, mids = meds[1:], mids[1:]  # the first chunk holds the large initial norms
+            i = int(np.argmin(meds[:-1]))
+            j = i + 1 + int(np.argmax(meds[i + 1:]))
+            growth = float(meds[j] / meds[i]) if meds[i] > 0 else 0.0
+            if growth >= self.grad_growth and meds[-1] >= 1.3 * meds[i]:
+                out.append(Finding("instability", "train/grad_norm", int(mids[i]), int(mids[j]), "warning",
+                                   f"gradient norm grew {growth:.1f}x over training (median {fmt_num(float(meds[i]))} "
+                                   f"around step {int(mids[i])} -> {fmt_num(float(meds[j]))} around step {int(mids[j])}); "
+                                   f"healthy runs see it flat or falling",
+                                   {"growth": growth, "from": float(meds[i]), "to": float(meds[j]), "type": "grad_growth"}))
+        ls, lv = clean(series.get("train/loss"))
+        if lv.size >= 20 * self.chunks:
+            d = np.abs(np.diff(lv))
+            _m, noise = chunk_medians(ls[1:].astype(float), d, self.chunks)
+            mids = _m
+            noise, mids = noise[2:], mids[2:]  # past the fast descent, whose differences are trend
+            if noise.size >= 3 and noise.min() > 0:
+                i = int(np.argmin(noise[:-1]))
+                j = i + 1 + int(np.argmax(noise[i + 1:]))
+                growth = float(noise[j] / noise[i])
+                # noise that is still a tiny fraction of the loss scale (a classifier near 0) is no instability
+                meaningful = noise[j] >= 0.01 * abs(float(lv[0]))
+                if growth >= self.noise_growth and noise[-1] >= 1.5 * noise[i] and meaningful:
+                    out.append(Finding("instability", "train/loss", int(mids[i]), int(mids[j]), "warning",
+                                       f"step-to-step loss noise grew {growth:.1f}x (median |change| "
+                                       f"{fmt_num(float(noise[i]))} -> {fmt_num(float(noise[j]))})",
+                                       {"growth": growth, "type": "noise_growth"}))
+        return out

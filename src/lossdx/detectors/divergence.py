@@ -1,0 +1,128 @@
+"""Divergence: the loss rises well above its best level and stays there.
+
+Judged on medians of blocks of ``block`` finite points (robust to single spikes), against the best
+block median so far, so a run that starts at ln(V) ~ 10, falls to 3 and climbs back to 6 is caught
+even though it ends below where it began. A rise that later comes back down is reported as
+instability (a long excursion), one still up when the data ends as divergence. Online and offline
+share :meth:`_on_block`; offline only computes the block medians with numpy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from ..findings import Finding
+from ..model import Run
+from .base import Context, Detector, fmt_num
+
+
+class DivergenceDetector(Detector):
+    name = "divergence"
+    requires = ("train/loss",)
+
+    def __init__(self, *, block: int = 16, rise: float = 0.2, patience: int = 4) -> None:
+        self.block = block
+        self.rise = rise
+        self.patience = patience
+
+    def reset(self, context: Context | None = None) -> None:
+        super().reset(context)
+        self.vals_: list[float] = []
+        self.first_step_: int | None = None
+        self.best_: float | None = None
+        self.best_step_ = 0
+        self.run_: list[tuple[int, int, float]] = []  # consecutive high blocks: (start, end, median)
+        self.open_: dict | None = None
+        self.last_step_ = 0
+        self.first_med_: float | None = None
+
+    def _limit(self, best: float, frac: float) -> float:
+        # measured against the best level, but never less than 10% of the first block's level: near zero
+        # loss (a classifier) a doubling is a wobble, not a divergence
+        return best + frac * max(abs(best), 0.1 * abs(self.first_med_ or 0.0))
+
+    def _on_block(self, start: int, end: int, med: float) -> list[Finding]:
+        out: list[Finding] = []
+        self.last_step_ = end
+        if self.best_ is None:
+            self.best_, self.best_step_ = med, start
+            self.first_med_ = med
+            return out
+        if self.open_ is not None:
+            ev = self.open_
+            if med <= self._limit(ev["best"], self.rise / 2):
+                out.append(self._finding(ev, recovered_at=start))
+                self.open_ = None
+                self.run_ = []
+            else:
+                ev["end"], ev["peak"] = end, max(ev["peak"], med)
+                return out
+        if med > self._limit(self.best_, self.rise):
+            self.run_.append((start, end, med))
+            if len(self.run_) >= self.patience:
+                self.open_ = {"start": self.run_[0][0], "end": end, "best": self.best_, "best_step": self.best_step_,
+                              "peak": max(m for _s, _e, m in self.run_)}
+        else:
+            self.run_ = []
+            if med < self.best_:
+                self.best_, self.best_step_ = med, start
+        return out
+
+    def _finding(self, ev: dict, recovered_at: int | None) -> Finding:
+        rise = (ev["peak"] - ev["best"]) / abs(ev["best"]) if ev["best"] else math.inf
+        if recovered_at is None:
+            return Finding("divergence", "train/loss", ev["start"], ev["end"], "error",
+                           f"train/loss rose from its best {fmt_num(ev['best'])} (step {ev['best_step']}) to "
+                           f"{fmt_num(ev['peak'])} (+{100 * rise:.0f}%) from step {ev['start']} and did not come back",
+                           {"best": ev["best"], "best_step": ev["best_step"], "peak": ev["peak"], "rise": rise,
+                            "recovered": False})
+        return Finding("instability", "train/loss", ev["start"], ev["end"], "warning",
+                       f"train/loss rose {100 * rise:.0f}% above its best ({fmt_num(ev['best'])} -> "
+                       f"{fmt_num(ev['peak'])}) from step {ev['start']} and only came back by step {recovered_at}",
+                       {"best": ev["best"], "peak": ev["peak"], "rise": rise, "recovered": True,
+                        "recovered_at": recovered_at, "type": "excursion"})
+
+    def update(self, step: int, values: Mapping[str, float]) -> list[Finding]:
+        x = values.get("train/loss")
+        if x is None or not math.isfinite(x):
+            return []
+        if not self.vals_:
+            self.first_step_ = step
+        self.vals_.append(x)
+        if len(self.vals_) < self.block:
+            return []
+        med = float(np.median(np.array(self.vals_)))
+        start = self.first_step_
+        self.vals_ = []
+        return self._on_block(start, step, med)
+
+    def finalize(self) -> list[Finding]:
+        if self.open_ is None:
+            return []
+        ev, self.open_ = self.open_, None
+        return [self._finding(ev, None)]
+
+    def open_events(self) -> list[Finding]:
+        return [] if self.open_ is None else [self._finding(self.open_, None)]
+
+    def detect(self, run: Run, context: Context | None = None) -> list[Finding]:
+        self.reset(context or Context.from_run(run))
+        s = run.series.get("train/loss")
+        if s is None:
+            return []
+        ok = np.isfinite(s.values)
+        x, steps = s.values[ok], s.steps[ok]
+        nb = x.size // self.block
+        if nb == 0:
+            return []
+        meds = np.median(x[: nb * self.block].reshape(nb, self.block), axis=1)
+        starts = steps[0: nb * self.block: self.block]
+        ends = steps[self.block - 1: nb * self.block: self.block]
+        out: list[Finding] = []
+        for a, b, m in zip(starts.tolist(), ends.tolist(), meds.tolist()):
+            out += self._on_block(a, b, m)
+        out += self.finalize()
+        return out

@@ -1,0 +1,145 @@
+"""Learning-rate schedule faults, read from the logged LR trace (or, without one, from the config):
+no warmup, restarts / jumps back up, and a decay horizon shorter than the run."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..findings import Finding
+from ..model import Series
+from .base import fmt_num
+from .wholerun import WholeRunDetector, clean
+
+
+class LRScheduleDetector(WholeRunDetector):
+    name = "lr_schedule"
+    requires = ("train/lr", "train/loss")
+
+    def __init__(self, *, warm_start: float = 0.5, jump: float = 0.2, floor_share: float = 0.25) -> None:
+        self.warm_start = warm_start
+        self.jump = jump
+        self.floor_share = floor_share
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        steps, lr = clean(series.get("train/lr"))
+        if lr.size < 5 or lr.max() <= 0:
+            return self._from_config(series)
+        out = []
+        peak = float(lr.max())
+        p = int(np.argmax(lr))
+        first, last = float(lr[0]), float(lr[-1])
+        run_len = float(steps[-1] - steps[0]) or 1.0
+        decays = last < 0.7 * peak
+        ls, _lv = clean(series.get("train/loss"))
+        run_start = float(min(steps[0], ls[0])) if ls.size else float(steps[0])
+        early_log = steps[0] - run_start <= max(10, 0.02 * run_len)
+        if first >= self.warm_start * peak and decays and early_log:
+            n = int(self.context_.max_steps or steps[-1] - run_start + 1)
+            w = max(1, round(0.02 * n))
+            out.append(Finding("lr_schedule", "train/lr", int(steps[0]), int(steps[min(p, lr.size - 1)]), "warning",
+                               f"no LR warmup: the learning rate starts at {fmt_num(first)} ({100 * first / peak:.0f}% of "
+                               f"its peak {fmt_num(peak)}); warm up over 0.5-2% of the steps (~{w} of {n})",
+                               {"type": "no_warmup", "first_lr": first, "peak_lr": peak, "suggested_warmup": w}))
+        # a rise after the schedule has started to decay: restarts or a wrong step counter
+        running_min = np.minimum.accumulate(lr[p:])
+        rise = lr[p:] - running_min
+        j = np.flatnonzero(rise > self.jump * peak)
+        if j.size:
+            k = p + int(j[0])
+            low_i = p + int(np.argmin(lr[p:k + 1]))
+            n_restarts = int(np.sum(np.diff((rise > self.jump * peak).astype(int)) == 1) + (1 if rise[0] > 0 else 0))
+            out.append(Finding("lr_schedule", "train/lr", int(steps[low_i]), int(steps[k]), "warning",
+                               f"the learning rate jumps back up from {fmt_num(float(lr[low_i]))} at step "
+                               f"{int(steps[low_i])} to {fmt_num(float(lr[k]))} at step {int(steps[k])} after decaying "
+                               f"(schedule restarts{'' if n_restarts <= 1 else f', {n_restarts} times'})",
+                               {"type": "restart", "low": float(lr[low_i]), "high": float(lr[k]), "at": int(steps[k]),
+                                "restarts": max(1, n_restarts)}))
+        elif decays:
+            floor = float(lr[p:].min())
+            at_floor = np.flatnonzero(lr[p:] <= floor * 1.01 + 1e-30)
+            reach = p + int(at_floor[0])
+            flat_share = (steps[-1] - steps[reach]) / run_len
+            if flat_share >= self.floor_share and floor < 0.5 * peak:
+                out.append(Finding("lr_schedule", "train/lr", int(steps[reach]), int(steps[-1]), "warning",
+                                   f"the learning rate reached its floor {fmt_num(floor)} at step {int(steps[reach])} and "
+                                   f"stayed there for the last {100 * flat_share:.0f}% of the run: the decay horizon is "
+                                   f"shorter than the run", {"type": "short_decay", "floor": floor,
+                                                             "reached_at": int(steps[reach]), "flat_share": flat_share}))
+        return out
+
+    def _from_config(self, series: dict[str, Series]) -> list[Finding]:
+        cfg = self.context_.config
+        out = []
+        sched = str(cfg.get("schedule") or "").lower()
+        decaying = sched not in ("", "constant", "none", "constant_with_warmup") or cfg.get("decay_lr") is True
+        warm = cfg.get("warmup_steps")
+        if warm == 0 and not cfg.get("warmup_ratio") and decaying and cfg.get("decay_lr") is not False:
+            out.append(Finding("lr_schedule", "config", 0, 0, "warning",
+                               "no LR warmup in the config (warmup 0) for a decaying schedule; warm up over 0.5-2% of "
+                               "the steps", {"type": "no_warmup", "source": "config"}))
+        decay, total = cfg.get("decay_steps"), cfg.get("max_steps")
+        if decay and total and decay < 0.8 * total and cfg.get("decay_lr") is not False:
+            out.append(Finding("lr_schedule", "config", int(decay), int(total), "warning",
+                               f"the LR decay horizon ({decay} steps) is shorter than the run ({total} steps): the last "
+                               f"{100 * (1 - decay / total):.0f}% trains at the floor LR or restarts",
+                               {"type": "short_decay", "source": "config", "decay_steps": decay, "max_steps": total}))
+        return out
+
+
+class ClipSaturationDetector(WholeRunDetector):
+    """Gradient clipping active on most steps: the effective step is smaller than the LR says."""
+
+    name = "clip_saturation"
+    requires = ("train/grad_norm",)
+
+    def __init__(self, *, share: float = 0.7, ratio: float = 1.5, skip: float = 0.05) -> None:
+        self.share = share
+        self.ratio = ratio
+        self.skip = skip
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        clip = self.context_.config.get("grad_clip")
+        steps, g = clean(series.get("train/grad_norm"))
+        if not clip or clip <= 0 or g.size < 20:
+            return []
+        start = int(self.skip * g.size)
+        frac = float(np.mean(g[start:] > clip))
+        med = float(np.median(g[start:]))
+        # norms hovering around the threshold are normal with clip 1.0; a median well above it is not
+        if frac < self.share or med < self.ratio * clip:
+            return []
+        return [Finding("grad_norm", "train/grad_norm", int(steps[start]), int(steps[-1]), "warning",
+                        f"gradient clipping at {fmt_num(clip)} was active on {100 * frac:.0f}% of the steps (median "
+                        f"norm {fmt_num(med)}, {med / clip:.1f}x the threshold): updates are rescaled nearly every step",
+                        {"type": "clip_saturation", "clip": clip, "share_clipped": frac, "median_norm": med})]
+
+
+class ThroughputDetector(WholeRunDetector):
+    """Step time growing (or tokens/s falling) and staying that way."""
+
+    name = "throughput"
+    requires = ("perf/step_time", "perf/tokens_per_sec")
+
+    def __init__(self, *, slowdown: float = 0.2, chunks: int = 10) -> None:
+        self.slowdown = slowdown
+        self.chunks = chunks
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        from .wholerun import chunk_medians
+
+        for metric, worse_is_higher in (("perf/step_time", True), ("perf/tokens_per_sec", False)):
+            steps, v = clean(series.get(metric))
+            v, steps = v[v > 0], steps[v > 0]
+            if v.size < 5 * self.chunks:
+                continue
+            skip = max(1, v.size // 50)  # compilation / warm-up steps
+            mids, meds = chunk_medians(steps[skip:].astype(float), v[skip:], self.chunks)
+            early = float(np.median(meds[:3]))
+            late = float(np.median(meds[-3:]))
+            change = (late / early - 1) if worse_is_higher else (early / late - 1)
+            if change < self.slowdown:
+                continue
+            return [Finding("throughput", metric, int(mids[3]), int(mids[-1]), "warning",
+                            f"training got {100 * change:.0f}% slower: {metric} median {fmt_num(early)} early vs "
+                            f"{fmt_num(late)} late", {"early": early, "late": late, "slowdown": change})]
+        return []

@@ -1,0 +1,311 @@
+"""Loss spikes: a transient jump above the local level, judged against the local noise.
+
+The local level and noise of a point are the median and MAD-sigma of the ``history`` complete blocks
+of ``block`` finite points that precede the point's block. Using whole blocks (not a sliding window)
+makes the online form O(1) per step and the offline form a few vectorised numpy calls over the same
+blocks: the two give identical findings (parity test). A point is a spike when it exceeds the level by
+``z`` sigmas *and* by ``rel`` of the level; ``rel`` shrinks with the square root of the number of steps
+one logged point averages (an HF 10-step window mean damps a one-step spike about 10x, its noise ~3x).
+The event lasts until the loss is back within a quarter of the jump; its length is the recovery time.
+Early in training, when no baseline exists yet, a rise above the first logged loss is reported too:
+a loss that climbs above its starting value is the classic sign of a too-high LR at the start.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from ..findings import Finding
+from ..model import Run
+from ._stats import MAD_TO_SIGMA
+from .base import Context, Detector, fmt_num
+
+
+def _level_and_noise(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For windows of shape (n, h, b): the level (median of the most recent block) and the noise
+    (MAD-sigma of the first differences over all h blocks, divided by sqrt 2). Differences cancel the
+    trend, so a falling curve does not pass for a noisy one."""
+    level = np.median(win[:, -1, :], axis=1)
+    flat = win.reshape(win.shape[0], -1)
+    d = np.diff(flat, axis=1)
+    sigma = MAD_TO_SIGMA * np.median(np.abs(d - np.median(d, axis=1)[:, None]), axis=1) / np.sqrt(2.0)
+    return level, sigma
+
+
+class BlockEventDetector(Detector):
+    """Events where one metric leaves its block-median level; subclasses say what "leaves" means.
+
+    Subclasses set ``metric`` and implement :meth:`_threshold`, :meth:`_recover_level` and
+    :meth:`_finding`; ``early_rise`` (a fraction, or None) also flags rises above the first value
+    before the first level exists.
+    """
+
+    metric = "train/loss"
+    block: int
+    history: int
+    max_open: int
+    early_rise: float | None
+    max_reported: int
+
+    def _threshold(self, med: float, sigma: float) -> float:
+        raise NotImplementedError
+
+    def _recover_level(self, med: float, sigma: float) -> float:
+        raise NotImplementedError
+
+    def _finding(self, ev: dict, recovered_step: int | None) -> Finding:
+        raise NotImplementedError
+
+    def _spike_finding(self, ev: dict, recovered_step: int | None) -> Finding:
+        jump = ev["peak"] / ev["level"] if ev["level"] > 0 else math.inf
+        if ev["early"]:
+            msg = (f"loss rose {100 * (ev['peak'] / ev['level'] - 1):.0f}% above its first value "
+                   f"({fmt_num(ev['level'])} -> {fmt_num(ev['peak'])}) at the start of training")
+        else:
+            msg = (f"train/loss jumped {jump:.1f}x above its local level ({fmt_num(ev['level'])} -> "
+                   f"{fmt_num(ev['peak'])}) at step {ev['start']}")
+        if recovered_step is not None:
+            msg += f" and recovered by step {recovered_step}"
+        else:
+            msg += f" and had not recovered after {ev['n']} logged points"
+        # a one-step blip of +40 % that is gone the next step is a hard batch, not an event; what a point
+        # averages over (HF windows) damps the jump, so judge the implied single-step jump
+        # how much of the run's initial loss the jump undoes, as a single step would have it
+        implied = (ev["peak"] - ev["level"]) * self.context_.points_averaged / max(abs(self.first_ or 0.0), 1e-12)
+        major = implied >= self.major_jump or recovered_step is None or ev["n"] > 3 or ev["early"]
+        severity = "error" if recovered_step is None else ("warning" if major else "info")
+        return Finding("spike", "train/loss", ev["start"], ev["end"], severity, msg, {
+                           "peak": ev["peak"], "baseline": ev["level"], "noise_sigma": ev["sigma"],
+                           "ratio": jump, "peak_step": ev["peak_step"], "recovered": recovered_step is not None,
+                           "recovery_steps": None if recovered_step is None else recovered_step - ev["start"],
+                           "early": ev["early"], "implied_step_jump": implied})
+
+    def _new_event(self, step: int, x: float, med: float, sigma: float, early: bool = False) -> dict:
+        recover = med + 0.25 * (x - med) if early else self._recover_level(med, sigma)
+        return {"start": step, "end": step, "peak": x, "peak_step": step, "level": med, "sigma": sigma,
+                "recover": recover, "n": 1, "early": early}
+
+    # ----- online ---------------------------------------------------------------------------
+    def reset(self, context: Context | None = None) -> None:
+        super().reset(context)
+        self.block_vals_: list[float] = []
+        self.history_: list[list[float]] = []
+        self.level_: tuple[float, float] | None = None
+        self.first_: float | None = None
+        self.early_done_ = False
+        self.event_: dict | None = None
+        self.count_ = 0
+
+    def update(self, step: int, values: Mapping[str, float]) -> list[Finding]:
+        x = values.get(self.metric)
+        if x is None or not math.isfinite(x):
+            return []
+        out: list[Finding] = []
+        ev = self.event_
+        if ev is not None:
+            if x <= ev["recover"]:
+                out += self._emit(ev, step)
+                self.event_ = None
+            else:
+                ev["end"], ev["n"] = step, ev["n"] + 1
+                if x > ev["peak"]:
+                    ev["peak"], ev["peak_step"] = x, step
+                if ev["n"] >= self.max_open:
+                    out += self._emit(ev, None)
+                    self.event_ = None
+        elif self.first_ is not None and not self.early_done_:
+            if self.early_rise is not None and x > self.first_ * (1 + self.early_rise):
+                self.event_ = self._new_event(step, x, self.first_, 0.0, early=True)
+        elif self.level_ is not None:
+            med, sigma = self.level_
+            if x > self._threshold(med, sigma):
+                self.event_ = self._new_event(step, x, med, sigma)
+        if self.first_ is None:
+            self.first_ = x
+        self._push(x)
+        return out
+
+    def _emit(self, ev: dict, recovered_step: int | None) -> list[Finding]:
+        self.count_ += 1
+        return [self._finding(ev, recovered_step)] if self.count_ <= self.max_reported else []
+
+    def _push(self, x: float) -> None:
+        self.block_vals_.append(x)
+        if len(self.block_vals_) == self.block:
+            self.history_.append(self.block_vals_)
+            self.block_vals_ = []
+            if len(self.history_) > self.history:
+                self.history_.pop(0)
+            if len(self.history_) == self.history:
+                self.early_done_ = True
+                arr = np.array(self.history_, dtype=np.float64)
+                self.level_ = _level_and_noise(arr[None, :, :])
+                self.level_ = (float(self.level_[0][0]), float(self.level_[1][0]))
+
+    def finalize(self) -> list[Finding]:
+        if self.event_ is None:
+            return []
+        ev, self.event_ = self.event_, None
+        return self._emit(ev, None)
+
+    def open_events(self) -> list[Finding]:
+        return [] if self.event_ is None else [self._finding(self.event_, None)]
+
+    # ----- offline twin ---------------------------------------------------------------------
+    def detect(self, run: Run, context: Context | None = None) -> list[Finding]:
+        self.reset(context or Context.from_run(run))
+        s = run.series.get(self.metric)
+        if s is None or not len(s):
+            return []
+        ok = np.isfinite(s.values)
+        x = s.values[ok]
+        steps = s.steps[ok]
+        n = x.size
+        if n == 0:
+            return []
+        b, h = self.block, self.history
+        self.first_ = float(x[0])
+        nblocks = n // b
+        # level for every point: stats of the h complete blocks before its block (none for the first h blocks)
+        thr = np.full(n, np.inf)
+        level_med = np.full(n, np.nan)
+        level_sig = np.full(n, np.nan)
+        if nblocks >= h:
+            blocks = x[: nblocks * b].reshape(nblocks, b)
+            win = np.lib.stride_tricks.sliding_window_view(blocks, (h, b))[:, 0]  # (windows, h, b)
+            med, sig = _level_and_noise(win)
+            # window k covers blocks k..k+h-1 and serves the points of block k+h
+            pts_med = np.repeat(med, b)
+            pts_sig = np.repeat(sig, b)
+            start = h * b
+            m = min(n - start, pts_med.size)
+            level_med[start:start + m] = pts_med[:m]
+            level_sig[start:start + m] = pts_sig[:m]
+            thr[start:start + m] = self._threshold_array(pts_med[:m], pts_sig[:m])
+        early_end = min(n, h * b)
+        first = x[0]
+        if self.early_rise is None:
+            early_cand = np.empty(0, dtype=np.int64)
+        else:
+            early_cand = np.flatnonzero(x[1:early_end] > first * (1 + self.early_rise)) + 1
+        cand = np.flatnonzero(x > thr)
+        out: list[Finding] = []
+        i = 0
+        # walk the candidates in order, replaying the online event machine between them
+        all_cand = np.union1d(early_cand, cand)
+        pos = 0
+        while pos < all_cand.size:
+            i = int(all_cand[pos])
+            early = self.early_rise is not None and 1 <= i < early_end and x[i] > first * (1 + self.early_rise)
+            if early:
+                ev = self._new_event(int(steps[i]), float(x[i]), float(first), 0.0, early=True)
+            elif x[i] > thr[i]:
+                ev = self._new_event(int(steps[i]), float(x[i]), float(level_med[i]), float(level_sig[i]))
+            else:
+                pos += 1
+                continue
+            tail = x[i + 1: i + self.max_open]
+            back = np.flatnonzero(tail <= ev["recover"])
+            if back.size:
+                j = i + 1 + int(back[0])
+                seg = x[i:j]
+                k = int(np.argmax(seg))
+                ev.update(end=int(steps[j - 1]), n=j - i, peak=float(seg[k]), peak_step=int(steps[i + k]))
+                out += self._emit(ev, int(steps[j]))
+                nxt = j + 1  # the recovery point itself starts no event
+            else:
+                seg = x[i: i + self.max_open]
+                k = int(np.argmax(seg))
+                last = i + seg.size - 1
+                ev.update(end=int(steps[last]), n=seg.size, peak=float(seg[k]), peak_step=int(steps[i + k]))
+                out += self._emit(ev, None)
+                nxt = last + 1
+            pos = int(np.searchsorted(all_cand, nxt))
+        return out
+
+
+class SpikeDetector(BlockEventDetector):
+    name = "spike"
+    metric = "train/loss"
+    requires = ("train/loss",)
+
+    def __init__(self, *, block: int = 16, history: int = 4, z: float = 8.0, rel: float = 0.3,
+                 max_open: int = 256, early_rise: float | None = 0.15, max_reported: int = 25,
+                 major_jump: float = 0.25) -> None:
+        self.major_jump = major_jump
+        self.block = block
+        self.history = history
+        self.z = z
+        self.rel = rel
+        self.max_open = max_open
+        self.early_rise = early_rise
+        self.max_reported = max_reported
+
+    def _rel(self) -> float:
+        return max(0.05, self.rel / math.sqrt(self.context_.points_averaged))
+
+    def _scale(self, med):
+        """What a jump is measured against: the level, but never less than 10% of the first loss (a
+        classifier near zero loss has huge ratios for harmless wobbles)."""
+        floor = 0.1 * abs(self.first_) if self.first_ is not None else 0.0
+        return np.maximum(np.abs(med), floor)
+
+    def _threshold(self, med: float, sigma: float) -> float:
+        return med + max(self.z * sigma, self._rel() * float(self._scale(med)))
+
+    def _threshold_array(self, med: np.ndarray, sig: np.ndarray) -> np.ndarray:
+        return med + np.maximum(self.z * sig, self._rel() * self._scale(med))
+
+    def _recover_level(self, med: float, sigma: float) -> float:
+        return max(med + 0.25 * (self._threshold(med, sigma) - med), med + 3 * sigma)
+
+    def _finding(self, ev: dict, recovered_step: int | None) -> Finding:
+        return self._spike_finding(ev, recovered_step)
+
+
+class GradNormDetector(BlockEventDetector):
+    """Gradient-norm explosions: a logged norm ``ratio`` times above its block-median level."""
+
+    name = "grad_norm"
+    metric = "train/grad_norm"
+    requires = ("train/grad_norm",)
+
+    def __init__(self, *, block: int = 16, history: int = 4, ratio: float = 10.0, max_open: int = 256,
+                 max_reported: int = 25) -> None:
+        self.block = block
+        self.history = history
+        self.ratio = ratio
+        self.max_open = max_open
+        self.early_rise = None
+        self.max_reported = max_reported
+
+    def _floor(self) -> float:
+        """Near convergence gradient norms get tiny; ratios against the early norm scale keep a 10x
+        wobble of a ~0 norm from passing for an explosion."""
+        return 0.1 * abs(self.first_) if self.first_ is not None else 0.0
+
+    def _threshold(self, med: float, sigma: float) -> float:
+        return self.ratio * max(med, self._floor()) if med > 0 else math.inf
+
+    def _threshold_array(self, med: np.ndarray, sig: np.ndarray) -> np.ndarray:
+        return np.where(med > 0, self.ratio * np.maximum(med, self._floor()), np.inf)
+
+    def _recover_level(self, med: float, sigma: float) -> float:
+        return 3.0 * max(med, self._floor())
+
+    def _finding(self, ev: dict, recovered_step: int | None) -> Finding:
+        ratio = ev["peak"] / ev["level"]
+        msg = (f"gradient norm exploded {ratio:.0f}x above its level ({fmt_num(ev['level'])} -> "
+               f"{fmt_num(ev['peak'])}) at step {ev['peak_step']}")
+        msg += f", back by step {recovered_step}" if recovered_step is not None else ", and stayed high"
+        clip = self.context_.config.get("grad_clip")
+        if clip:
+            msg += f" (clipped to {fmt_num(float(clip))}, so the update was bounded)"
+        # with clipping on, a norm spike cannot blow up the weights: worth knowing, not a warning
+        severity = "info" if clip else "warning"
+        return Finding("grad_norm", self.metric, ev["start"], ev["end"], severity, msg, {
+            "peak": ev["peak"], "baseline": ev["level"], "ratio": ratio, "peak_step": ev["peak_step"],
+            "recovered": recovered_step is not None, "type": "explosion", "clipped_at": clip or None})
