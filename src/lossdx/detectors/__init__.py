@@ -32,10 +32,18 @@ def default_detectors() -> list[Detector]:
 
 
 def detect_all(run: Run, detectors: Sequence[Detector], context: Context | None = None) -> list[Finding]:
+    from .wholerun import _CLEAN_CACHE, _SMOOTH_CACHE
+
     ctx = context or Context.from_run(run)
     findings: list[Finding] = []
-    for det in detectors:
-        findings.extend(det.detect(run, ctx))
+    try:
+        # one thread on purpose: two threads were 1.6x faster on 1M steps but glibc's per-thread arenas
+        # kept ~80 MB more resident (benchmarks/analyze_speed.py)
+        for det in detectors:
+            findings.extend(det.detect(run, ctx))
+    finally:
+        _CLEAN_CACHE.clear()  # do not keep a big run alive after its analysis
+        _SMOOTH_CACHE.clear()
     return findings
 
 

@@ -19,6 +19,14 @@ from ..model import Run
 from .base import Context, Detector, fmt_num
 
 
+def _has_run(mask: np.ndarray, length: int) -> bool:
+    """Whether ``mask`` holds ``length`` consecutive True values."""
+    if length <= 1:
+        return bool(mask.any())
+    c = np.convolve(mask.astype(np.int32), np.ones(length, dtype=np.int32), mode="valid")
+    return bool((c >= length).any())
+
+
 class DivergenceDetector(Detector):
     name = "divergence"
     requires = ("train/loss",)
@@ -110,17 +118,28 @@ class DivergenceDetector(Detector):
 
     def detect(self, run: Run, context: Context | None = None) -> list[Finding]:
         self.reset(context or Context.from_run(run))
+        from .wholerun import block_stats_cached, clean
+
         s = run.series.get("train/loss")
         if s is None:
             return []
-        ok = np.isfinite(s.values)
-        x, steps = s.values[ok], s.steps[ok]
+        steps, x = clean(s)
         nb = x.size // self.block
         if nb == 0:
             return []
-        meds = np.median(x[: nb * self.block].reshape(nb, self.block), axis=1)
+        meds = block_stats_cached(x, self.block)[0]
         starts = steps[0: nb * self.block: self.block]
         ends = steps[self.block - 1: nb * self.block: self.block]
+        # Fast exit, same decisions: a block can only raise the best while it is below the limit, so the
+        # best level is the running minimum; without `patience` consecutive blocks above the limit of the
+        # best before them, the block loop would report nothing.
+        best = np.minimum.accumulate(meds)
+        floor = 0.1 * abs(float(meds[0]))
+        above = np.zeros(nb, dtype=bool)
+        above[1:] = meds[1:] > best[:-1] + self.rise * np.maximum(np.abs(best[:-1]), floor)
+        if not _has_run(above, self.patience):
+            self.last_step_ = int(ends[-1])
+            return []
         out: list[Finding] = []
         for a, b, m in zip(starts.tolist(), ends.tolist(), meds.tolist()):
             out += self._on_block(a, b, m)

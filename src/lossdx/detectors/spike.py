@@ -24,15 +24,29 @@ from ._stats import MAD_TO_SIGMA
 from .base import Context, Detector, fmt_num
 
 
-def _level_and_noise(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For windows of shape (n, h, b): the level (median of the most recent block) and the noise
-    (MAD-sigma of the first differences over all h blocks, divided by sqrt 2). Differences cancel the
-    trend, so a falling curve does not pass for a noisy one."""
-    level = np.median(win[:, -1, :], axis=1)
-    flat = win.reshape(win.shape[0], -1)
-    d = np.diff(flat, axis=1)
-    sigma = MAD_TO_SIGMA * np.median(np.abs(d - np.median(d, axis=1)[:, None]), axis=1) / np.sqrt(2.0)
-    return level, sigma
+def block_stats(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per block of shape (n, b): its median and its noise, the MAD-sigma of its first differences over
+    sqrt 2. Differences cancel the trend, so a falling curve does not pass for a noisy one."""
+    level = _row_median(blocks.copy())
+    noise = MAD_TO_SIGMA * _row_median(np.abs(np.diff(blocks, axis=1))) / np.sqrt(2.0)
+    return level, noise
+
+
+def _row_median(a: np.ndarray) -> np.ndarray:
+    """Median of each row, partitioning ``a`` in place (callers pass an array they own); equal to np.median."""
+    n = a.shape[1]
+    h = n // 2
+    if n % 2:
+        a.partition(h, axis=1)
+        return a[:, h].copy()
+    a.partition([h - 1, h], axis=1)
+    return (a[:, h - 1] + a[:, h]) / 2.0
+
+
+def window_level_noise(levels: np.ndarray, noises: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each run of h consecutive blocks (arrays of shape (n, h)): the most recent block's median is
+    the level, the median of the h block noises is the noise."""
+    return levels[:, -1], np.median(noises, axis=1)
 
 
 class BlockEventDetector(Detector):
@@ -141,9 +155,9 @@ class BlockEventDetector(Detector):
                 self.history_.pop(0)
             if len(self.history_) == self.history:
                 self.early_done_ = True
-                arr = np.array(self.history_, dtype=np.float64)
-                self.level_ = _level_and_noise(arr[None, :, :])
-                self.level_ = (float(self.level_[0][0]), float(self.level_[1][0]))
+                lv, nz = block_stats(np.array(self.history_, dtype=np.float64))
+                level, noise = window_level_noise(lv[None, :], nz[None, :])
+                self.level_ = (float(level[0]), float(noise[0]))
 
     def finalize(self) -> list[Finding]:
         if self.event_ is None:
@@ -157,12 +171,12 @@ class BlockEventDetector(Detector):
     # ----- offline twin ---------------------------------------------------------------------
     def detect(self, run: Run, context: Context | None = None) -> list[Finding]:
         self.reset(context or Context.from_run(run))
+        from .wholerun import block_stats_cached, clean
+
         s = run.series.get(self.metric)
         if s is None or not len(s):
             return []
-        ok = np.isfinite(s.values)
-        x = s.values[ok]
-        steps = s.steps[ok]
+        steps, x = clean(s)
         n = x.size
         if n == 0:
             return []
@@ -170,28 +184,33 @@ class BlockEventDetector(Detector):
         self.first_ = float(x[0])
         nblocks = n // b
         # level for every point: stats of the h complete blocks before its block (none for the first h blocks)
-        thr = np.full(n, np.inf)
-        level_med = np.full(n, np.nan)
-        level_sig = np.full(n, np.nan)
+        # per-block thresholds (window k of blocks k..k+h-1 serves the points of block k+h); points are
+        # compared block-wise, so no per-point level arrays are allocated
+        start = h * b
+        blk_med = blk_sig = blk_thr = np.empty(0)
+        cand = np.empty(0, dtype=np.int64)
         if nblocks >= h:
-            blocks = x[: nblocks * b].reshape(nblocks, b)
-            win = np.lib.stride_tricks.sliding_window_view(blocks, (h, b))[:, 0]  # (windows, h, b)
-            med, sig = _level_and_noise(win)
-            # window k covers blocks k..k+h-1 and serves the points of block k+h
-            pts_med = np.repeat(med, b)
-            pts_sig = np.repeat(sig, b)
-            start = h * b
-            m = min(n - start, pts_med.size)
-            level_med[start:start + m] = pts_med[:m]
-            level_sig[start:start + m] = pts_sig[:m]
-            thr[start:start + m] = self._threshold_array(pts_med[:m], pts_sig[:m])
+            lv, nz = block_stats_cached(x, b)
+            blk_med, blk_sig = window_level_noise(np.lib.stride_tricks.sliding_window_view(lv, h),
+                                                  np.lib.stride_tricks.sliding_window_view(nz, h))
+            blk_thr = self._threshold_array(blk_med, blk_sig)
+            served = x[start: start + blk_thr.size * b]
+            full = served.size // b
+            hits = [np.flatnonzero((served[: full * b].reshape(full, b) > blk_thr[:full, None]).ravel())]
+            if served.size > full * b:  # the last, partial block
+                hits.append(full * b + np.flatnonzero(served[full * b:] > blk_thr[full]))
+            cand = start + np.concatenate(hits)
+
+        def level_at(i: int) -> tuple[float, float, float]:
+            k = (i - start) // b
+            return float(blk_med[k]), float(blk_sig[k]), float(blk_thr[k])
+
         early_end = min(n, h * b)
         first = x[0]
         if self.early_rise is None:
             early_cand = np.empty(0, dtype=np.int64)
         else:
             early_cand = np.flatnonzero(x[1:early_end] > first * (1 + self.early_rise)) + 1
-        cand = np.flatnonzero(x > thr)
         out: list[Finding] = []
         i = 0
         # walk the candidates in order, replaying the online event machine between them
@@ -202,8 +221,9 @@ class BlockEventDetector(Detector):
             early = self.early_rise is not None and 1 <= i < early_end and x[i] > first * (1 + self.early_rise)
             if early:
                 ev = self._new_event(int(steps[i]), float(x[i]), float(first), 0.0, early=True)
-            elif x[i] > thr[i]:
-                ev = self._new_event(int(steps[i]), float(x[i]), float(level_med[i]), float(level_sig[i]))
+            elif i >= start and x[i] > level_at(i)[2]:
+                med_i, sig_i, _thr = level_at(i)
+                ev = self._new_event(int(steps[i]), float(x[i]), med_i, sig_i)
             else:
                 pos += 1
                 continue

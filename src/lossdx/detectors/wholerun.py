@@ -46,24 +46,70 @@ class WholeRunDetector(Detector):
         raise NotImplementedError
 
 
+_CLEAN_CACHE: dict[int, tuple[Series, np.ndarray, np.ndarray]] = {}
+
+
 def clean(s: Series | None) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values of the finite points (cached per series: many detectors ask for the same one)."""
     if s is None:
         return np.empty(0, dtype=np.int64), np.empty(0)
+    hit = _CLEAN_CACHE.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1], hit[2]
     ok = np.isfinite(s.values)
-    return s.steps[ok], s.values[ok]
+    out = (s.steps, s.values) if ok.all() else (s.steps[ok], s.values[ok])
+    if len(_CLEAN_CACHE) > 64:
+        _CLEAN_CACHE.clear()
+    _CLEAN_CACHE[id(s)] = (s, *out)
+    return out
 
 
 def chunk_medians(steps: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Medians of ``n`` equal consecutive chunks (by point count)."""
-    edges = np.linspace(0, values.size, n + 1).astype(int)
-    meds = np.array([np.median(values[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a])
-    mids = np.array([np.median(steps[a:b]) for a, b in zip(edges[:-1], edges[1:]) if b > a])
+    """Medians of ``n`` consecutive chunks of equal size (by point count); leftover points join a final,
+    shorter chunk. Vectorised: one reshape, one median."""
+    size = values.size
+    n = max(1, min(n, size))
+    k = size // n
+    full = n * k
+    meds = np.median(values[:full].reshape(n, k), axis=1)
+    mids = np.median(steps[:full].reshape(n, k).astype(float), axis=1)
+    if full < size:
+        meds = np.append(meds, np.median(values[full:]))
+        mids = np.append(mids, np.median(steps[full:].astype(float)))
     return mids, meds
 
 
+_SMOOTH_CACHE: dict[tuple, tuple] = {}
+
+
+def block_stats_cached(values: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """(median, noise) of each complete block of ``block`` values (see ``spike.block_stats``), computed
+    once per array: the spike, divergence and instability detectors all look at the same blocks."""
+    from .spike import block_stats
+
+    key = ("blocks", id(values), values.size, block)
+    hit = _SMOOTH_CACHE.get(key)
+    if hit is not None and hit[0] is values:
+        return hit[1], hit[2]
+    nb = values.size // block
+    out = block_stats(values[: nb * block].reshape(nb, block)) if nb else (np.empty(0), np.empty(0))
+    if len(_SMOOTH_CACHE) > 64:
+        _SMOOTH_CACHE.clear()
+    _SMOOTH_CACHE[key] = (values, *out)
+    return out
+
+
 def smoothed(steps: np.ndarray, values: np.ndarray, target_points: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Robust curve: medians over chunks of ~1 % of the run (at least 1 point)."""
+    """Robust curve: medians over chunks of ~1 % of the run (at least 1 point); cached per input."""
     n = values.size
     if n <= target_points:
         return steps.astype(float), values
-    return chunk_medians(steps.astype(float), values, target_points)
+    key = (id(values), n, target_points)
+    hit = _SMOOTH_CACHE.get(key)
+    if hit is not None and hit[0] is values:
+        return hit[1], hit[2]
+    out = chunk_medians(steps.astype(float), values, target_points)
+    if len(_SMOOTH_CACHE) > 64:
+        _SMOOTH_CACHE.clear()
+    _SMOOTH_CACHE[key] = (values, *out)
+    return out
