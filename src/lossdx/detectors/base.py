@@ -13,6 +13,7 @@ in attributes ending in ``_``, created by :meth:`reset`.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -78,10 +79,11 @@ class Detector:
         return self.detect_online(run, context)
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if k.endswith("_")}
+        """A deep copy of the running state (attributes ending in ``_``): resume a guard from it."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k.endswith("_")})
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
+        for k, v in copy.deepcopy(state).items():
             setattr(self, k, v)
 
 

@@ -26,7 +26,7 @@ class LRScheduleDetector(WholeRunDetector):
             return self._from_config(series)
         out = []
         peak = float(lr.max())
-        p = int(np.argmax(lr))
+        p = int(np.argmax(lr >= 0.98 * peak))  # the first time the schedule reaches its peak (restarts repeat it)
         first, last = float(lr[0]), float(lr[-1])
         run_len = float(steps[-1] - steps[0]) or 1.0
         decays = last < 0.7 * peak

@@ -1,0 +1,149 @@
+"""Each finding kind fires on a synthetic curve that has the phenomenon and stays quiet on a healthy one."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lossdx.analyze import analyze
+from lossdx.model import Run, Series
+from lossdx.testing.synthetic import make_curve
+
+
+def kinds(run, severities=("warning", "error")):
+    return {(f.kind) for f in analyze(run).findings if f.severity in severities}
+
+
+def findings(run, kind):
+    return [f for f in analyze(run).findings if f.kind == kind]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_healthy_curves_are_clean(seed):
+    run, _ = make_curve("healthy", n=3000, seed=seed)
+    rep = analyze(run)
+    assert rep.verdict == "healthy", [f.message for f in rep.findings if f.severity != "info"]
+    names = [p["name"] for p in rep.run["phases"]]
+    assert names[0] == "fast_descent" and "steady_descent" in names
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("spike", "spike"), ("nan", "nan"), ("diverge", "divergence"), ("plateau", "plateau"),
+    ("overfit", "overfitting"), ("slow", "slow_convergence"), ("bad_init", "init_loss"), ("too_good", "too_good"),
+    ("no_warmup", "lr_schedule"), ("restart", "lr_schedule"), ("data_order", "data_order"),
+    ("grad_explosion", "grad_norm"), ("noisy_growth", "instability"),
+])
+def test_each_phenomenon_is_found(kind, expected):
+    for seed in (0, 1):
+        run, _ = make_curve(kind, n=2000, seed=seed)
+        assert expected in kinds(run), (kind, seed)
+
+
+def test_spike_location_and_recovery():
+    run, truth = make_curve("spike", n=2000, seed=2)
+    (f,) = [f for f in findings(run, "spike") if f.severity != "info"]
+    assert f.start_step == truth["spike_steps"][0]
+    assert f.evidence["recovered"] and f.evidence["recovery_steps"] <= 3
+    assert f.evidence["ratio"] > 3
+
+
+def test_nan_first_step_exact_and_hf_hidden_nan():
+    run, truth = make_curve("nan", n=1000, seed=0)
+    f = [f for f in findings(run, "nan") if f.metric == "train/loss"][0]
+    assert f.start_step == truth["nan_step"] and not f.evidence["recovered"]
+    # HF: the logged loss is a finite window mean, grad_norm is NaN
+    steps = np.arange(10, 500, 10)
+    loss = Series("train/loss", steps, 3.0 + 0 * steps)
+    g = np.ones(steps.size)
+    g[20] = np.nan
+    run = Run({"train/loss": loss, "train/grad_norm": Series("train/grad_norm", steps, g)}, meta={"log_window": 10})
+    f = findings(run, "nan")[0]
+    assert f.metric == "train/grad_norm" and f.start_step == 210 and "logging_nan_inf_filter" in f.message
+
+
+def test_divergence_from_ln_v_ending_below_the_start():
+    """Starts at ln(V) ~ 9, falls to ~2.5, climbs back to ~6: still divergence though 6 < 9."""
+    run, truth = make_curve("diverge", n=2000, seed=0)
+    loss = run.series["train/loss"]
+    assert loss.values[-1] < loss.values[0]
+    (f,) = findings(run, "divergence")
+    assert f.severity == "error" and truth["diverge_from"] <= f.start_step <= truth["diverge_from"] + 300
+
+
+def test_pure_noise_around_a_decaying_trend_gives_no_spikes():
+    rng = np.random.default_rng(0)
+    n = 100_000
+    i = np.arange(n)
+    loss = (2 + 8 / np.sqrt(1 + i / 500)) * (1 + 0.03 * rng.standard_normal(n))
+    run = Run({"train/loss": Series("train/loss", i, loss)})
+    assert findings(run, "spike") == []
+
+
+def test_hf_windows_damp_spikes_but_they_are_still_found():
+    run, truth = make_curve("spike", n=3000, seed=4)
+    s = run.series["train/loss"]
+    w = 10
+    means = s.values[: len(s) // w * w].reshape(-1, w).mean(axis=1)
+    steps = np.arange(w, len(s) + 1, w)[: means.size]
+    hf = Run({"train/loss": Series("train/loss", steps, means)}, meta={"log_window": w})
+    got = [f.start_step for f in findings(hf, "spike") if f.severity != "info"]
+    assert any(abs(g - truth["spike_steps"][0]) <= w for g in got), got
+
+
+def test_one_step_blip_is_info_not_warning():
+    """modded-nanogpt style: +35 % for one step in a long healthy run."""
+    run, _ = make_curve("healthy", n=3000, seed=1)
+    v = run.series["train/loss"].values.copy()
+    v[1500] *= 1.35
+    run.series["train/loss"] = Series("train/loss", run.series["train/loss"].steps, v)
+    assert {f.severity for f in findings(run, "spike")} <= {"info"}
+
+
+def test_plateau_needs_room_to_improve():
+    """Flat at the end because the LR decayed to zero is convergence, not a plateau."""
+    run, _ = make_curve("plateau", n=2000, seed=0)
+    lr = run.series["train/lr"].values.copy()
+    lr[len(lr) // 3:] = 0.0
+    run.series["train/lr"] = Series("train/lr", run.series["train/lr"].steps, lr)
+    assert findings(run, "plateau") == []
+
+
+def test_overfitting_ignores_a_noisy_validation_curve():
+    steps = np.arange(0, 2000, 100)
+    rng = np.random.default_rng(0)
+    val = 0.05 + 0.04 * np.abs(rng.standard_normal(steps.size))
+    run = Run({"val/loss": Series("val/loss", steps, val),
+               "train/loss": Series("train/loss", np.arange(2000), np.full(2000, 0.01))})
+    assert findings(run, "overfitting") == []
+
+
+def test_init_loss_needs_the_vocabulary():
+    run, _ = make_curve("bad_init", n=1000, seed=0)
+    run.config.pop("vocab_size")
+    assert findings(run, "init_loss") == []
+    assert any("vocabulary size unknown" in f.message for f in findings(run, "log_limit"))
+
+
+def test_classifier_near_zero_loss_is_not_too_good():
+    steps = np.arange(1000)
+    loss = 2.3 * np.exp(-steps / 50) + 0.001
+    run = Run({"train/loss": Series("train/loss", steps, loss),
+               "val/loss": Series("val/loss", steps[::100], 2.3 * np.exp(-steps[::100] / 50) + 0.02)},
+              config={"vocab_size": 10})
+    assert findings(run, "too_good") == []
+
+
+def test_config_outliers():
+    run, _ = make_curve("healthy", n=500, seed=0)
+    run.config.update(weight_decay=8.0, lr=0.03)
+    got = {f.evidence["key"] for f in findings(run, "config") if f.severity == "warning"}
+    assert got == {"weight_decay", "lr"}
+
+
+def test_throughput_regression():
+    steps = np.arange(2000)
+    dt = np.where(steps < 1000, 100.0, 140.0) + np.random.default_rng(0).random(2000)
+    run, _ = make_curve("healthy", n=2000, seed=0)
+    run.series["perf/step_time"] = Series("perf/step_time", steps, dt)
+    (f,) = findings(run, "throughput")
+    assert f.severity == "warning" and 0.3 < f.evidence["slowdown"] < 0.5
