@@ -100,8 +100,9 @@ def compute_facts(run: Run) -> dict[str, Any]:
         facts["val_loss_min"] = round(float(fv.values[i]), 6)
         facts["val_loss_min_step"] = int(fv.steps[i])
         facts["val_loss_last"] = round(float(fv.values[-1]), 6)
-    if cfg.get("vocab_size"):
-        facts["init_loss_expected"] = round(math.log(int(cfg["vocab_size"])), 4)
+    classes = cfg.get("vocab_size") or cfg.get("n_classes")
+    if classes and int(classes) >= 2:
+        facts["init_loss_expected"] = round(math.log(int(classes)), 4)
     n = params_from_config(cfg)
     if n:
         facts["n_params"] = n

@@ -41,6 +41,10 @@ class Series:
         s = np.asarray(steps, dtype=np.float64)
         v = np.asarray(values, dtype=np.float64)
         w = None if wall_times is None else np.asarray(wall_times, dtype=np.float64)
+        ok = np.isfinite(s) & (np.abs(s) < 2.0 ** 62)  # a step must be an integer a run can reach
+        if not ok.all():
+            s, v = s[ok], v[ok]
+            w = None if w is None else w[ok]
         if s.size > 1 and not bool((s[1:] > s[:-1]).all()):
             # stable sort, then keep the last occurrence of each step: a resumed run overwrites
             order = np.argsort(s, kind="stable")

@@ -44,12 +44,22 @@ HPARAM_ALIASES: dict[str, tuple[str, ...]] = {
     "model_type": ("model_type", "architectures"),
     "optimizer": ("optimizer", "optim", "optimizer_type"),
     "z_loss": ("z_loss", "z_loss_coef", "z_loss_weight"),
+    "n_classes": ("num_classes", "n_classes", "num_labels"),
+    "normalization": ("normalization", "norm_type", "norm_layer"),
+    "residual": ("residual", "use_residual"),
+    "dataset_size": ("dataset_size", "num_train_samples", "train_size", "n_train"),
+    "momentum": ("momentum",),
+    "grad_scaler": ("grad_scaler", "use_grad_scaler", "loss_scaling", "dynamic_loss_scale"),
+    "model_dtype": ("model_dtype", "param_dtype"),
+    "class_counts": ("class_counts", "label_counts"),
+    "n_kv_heads": ("num_key_value_heads", "n_kv_heads", "num_kv_heads"),
 }
 
 _INT_KEYS = {"warmup_steps", "decay_steps", "max_steps", "num_epochs", "batch_size", "global_batch_size", "grad_accum",
              "seq_len", "vocab_size", "n_layer", "n_head", "n_embd", "d_ff", "dataset_tokens", "tokens_per_step",
-             "n_params", "world_size"}
-_FLOAT_KEYS = {"lr", "min_lr", "warmup_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "dropout", "z_loss"}
+             "n_params", "world_size", "n_classes", "dataset_size", "n_kv_heads"}
+_FLOAT_KEYS = {"lr", "min_lr", "warmup_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "dropout", "z_loss",
+               "momentum"}
 
 
 def _norm(k: str) -> str:

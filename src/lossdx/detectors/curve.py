@@ -97,7 +97,10 @@ class PlateauDetector(WholeRunDetector):
             return []
         final = float(np.median(vals[-max(2, vals.size // 10):]))
         out_of_band = np.flatnonzero(np.abs(vals - final) > self.band * abs(final))
-        flat_from = float(steps[out_of_band[-1] + 1]) if out_of_band.size and out_of_band[-1] + 1 < steps.size else b
+        if not out_of_band.size:
+            flat_from = a  # never out of the band: flat over everything logged
+        else:
+            flat_from = float(steps[out_of_band[-1] + 1]) if out_of_band[-1] + 1 < steps.size else b
         long_flat = (b - flat_from) / (b - a) >= self.long_flat_share
         long_imp = _span_improvement(steps, vals, a + (b - a) / 3, b)
         slow_long = long_imp is not None and long_imp < self.min_long_improvement
@@ -220,7 +223,8 @@ class InitLossDetector(WholeRunDetector):
 
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         steps, vals = clean(series.get("train/loss"))
-        vocab = self.context_.config.get("vocab_size")
+        # ln(V) for a language model, ln(C) for a C-class classifier: the loss of a uniform prediction
+        vocab = self.context_.config.get("vocab_size") or self.context_.config.get("n_classes")
         if vals.size == 0 or not vocab or int(vocab) < 2:
             return []
         expected = math.log(int(vocab))
@@ -231,7 +235,7 @@ class InitLossDetector(WholeRunDetector):
         sev = "error" if ratio >= self.error_ratio else "warning"
         return [Finding("init_loss", "train/loss", int(steps[0]), int(steps[0]), sev,
                         f"first loss {fmt_num(first)} is {ratio:.1f}x the {fmt_num(expected)} = ln({vocab}) of a "
-                        f"uniform prediction: the initial logits are far too large",
+                        f"uniform prediction: the initial logits are far too large (or the loss is computed wrong)",
                         {"first_loss": first, "expected": expected, "ratio": ratio, "vocab_size": int(vocab)})]
 
 
@@ -287,7 +291,8 @@ class DataOrderDetector(WholeRunDetector):
     requires = ("train/loss",)
 
     def __init__(self, *, min_ratio: float = 2.5, min_amplitude: float = 0.05, skip: float = 0.2,
-                 trend_chunk: int = 40) -> None:
+                 trend_chunk: int = 40, max_step_noise: float = 0.15) -> None:
+        self.max_step_noise = max_step_noise
         self.min_ratio = min_ratio
         self.min_amplitude = min_amplitude
         self.skip = skip
@@ -295,8 +300,10 @@ class DataOrderDetector(WholeRunDetector):
 
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         steps, vals = clean(series.get("train/loss"))
-        if vals.size < 100 or self.context_.points_averaged > 1:
-            return []  # window means (HF) average the shifts away; the test needs single-step points
+        if self.context_.points_averaged > 1:
+            return self._windowed(steps, vals)
+        if vals.size < 100:
+            return []
         first = abs(float(vals[0]))
         start = int(self.skip * vals.size)  # past the fast descent
         x, st = vals[start:], steps[start:].astype(float)
@@ -313,6 +320,8 @@ class DataOrderDetector(WholeRunDetector):
         means = r.reshape(k, m).mean(axis=1)
         ratio = float(np.var(means) * m / var)
         level = max(float(np.median(np.abs(trend))), 0.1 * first)
+        if level <= 0:
+            return []
         amplitude = float(np.std(means)) / level
         if ratio < self.min_ratio or amplitude < self.min_amplitude:
             return []
@@ -325,6 +334,35 @@ class DataOrderDetector(WholeRunDetector):
                         f"ratio {ratio:.1f}, ~1 when batches are shuffled), e.g. around steps "
                         f"{', '.join(map(str, at))}: batches look ordered by source/domain",
                         {"variance_ratio": ratio, "amplitude": amplitude, "block": m, "shift_steps": at})]
+
+
+    def _windowed(self, steps: np.ndarray, vals: np.ndarray) -> list[Finding]:
+        """Window means (HF logs a mean over `w` steps): independent batches would make them vary sqrt(w)
+        times less than single steps. With LM-sized batches (>= 4k tokens, where one step's loss varies by a
+        few %), window means that still vary by more than 15%/sqrt(w) mean consecutive batches are alike:
+        the data arrives in same-source runs."""
+        w = self.context_.points_averaged
+        tokens = self.context_.config.get("tokens_per_step") or (
+            (self.context_.config.get("batch_size") or 0) * (self.context_.config.get("seq_len") or 0))
+        if vals.size < 60 or tokens < 4096:
+            return []
+        first = abs(float(vals[0]))
+        start = int(self.skip * vals.size)
+        x, st = vals[start:], steps[start:].astype(float)
+        ts, tv = chunk_medians(st, x, max(6, x.size // 8))
+        trend = np.interp(st, ts, tv)
+        level = max(float(np.median(np.abs(trend))), 0.1 * first)
+        if level <= 0:
+            return []
+        noise = 1.4826 * float(np.median(np.abs(x - trend))) / level
+        implied = noise * np.sqrt(w)
+        if implied < self.max_step_noise:
+            return []
+        return [Finding("data_order", "train/loss", int(st[0]), int(st[-1]), "warning",
+                        f"{w}-step window means of the loss vary by {100 * noise:.0f}% of its level; with {tokens:,} "
+                        f"tokens per batch independent batches would need {100 * implied:.0f}% step-to-step noise: "
+                        f"consecutive batches are alike (data ordered by source/domain)",
+                        {"window_noise": noise, "implied_step_noise": implied, "window": w})]
 
 
 class InstabilityDetector(WholeRunDetector):

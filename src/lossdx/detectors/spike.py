@@ -131,7 +131,7 @@ class BlockEventDetector(Detector):
                     out += self._emit(ev, None)
                     self.event_ = None
         elif self.first_ is not None and not self.early_done_:
-            if self.early_rise is not None and x > self.first_ * (1 + self.early_rise):
+            if self.early_rise is not None and self.first_ > 0 and x > self.first_ * (1 + self.early_rise):
                 self.event_ = self._new_event(step, x, self.first_, 0.0, early=True)
         elif self.level_ is not None:
             med, sigma = self.level_
@@ -207,7 +207,7 @@ class BlockEventDetector(Detector):
 
         early_end = min(n, h * b)
         first = x[0]
-        if self.early_rise is None:
+        if self.early_rise is None or first <= 0:  # a rise "above the first value" needs a positive loss
             early_cand = np.empty(0, dtype=np.int64)
         else:
             early_cand = np.flatnonzero(x[1:early_end] > first * (1 + self.early_rise)) + 1
@@ -218,7 +218,8 @@ class BlockEventDetector(Detector):
         pos = 0
         while pos < all_cand.size:
             i = int(all_cand[pos])
-            early = self.early_rise is not None and 1 <= i < early_end and x[i] > first * (1 + self.early_rise)
+            early = (self.early_rise is not None and first > 0 and 1 <= i < early_end
+                     and x[i] > first * (1 + self.early_rise))
             if early:
                 ev = self._new_event(int(steps[i]), float(x[i]), float(first), 0.0, early=True)
             elif i >= start and x[i] > level_at(i)[2]:

@@ -298,7 +298,7 @@ def _parse_generic(line: str) -> Record | None:
         if step is None and kl in _STEP_KEYS:
             try:
                 step = float(int(float(v)))
-            except ValueError:
+            except (ValueError, OverflowError):  # "step: inf" is no step
                 pass
             continue
         if kl in _STEP_KEYS:

@@ -21,6 +21,7 @@ class Diagnosis:
     fixes: list[str]
     rule: str = ""
     config_patch: dict[str, Any] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)  # what to log or check next where the log cannot decide
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"cause": self.cause, "confidence": round(float(self.confidence), 3),
@@ -29,6 +30,8 @@ class Diagnosis:
             d["rule"] = self.rule
         if self.config_patch:
             d["config_patch"] = _jsonable(self.config_patch)
+        if self.checks:
+            d["checks"] = list(self.checks)
         return d
 
 

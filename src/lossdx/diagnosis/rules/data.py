@@ -1,0 +1,223 @@
+"""Data causes (Qwen2.5 post-mortem: format errors / NaN in inputs, label misalignment, imbalance;
+handbook: spikes from abnormal samples, data order) and non-data faults that look like them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import Evidence, Hit, Rule
+from ._common import clip_fix, num, total_steps
+
+
+def bad_batch(ev: Evidence) -> Hit | None:
+    """A few isolated spikes that recover within steps: an anomalous batch (handbook Q1)."""
+    spikes = [f for f in ev.of("spike") if not f.evidence.get("early")]
+    if not spikes or len(spikes) > 4:
+        return None
+    quick = [f for f in spikes if f.evidence.get("recovered") and (f.evidence.get("recovery_steps") or 0)
+             <= max(50 * ev.log_window, 0.03 * max(ev.run_length(), 1))]
+    if not quick:
+        return None
+    f = max(quick, key=lambda f: f.evidence.get("ratio", 0))
+    hit = Hit(0.6, [f"train loss jumped {f.evidence['ratio']:.1f}x ({num(f.evidence['baseline'])} -> "
+                    f"{num(f.evidence['peak'])}) at step {f.start_step} and was back within "
+                    f"{f.evidence['recovery_steps']} steps"])
+    if len(spikes) == 1:
+        hit.evidence.append("it is the only spike of the run: isolated, not a trend")
+        hit.confidence += 0.1
+    else:
+        hit.evidence.append(f"{len(spikes)} isolated spikes at steps {', '.join(str(s.start_step) for s in spikes)}")
+    tol = max(2, ev.log_window)
+    grad = [g for g in ev.of("grad_norm", serious=False) if g.evidence.get("type") == "explosion"
+            and any(abs(g.start_step - s.start_step) <= tol for s in spikes)]
+    if grad:
+        hit.confidence += 0.15
+        hit.evidence.append(f"gradient norm jumped x{grad[0].evidence['ratio']:.0f} at the same step "
+                            f"({num(grad[0].evidence['baseline'])} -> {num(grad[0].evidence['peak'])})")
+    if ev.has("divergence") or len(ev.typed("instability", "grad_growth")):
+        hit.confidence -= 0.2
+    steps = ", ".join(str(s.start_step) for s in spikes)
+    hit.fixes.append(f"inspect the batch(es) at step {steps}: the data offsets of those steps (the live guard "
+                     "records them) point at the samples")
+    clip_fix(ev, hit)
+    hit.fixes.append("filter the training data for repeated n-grams / garbage documents (OLMo drops sequences with "
+                     ">= 32 repeats of a short pattern)")
+    hit.checks.append("re-run from a checkpoint before the spike with the same batches: if it spikes again it is the "
+                      "data, if not the parameter state or hardware")
+    return hit
+
+
+def nan_transient(ev: Evidence) -> Hit | None:
+    """A NaN that comes and goes, with nothing building up before it: the loss of one batch (e.g. a fully
+    masked batch, 0/0) and not the model."""
+    f = next((f for f in ev.of("nan") if f.metric in ("train/loss",) or f.evidence.get("hidden_by_window")), None)
+    if f is None or not f.evidence.get("recovered") or f.evidence.get("count", 99) > 3:
+        return None
+    hit = Hit(0.7, [f"{f.metric} was NaN at step {f.start_step} only ({f.evidence['count']} logged point(s)) and "
+                    f"finite again from step {f.evidence['recovered_at']}"])
+    before = [x for x in ev.findings if x.severity != "info" and x.kind in ("divergence", "instability", "spike")
+              and x.start_step < f.start_step]
+    if before:
+        hit.confidence -= 0.3
+    else:
+        hit.evidence.append("no rise, spike or gradient growth before it: the model was fine, one batch was not")
+    hit.fixes += [f"check the batch at step {f.start_step} for an empty/fully-masked target (loss = 0/0), a zero "
+                  "denominator or log(0) in the loss",
+                  "guard the loss: skip the step when the number of target tokens is 0, or use reduction='sum' / max(n, 1)"]
+    hit.checks.append("log the number of unmasked target tokens per batch")
+    return hit
+
+
+def nan_persistent(ev: Evidence) -> Hit | None:
+    """NaN from one step to the end with a healthy curve before it: bad values came in with the data."""
+    f = next((f for f in ev.of("nan") if f.metric == "train/loss"), None)
+    if f is None or f.evidence.get("recovered"):
+        return None
+    n = total_steps(ev) or ev.run_length()
+    if f.start_step <= max(10, 0.05 * n):
+        return None  # NaN from the very start is precision or init, not a poisoned batch
+    before = [x for x in ev.findings if x.severity != "info" and x.kind in ("divergence", "instability", "spike",
+                                                                             "grad_norm") and x.start_step < f.start_step]
+    g = next((x for x in ev.of("nan") if x.metric == "train/grad_norm"), None)
+    if before or (g is not None and g.start_step < f.start_step):
+        return None
+    loss = ev.series("train/loss")
+    last_ok = None
+    if loss is not None:
+        ok = loss.steps[(loss.steps < f.start_step) & np.isfinite(loss.values)]
+        last_ok = float(loss.values[loss.steps == ok[-1]][0]) if ok.size else None
+    hit = Hit(0.6, [f"loss was {num(last_ok)} just before step {f.start_step} and NaN from then to the end "
+                    f"({f.evidence['count']} points)",
+                    "no spike, divergence or gradient growth before it: the NaN came in from outside the model"])
+    dtype = str(ev.cfg("dtype", "")).lower()
+    if "bf16" in dtype or "bfloat16" in dtype or "32" in dtype:
+        hit.evidence.append(f"dtype {ev.cfg('dtype')}: not a float16 overflow")
+        hit.confidence += 0.05
+    hit.fixes += [f"check the inputs of the batch at step {f.start_step} for NaN/Inf (torch.isfinite(x).all()) and "
+                  "validate the dataset once before training",
+                  "make the guard stop at the first non-finite loss and skip the step instead of applying NaN gradients"]
+    hit.checks.append("assert torch.isfinite(batch).all() in the data loader")
+    return hit
+
+
+def label_leak(ev: Evidence) -> Hit | None:
+    f = next((f for f in ev.of("too_good") if f.evidence.get("leak_pattern")), None)
+    if f is None:
+        return None
+    hit = Hit(0.9, [f.message])
+    o = ev.first("overfitting")
+    if o:
+        hit.evidence.append(f"validation loss rose from {num(o.evidence['val_min'])} (step {o.evidence['val_min_step']}) "
+                            f"to {num(o.evidence['val_end'])}")
+    hit.fixes += ["check the target construction: for a language model the targets are the inputs shifted by one "
+                  "(y = x[1:], x = x[:-1]); targets equal to the inputs are copied, not predicted",
+                  "print a few (input, target) pairs side by side"]
+    return hit
+
+
+def labels_unlearnable(ev: Evidence) -> Hit | None:
+    """Loss stuck from the very start at a level the model should beat: targets independent of the inputs."""
+    p = next((f for f in ev.of("plateau") if f.evidence.get("flat_share", 0) >= 0.7), None)
+    if p is None:
+        return None
+    lr_ok = not ev.of("slow_convergence") and not any(f.evidence.get("key") == "lr" for f in ev.of("config"))
+    tiny = (ev.facts.get("n_params") or 1e12) < 1e6
+    wd_ok = not any(f.evidence.get("key") == "weight_decay" for f in ev.of("config"))
+    if not (lr_ok and wd_ok) or tiny or ev.has("instability"):
+        return None
+    hit = Hit(0.6, [f"loss stuck at ~{num(p.evidence['level'])} from step {p.start_step} "
+                    f"({100 * p.evidence['flat_share']:.0f}% of the run)"])
+    lr = ev.cfg_num("lr") or ev.peak_lr
+    g = ev.series("train/grad_norm")
+    if lr:
+        hit.evidence.append(f"the optimizer is moving (LR {num(lr)}" + (
+            f", gradient norm ~{num(float(np.nanmedian(g.values)))})" if g is not None and len(g) else ")"))
+    if ev.facts.get("n_params"):
+        hit.evidence.append(f"the model ({ev.facts['n_params']:,} parameters) is big enough to do better")
+    hit.fixes += ["check that targets are aligned with inputs (no shuffle of labels relative to inputs, the right "
+                  "shift for next-token prediction)",
+                  "run the single-batch overfit test: if one batch cannot be driven to ~0 loss, data and labels do "
+                  "not match"]
+    hit.checks.append("compare the plateau with the entropy of the target distribution alone (unigram entropy): a "
+                      "loss pinned there means the model ignores the inputs")
+    return hit
+
+
+def data_order(ev: Evidence) -> Hit | None:
+    f = ev.first("data_order")
+    if f is None:
+        return None
+    hit = Hit(0.8, [f.message])
+    v = ev.series("val/loss")
+    t = ev.series("train/loss")
+    if v is not None and t is not None and len(v) >= 3:
+        gap = float(np.nanmedian(v.values[len(v) // 2:])) - float(np.nanmedian(t.values[len(t) // 2:]))
+        hit.evidence.append(f"validation (mixed data) sits {num(gap)} above the training loss in the second half")
+    else:
+        hit.evidence.append(f"variance ratio {f.evidence['variance_ratio']:.1f} over blocks of {f.evidence['block']} points")
+    hit.fixes += ["shuffle the training data globally (or at least interleave shards/sources) before batching",
+                  "for streaming data, use a shuffle buffer larger than the longest same-source run"]
+    return hit
+
+
+def class_imbalance(ev: Evidence) -> Hit | None:
+    counts = ev.cfg("class_counts")
+    if not isinstance(counts, (list, tuple, dict)):
+        return None
+    vals = [float(v) for v in (counts.values() if isinstance(counts, dict) else counts)
+            if isinstance(v, (int, float)) and v > 0]
+    if len(vals) < 2 or max(vals) / min(vals) < 10:
+        return None
+    trouble = [k for k in ("spike", "plateau", "instability", "overfitting") if ev.has(k)]
+    if not trouble:
+        return None
+    hit = Hit(0.55, [f"class counts range {int(min(vals))}..{int(max(vals))} ({max(vals) / min(vals):.0f}:1)",
+                     f"the curves show {', '.join(trouble)}"])
+    hit.fixes += ["weight the loss by inverse class frequency or use focal loss",
+                  "oversample minority classes / undersample the majority class"]
+    return hit
+
+
+def hardware(ev: Evidence) -> Hit | None:
+    """Throughput regressions and spikes without a gradient co-signal point at the machine, not the model."""
+    thr = ev.first("throughput")
+    spikes = ev.of("spike")
+    g = ev.series("train/grad_norm")
+    quiet = []
+    if g is not None and spikes:
+        for s in spikes:
+            near = ev.window("train/grad_norm", s.start_step - 2, s.start_step + 2)
+            base = ev.window("train/grad_norm", s.start_step - 100, s.start_step - 5)
+            if near.size and base.size and np.nanmax(near) < 2 * np.nanmedian(base):
+                quiet.append(s)
+    if thr is None and not quiet:
+        return None
+    hit = Hit(0.0, [])
+    if thr:
+        hit.confidence = 0.45
+        hit.evidence.append(thr.message)
+        hit.evidence.append("the loss itself is unaffected" if not ev.of("spike") else "spikes in the same run")
+    if quiet:
+        hit.confidence = max(hit.confidence, 0.25)
+        hit.evidence.append(f"the loss spike at step {quiet[0].start_step} has no gradient-norm spike with it "
+                            "(silent data corruption would look like that)")
+    if len(hit.evidence) < 2:
+        hit.evidence.append("one run cannot prove a hardware fault; a re-run of the same steps can")
+    hit.fixes += ["re-run the same steps on another node: a fault that does not reproduce is the hardware (Megatron's "
+                  "rerun state machine does this)", "check GPU health (ECC errors, clocks, thermal throttling) and "
+                  "the data loader / network for stragglers"]
+    return hit
+
+
+RULES = (
+    Rule("BAD_BATCH", "bad_data_batch", "handbook 'Loss Spike': abnormal samples; spike + recovery", bad_batch),
+    Rule("NAN_TRANSIENT", "loss_nan_from_data", "handbook 'NaN Loss': division by zero in the loss", nan_transient),
+    Rule("NAN_PERSISTENT", "nan_in_input", "Qwen2.5 post-mortem: NaN/Inf in the input data", nan_persistent),
+    Rule("LABEL_LEAK", "label_misalignment", "Qwen2.5 post-mortem: labels misaligned; train -> 0 while val explodes",
+         label_leak),
+    Rule("LABEL_STUCK", "label_misalignment", "Qwen2.5 post-mortem: wrong labels -> loss cannot fall", labels_unlearnable),
+    Rule("DATA_ORDER", "data_order", "handbook 'Loss Spike': data order problems; level shifts", data_order),
+    Rule("CLASS_IMBALANCE", "class_imbalance", "Qwen2.5 post-mortem: sample imbalance -> oscillating loss",
+         class_imbalance),
+    Rule("HARDWARE", "hardware_fault", "prior art: PaLM/OPT restarts, Megatron reruns; non-reproducible faults", hardware),
+)

@@ -1,0 +1,108 @@
+"""Capacity and generalisation causes (handbook: overfitting, plateau from capacity, weight decay;
+nanoGPT analysis: tokens per iteration x iterations vs dataset size -> epochs -> repetition)."""
+
+from __future__ import annotations
+
+from ..engine import Evidence, Hit, Rule
+from ._common import num
+
+
+def overfitting_small_data(ev: Evidence) -> Hit | None:
+    o = ev.first("overfitting")
+    epochs = ev.facts.get("epochs_seen")
+    too_good = next((f for f in ev.of("too_good") if not f.evidence.get("leak_pattern")), None)
+    if o is None and not (too_good and epochs and epochs > 3):
+        return None
+    hit = Hit(0.55, [])
+    if o:
+        hit.evidence.append(o.message)
+    if too_good:
+        hit.evidence.append(too_good.message)
+    if epochs is not None:
+        hit.evidence.append(f"{num(epochs)} epochs over the dataset ({ev.facts.get('tokens_seen', 0):,} tokens seen, "
+                            f"{ev.cfg('dataset_tokens', 0):,} in the dataset)")
+        if epochs >= 2:
+            hit.confidence = 0.9
+        elif epochs < 0.9:
+            hit.confidence = 0.3  # less than one pass: repetition cannot be the reason
+    elif ev.cfg("num_epochs"):
+        hit.evidence.append(f"config {ev.raw_key('num_epochs')} = {ev.cfg('num_epochs')}")
+        hit.confidence = 0.65 if ev.cfg("num_epochs") > 1 else 0.4
+    if len(hit.evidence) < 2:
+        hit.evidence.append("the dataset size is unknown (give dataset_tokens in the config to check repetition)")
+    if o:
+        hit.fixes.append(f"keep the checkpoint of step {o.evidence['val_min_step']} (best validation loss) and stop "
+                         "there: early stopping")
+    hit.fixes += ["get more (or more diverse) data, or train fewer epochs", "add dropout 0.05-0.1 (fine-tuning) "
+                  "and weight decay 0.1 (not on bias/LayerNorm)"]
+    if (ev.cfg_num("dropout") or 0) < 0.05:
+        hit.patch["dropout"] = 0.1
+    return hit
+
+
+def capacity_too_small(ev: Evidence) -> Hit | None:
+    p = ev.first("plateau")
+    n = ev.facts.get("n_params")
+    if p is None or not n:
+        return None
+    tokens = ev.facts.get("tokens_seen") or 0
+    per_param = tokens / n if n else 0
+    if per_param < 20 and n >= 1e6:
+        return None
+    hit = Hit(0.55, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}",
+                     f"{n:,} parameters for {tokens:,} tokens ({per_param:.0f} tokens per parameter; Chinchilla-optimal "
+                     "is ~20): the model, not the data, is the limit"])
+    if n < 1e6:
+        hit.confidence = 0.7
+        hit.evidence.append(f"a very small model (n_layer={ev.cfg('n_layer')}, n_embd={ev.cfg('n_embd')})")
+    v, t = ev.series("val/loss"), ev.series("train/loss")
+    if v is not None and t is not None and len(v) > 2 and len(t) > 2:
+        import numpy as np
+
+        gap = float(np.nanmedian(v.values[-3:])) - float(np.nanmedian(t.values[-len(t) // 10:]))
+        if gap < 0.15 * float(np.nanmedian(t.values[-len(t) // 10:])):
+            hit.evidence.append(f"train and validation stay close (gap {num(gap)}): underfitting, not overfitting")
+    hit.fixes += ["scale the model up (more layers / wider), keeping ~20 tokens per parameter (Chinchilla)",
+                  f"for this budget of {tokens:,} tokens a compute-optimal model has ~{max(1, tokens // 20):,} parameters"]
+    return hit
+
+
+def over_regularization(ev: Evidence) -> Hit | None:
+    cfgs = [f for f in ev.of("config") if f.evidence.get("key") in ("weight_decay", "dropout")]
+    if not cfgs:
+        return None
+    hit = Hit(0.65, [f"config {ev.raw_key(f.evidence['key']) or f.evidence['key']} = {num(f.evidence['value'])}: "
+                     f"{f.message.split(':', 1)[-1].strip()}" for f in cfgs])
+    growth = ev.typed("instability", "grad_growth")
+    sat = ev.typed("grad_norm", "clip_saturation")
+    if growth:
+        hit.evidence.append(f"gradient norm grew {growth[0].evidence['growth']:.1f}x while the loss kept falling: the "
+                            "decay keeps pulling the weights back")
+        hit.confidence += 0.15
+    if sat:
+        hit.evidence.append(f"clipping active on {100 * sat[0].evidence['share_clipped']:.0f}% of steps")
+        hit.confidence += 0.05
+    if ev.has("plateau"):
+        hit.evidence.append(f"loss flat at ~{num(ev.first('plateau').evidence['level'])}")
+        hit.confidence += 0.05
+    if len(hit.evidence) < 2:
+        hit.evidence.append("no other cause explains the curves as well")
+    for f in cfgs:
+        if f.evidence["key"] == "weight_decay":
+            hit.fixes.append("weight decay 0.01-0.1, and not on biases / LayerNorm weights")
+            hit.patch["weight_decay"] = 0.1
+        else:
+            hit.fixes.append("dropout 0 for pre-training, 0.05-0.1 for fine-tuning")
+            hit.patch["dropout"] = 0.1
+    return hit
+
+
+RULES = (
+    Rule("OVERFIT_SMALL_DATA", "overfitting_small_data",
+         "handbook Q4 / nanoGPT analysis: val rises while train falls; epochs over a small dataset",
+         overfitting_small_data),
+    Rule("CAPACITY", "capacity_too_small", "handbook 'Plateau' cause: model capacity too small; nanoGPT analysis",
+         capacity_too_small),
+    Rule("OVER_REGULARIZATION", "over_regularization", "handbook 'Weight decay': too large -> underfitting",
+         over_regularization),
+)

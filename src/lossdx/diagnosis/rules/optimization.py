@@ -1,0 +1,318 @@
+"""Optimisation causes (Qwen2.5 post-mortem: LR too high, gradient explosion; handbook: spikes,
+divergence, plateau, NaN; nanoGPT analysis: LR and warmup critique)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..engine import Evidence, Hit, Rule
+from ._common import clip_fix, halve_lr_fix, num, total_steps, warmup_fix
+
+TYPICAL_LR = 3e-4  # handbook Q3: pre-training usually 1e-4 .. 3e-4
+
+
+def _lr_ratio(ev: Evidence) -> float | None:
+    lr = ev.cfg_num("lr") or ev.peak_lr
+    if not lr:
+        return None
+    return lr / TYPICAL_LR
+
+
+def early_blowup(ev: Evidence) -> Hit | None:
+    """Loss rising above its starting value in the first steps: the step size is too big for a fresh model."""
+    f = next((f for f in ev.of("spike") if f.evidence.get("early")), None)
+    if f is None:
+        return None
+    hit = Hit(0.6, [f"the loss climbed from {num(f.evidence['baseline'])} to {num(f.evidence['peak'])} at step "
+                    f"{f.evidence['peak_step']}, above its starting value, before coming down"])
+    lr = ev.cfg_num("lr") or ev.peak_lr
+    if lr:
+        hit.evidence.append(f"peak learning rate {num(lr)} ({num(lr / TYPICAL_LR)}x the usual 3e-4)")
+    halve_lr_fix(ev, hit)
+    return hit
+
+
+def unstable_high_lr(ev: Evidence) -> Hit | None:
+    """Grad norm growing and exploding while the loss stalls high: updates too large to settle."""
+    growth = ev.typed("instability", "grad_growth")
+    explosions = [f for f in ev.of("grad_norm", serious=False) if f.evidence.get("type") == "explosion"]
+    plateau = ev.first("plateau")
+    ratio = _lr_ratio(ev)
+    if not growth or (not explosions and not plateau):
+        return None
+    g = growth[0].evidence
+    conf = 0.4 + (0.15 if len(explosions) >= 3 else 0) + (0.15 if ratio and ratio >= 5 else 0)
+    hit = Hit(conf, [f"gradient norm grew {g['growth']:.1f}x during training ({num(g['from'])} -> {num(g['to'])})"])
+    if explosions:
+        hit.evidence.append(f"{len(explosions)} gradient-norm explosion(s), e.g. x{explosions[0].evidence['ratio']:.0f} "
+                            f"at step {explosions[0].evidence['peak_step']}")
+    if plateau:
+        hit.evidence.append(f"loss stalled at ~{num(plateau.evidence['level'])} from step {plateau.start_step}")
+    if ratio:
+        hit.evidence.append(f"config lr = {num(ev.cfg_num('lr') or ev.peak_lr)} ({ratio:.0f}x the usual 3e-4)")
+    halve_lr_fix(ev, hit)
+    clip_fix(ev, hit)
+    hit.fixes.append("add z-loss (1e-4) on the output logits to keep them from growing (DeepSeek / PaLM)")
+    return hit
+
+
+def high_lr_config(ev: Evidence) -> Hit | None:
+    """An LR many times the usual range, with the curve showing trouble."""
+    cfg = next((f for f in ev.of("config") if f.evidence.get("key") == "lr" and (f.evidence.get("value") or 0) >= 1e-3),
+               None)
+    trouble = [k for k in ("plateau", "instability", "spike", "divergence", "grad_norm") if ev.has(k)]
+    if cfg is None or not trouble:
+        return None
+    hit = Hit(0.55, [f"config {ev.raw_key('lr') or 'lr'} = {num(cfg.evidence['value'])}: far above 1e-4..3e-4",
+                     f"the curves show {', '.join(trouble)}"])
+    halve_lr_fix(ev, hit)
+    return hit
+
+
+def plateau_with_high_lr(ev: Evidence) -> Hit | None:
+    """Stuck high with an LR many times the usual: the optimizer bounces around the valley instead of
+    descending into it (nanoGPT analysis: 1e-3 already 'overshoots' on small data)."""
+    p = ev.first("plateau")
+    ratio = _lr_ratio(ev)
+    if p is None or not ratio or ratio < 10:
+        return None
+    conf = min(0.6, 0.35 + 0.25 * min(1.0, (ratio - 10) / 10))
+    hit = Hit(conf, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}",
+                     f"peak learning rate {num(ev.cfg_num('lr') or ev.peak_lr)} is {ratio:.0f}x the usual 3e-4"])
+    if not ev.cfg_num("grad_clip"):
+        hit.evidence.append("no gradient clipping")
+    halve_lr_fix(ev, hit)
+    clip_fix(ev, hit)
+    return hit
+
+
+def divergence_at_peak_lr(ev: Evidence) -> Hit | None:
+    """A sustained rise that does not recover, while the LR is high: handbook 'Divergence: LR too high'."""
+    f = ev.first("divergence")
+    if f is None:
+        return None
+    hit = Hit(0.55, [f"loss rose from its best {num(f.evidence['best'])} (step {f.evidence['best_step']}) to "
+                     f"{num(f.evidence['peak'])} from step {f.start_step} and never came back"])
+    lr_here = ev.value_near("train/lr", f.start_step, tol=max(50, ev.run_length() // 50))
+    peak = ev.peak_lr
+    if lr_here is not None and peak:
+        hit.evidence.append(f"LR at the start of the rise: {num(lr_here)} ({100 * lr_here / peak:.0f}% of its peak)")
+        if lr_here < 0.3 * peak:
+            hit.confidence = 0.35  # the LR had already decayed: less likely the LR itself
+    elif ev.cfg_num("lr"):
+        hit.evidence.append(f"config lr = {num(ev.cfg_num('lr'))}")
+    halve_lr_fix(ev, hit, " (the handbook's first move on divergence)")
+    clip_fix(ev, hit)
+    return hit
+
+
+def missing_warmup(ev: Evidence) -> Hit | None:
+    """No warmup on a decaying schedule; worse when the first steps show the damage."""
+    f = next((f for f in ev.of("lr_schedule") if f.evidence.get("type") == "no_warmup"), None)
+    if f is None:
+        return None
+    hit = Hit(0.35, [f.message])
+    early = next((s for s in ev.of("spike") if s.evidence.get("early")), None)
+    growth = ev.typed("instability", "grad_growth")
+    if early:
+        hit.confidence = 0.7
+        hit.evidence.append(f"the loss rose above its start ({num(early.evidence['baseline'])} -> "
+                            f"{num(early.evidence['peak'])}) in the first steps")
+    if growth or ev.has("plateau"):
+        hit.confidence = max(hit.confidence, 0.55)
+        what = "gradient norm grew" if growth else "the loss stalled"
+        hit.evidence.append(f"after the unwarmed start {what} (step {(growth or ev.of('plateau'))[0].start_step})")
+    if ev.cfg("warmup_steps") == 0:
+        hit.evidence.append(f"config {ev.raw_key('warmup_steps') or 'warmup'} = 0")
+    warmup_fix(ev, hit)
+    return hit
+
+
+def lr_too_low(ev: Evidence) -> Hit | None:
+    """Still falling slowly, far from converged: the optimizer moves too little."""
+    slow = ev.first("slow_convergence")
+    tiny = next((f for f in ev.of("config") if f.evidence.get("key") == "lr" and (f.evidence.get("value") or 1) < 1e-5),
+                None)
+    if slow is None and tiny is None:
+        return None
+    lr = ev.cfg_num("lr") or ev.peak_lr
+    hit = Hit(0.0, [])
+    if slow:
+        hit.confidence = 0.7
+        hit.evidence.append(slow.message)
+    if lr:
+        hit.evidence.append(f"peak learning rate {num(lr)} ({num(lr / TYPICAL_LR)}x the usual 3e-4)")
+        if lr < 3e-5:
+            hit.confidence = max(hit.confidence, 0.5) + 0.15
+    sat = ev.typed("grad_norm", "clip_saturation")
+    if sat:
+        hit.evidence.append(f"gradient norm {num(sat[0].evidence['median_norm'])} stays above the clip "
+                            f"{num(sat[0].evidence['clip'])} on {100 * sat[0].evidence['share_clipped']:.0f}% of steps: "
+                            "the model is far from a minimum")
+    if len(hit.evidence) < 2:
+        return None
+    if lr:
+        new = min(TYPICAL_LR, lr * 10)
+        hit.fixes.append(f"raise the learning rate: {num(lr)} -> {num(new)} (x10 toward the usual 1e-4..3e-4), "
+                         "then confirm with a 3-5 value sweep of ~1000 steps")
+        hit.patch["lr"] = float(f"{new:.3g}")
+    return hit
+
+
+def schedule_bug(ev: Evidence) -> Hit | None:
+    """LR trace jumping back up, or a decay horizon shorter than the run."""
+    fs = ev.of("lr_schedule")
+    restart = next((f for f in fs if f.evidence.get("type") == "restart"), None)
+    short = next((f for f in fs if f.evidence.get("type") == "short_decay"), None)
+    if restart is None and short is None:
+        return None
+    hit = Hit(0.85 if restart else 0.7, [(restart or short).message])
+    decay, total = ev.cfg_num("decay_steps"), ev.cfg_num("max_steps")
+    if decay and total and decay < total:
+        hit.evidence.append(f"config {ev.raw_key('decay_steps') or 'lr_decay_iters'} = {int(decay)} < "
+                            f"{ev.raw_key('max_steps') or 'max_iters'} = {int(total)}")
+        hit.patch["decay_steps"] = int(total)
+        hit.confidence = min(0.95, hit.confidence + 0.1)
+    if restart:
+        val_bumps = [f for f in ev.findings if f.kind in ("spike", "instability") and f.start_step >= restart.start_step]
+        if val_bumps or ev.has("plateau"):
+            hit.evidence.append("the loss gets worse after the LR jumps back up")
+    if len(hit.evidence) < 2:
+        hit.evidence.append(f"the LR trace was reconstructed from {len(ev.series('train/lr') or [])} logged points")
+    hit.fixes.append("set the decay horizon to the run length (lr_decay_iters = max_iters) and compute the LR from "
+                     "the global step (a step counter that resets causes restarts)")
+    return hit
+
+
+def gradient_explosion(ev: Evidence) -> Hit | None:
+    """Gradients growing without bound before the loss breaks (deep nets without clipping)."""
+    g_nan = next((f for f in ev.of("nan") if f.metric == "train/grad_norm" and not f.evidence.get("hidden_by_window")),
+                 None)
+    loss_nan = next((f for f in ev.of("nan") if f.metric == "train/loss"), None)
+    growth = ev.typed("instability", "grad_growth")
+    explosions = [f for f in ev.of("grad_norm", serious=False) if f.evidence.get("type") == "explosion"]
+    big = [f for f in explosions if f.evidence.get("ratio", 0) >= 100]
+    s = ev.series("train/grad_norm")
+    if s is None:
+        return None
+    finite = s.values[np.isfinite(s.values)]
+    huge = finite.size and float(np.max(finite)) >= 1e4 * max(float(np.median(finite)), 1e-12)
+    precursor = (g_nan is not None and (loss_nan is None or g_nan.start_step <= loss_nan.start_step)) or huge or big
+    if not precursor or not (loss_nan or ev.has("divergence") or growth):
+        return None
+    hit = Hit(0.6, [])
+    if g_nan is not None:
+        hit.evidence.append(f"gradient norm became {g_nan.evidence['value']} at step {g_nan.start_step}"
+                            + (f", before the loss NaN at step {loss_nan.start_step}" if loss_nan else ""))
+    if huge:
+        hit.evidence.append(f"gradient norm reached {num(float(np.max(finite)))} (median {num(float(np.median(finite)))})")
+    if growth:
+        hit.evidence.append(f"gradient norm grew {growth[0].evidence['growth']:.1f}x over training")
+    if ev.has("divergence"):
+        hit.evidence.append(f"the loss diverged from step {ev.first('divergence').start_step}")
+    clip = ev.cfg_num("grad_clip")
+    if not clip:
+        hit.confidence += 0.15
+        hit.evidence.append(f"no gradient clipping (config {ev.raw_key('grad_clip') or 'grad_clip'} = {clip or 0})")
+    depth = ev.cfg_num("n_layer")
+    if ev.cfg("residual") is False or (depth and depth >= 12 and str(ev.cfg("normalization", "")).lower() in ("none", "")):
+        hit.confidence += 0.1
+        hit.evidence.append(f"a deep network without normalisation/residuals (n_layer={int(depth or 0)}): gradients "
+                            "multiply layer by layer")
+    if len(hit.evidence) < 2:
+        return None
+    clip_fix(ev, hit)
+    hit.fixes.append("lower the learning rate (halve it) and use a scaled init (std 0.02, residual projections "
+                     "scaled by 1/sqrt(2*n_layer)); add normalisation or residual connections to deep stacks")
+    if ev.cfg_num("lr"):
+        hit.patch["lr"] = float(f"{ev.cfg_num('lr') / 2:.3g}")
+    return hit
+
+
+def bad_init(ev: Evidence) -> Hit | None:
+    f = ev.first("init_loss")
+    if f is None:
+        return None
+    hit = Hit(0.9 if f.severity == "error" else 0.6, [f.message])
+    g = ev.series("train/grad_norm")
+    if g is not None and len(g):
+        early = g.values[: max(1, len(g) // 20)]
+        early = early[np.isfinite(early)]
+        later = g.values[len(g) // 2:]
+        later = later[np.isfinite(later)]
+        if early.size and later.size and np.max(early) > 20 * np.median(later):
+            hit.evidence.append(f"early gradient norms up to {num(float(np.max(early)))} vs {num(float(np.median(later)))} "
+                                "later")
+    hit.evidence.append(f"expected ~{num(f.evidence['expected'])} for a uniform prediction over "
+                        f"{f.evidence['vocab_size']} classes")
+    hit.fixes += ["initialise weights with std 0.02 (and zero biases); scale residual output projections by "
+                  "1/sqrt(2*n_layer) as GPT-2 does",
+                  "check the loss: logits should not be scaled up, softmax/log-softmax applied once, the mean taken "
+                  "over tokens"]
+    hit.checks.append("print the loss of the untrained model on one batch: it should be ~ln(V)")
+    return hit
+
+
+def fp16_precision(ev: Evidence) -> Hit | None:
+    """NaN/Inf with float16: overflow without (working) loss scaling. Seeds: use BF16 or dynamic loss scaling."""
+    nans = ev.of("nan")
+    overflow = ev.series("train/overflow")
+    scale = ev.series("train/loss_scale")
+    dtype = str(ev.cfg("dtype", "")).lower()
+    fp16 = "16" in dtype and "bf" not in dtype
+    if not fp16 and scale is None and overflow is None:
+        return None
+    if not nans and not (overflow is not None and len(overflow) >= 3):
+        return None
+    hit = Hit(0.45, [])
+    first_nan = min(nans, key=lambda f: f.start_step) if nans else None
+    if first_nan is not None:
+        hit.evidence.append(f"{first_nan.metric} became non-finite at step {first_nan.start_step}")
+    if fp16:
+        hit.evidence.append(f"config {ev.raw_key('dtype') or 'dtype'} = {ev.cfg('dtype')!r}")
+        hit.confidence = 0.65
+        scaler = ev.cfg("grad_scaler")
+        pure = "16" in str(ev.cfg("model_dtype", "")) and "bf" not in str(ev.cfg("model_dtype", ""))
+        if scaler is False or pure:
+            hit.confidence = 0.85
+            hit.evidence.append("weights in float16" if pure else "no gradient scaler")
+        if first_nan is not None and first_nan.start_step <= max(10, 0.05 * total_steps(ev)):
+            hit.confidence = min(0.92, hit.confidence + 0.1)
+            hit.evidence.append("the NaN appears at the very start: float16's range (max 65504) is exceeded at once")
+    if scale is not None and len(scale):
+        v = scale.values[np.isfinite(scale.values)]
+        if v.size and (v[-1] <= 1.0 or v[-1] < v.max() / 1e3):
+            hit.confidence = max(hit.confidence, 0.8)
+            hit.evidence.append(f"loss scale collapsed from {num(float(v.max()))} to {num(float(v[-1]))}")
+    if overflow is not None and len(overflow):
+        hit.evidence.append(f"{len(overflow)} overflow-skipped steps logged")
+    if len(hit.evidence) < 2:
+        return None
+    hit.fixes.append("train in bfloat16 instead of float16 (same range as float32, no loss scaling needed)")
+    hit.patch["dtype"] = "bfloat16"
+    hit.fixes.append("if float16 is a must: keep float32 master weights and use dynamic loss scaling (torch.amp.GradScaler)")
+    return hit
+
+
+RULES = (
+    Rule("LR_EARLY_BLOWUP", "lr_too_high", "handbook 'Loss Divergence': LR too high; loss rising above its start",
+         early_blowup),
+    Rule("LR_UNSTABLE", "lr_too_high", "Qwen2.5 post-mortem: LR too high -> oscillation, grad-norm growth, no descent",
+         unstable_high_lr),
+    Rule("LR_CONFIG_HIGH", "lr_too_high", "handbook Q3: pre-training LR 1e-4..3e-4", high_lr_config),
+    Rule("LR_PLATEAU_HIGH", "lr_too_high", "nanoGPT analysis: a too-high LR oscillates around the minimum -> plateau",
+         plateau_with_high_lr),
+    Rule("LR_DIVERGENCE", "lr_too_high", "handbook 'Loss Divergence' cause 1: LR too high", divergence_at_peak_lr),
+    Rule("WARMUP_MISSING", "missing_warmup", "handbook 'Warmup': 0.5-2% of steps avoids early instability",
+         missing_warmup),
+    Rule("LR_LOW", "lr_too_low", "handbook 'Plateau' cause: LR too small; slow descent", lr_too_low),
+    Rule("LR_SCHEDULE", "lr_schedule_bug", "nanoGPT analysis: decay horizon vs run length; LR trace restarts",
+         schedule_bug),
+    Rule("GRAD_EXPLOSION", "gradient_explosion", "Qwen2.5 post-mortem: gradient explosion without clipping",
+         gradient_explosion),
+    Rule("INIT_LOSS", "bad_init", "handbook 'Divergence': bad initialisation; first loss vs ln V", bad_init),
+    Rule("FP16_OVERFLOW", "fp16_precision", "handbook 'NaN Loss': FP16 overflow; use BF16 / dynamic loss scaling",
+         fp16_precision),
+)
