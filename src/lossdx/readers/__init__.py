@@ -10,7 +10,9 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import os
+import struct
 
 from ..exceptions import CorruptLog, InputError, UnsupportedFormat
 from ..model import Run
@@ -46,13 +48,25 @@ def sniff(path: str) -> tuple[str, float]:
     return name, score
 
 
+# What a parser may raise on malformed bytes: turned into one clear input error at this boundary, so
+# a log never ends in a traceback (the fuzz tests keep hunting the specific causes).
+_PARSE_ERRORS = (ValueError, csv.Error, struct.error, IndexError, OverflowError, KeyError, TypeError, UnicodeError,
+                 RecursionError, ZeroDivisionError)
+
+
 def _read_file(path: str, fmt: str | None) -> list[Run]:
     if fmt is None:
         fmt, _ = sniff(path)
-    if fmt in _BY_NAME:
-        return _BY_NAME[fmt].read(path)
-    if fmt in (f.name for f in text.FORMATS):
-        return text.read(path, fmt)
+    try:
+        if fmt in _BY_NAME:
+            return _BY_NAME[fmt].read(path)
+        if fmt in (f.name for f in text.FORMATS):
+            return text.read(path, fmt)
+    except InputError:
+        raise
+    except _PARSE_ERRORS as err:
+        raise CorruptLog(f"{path}: malformed {fmt} content ({type(err).__name__}: {str(err).splitlines()[0][:120]})") \
+            from None
     raise UnsupportedFormat(f"unknown input format {fmt!r}; choose from {', '.join(FORMAT_NAMES)}")
 
 

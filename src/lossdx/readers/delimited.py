@@ -36,8 +36,12 @@ _WANDB_SPLIT = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX|_
 
 
 def _delimiter(first_lines: list[str]) -> str | None:
+    first_lines = [p for ln in first_lines for p in ln.splitlines()]  # a stray \r is a line break to csv too
     for d in (",", "\t", ";"):
-        counts = [len(cells) - 1 for cells in csv.reader([ln for ln in first_lines if ln.strip()], delimiter=d)]
+        try:
+            counts = [len(cells) - 1 for cells in csv.reader([ln for ln in first_lines if ln.strip()], delimiter=d)]
+        except csv.Error:
+            continue
         if counts and counts[0] >= 1 and all(c == counts[0] for c in counts[: min(len(counts), 8)]):
             return d
     return None
