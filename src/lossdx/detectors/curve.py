@@ -82,6 +82,8 @@ class PlateauDetector(WholeRunDetector):
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         vs, vv = clean(series.get("val/loss"))
         ts, tv = clean(series.get("train/loss"))
+        if 5 <= tv.size < 30 and vv.size < 6:
+            return self._pinned(ts, tv)
         if vv.size >= 6:
             metric, steps, vals = "val/loss", vs, vv
         elif tv.size >= 30:
@@ -131,6 +133,18 @@ class PlateauDetector(WholeRunDetector):
                         f"({100 * share:.0f}% of the run)",
                         {"level": final, "tail_improvement": imp, "two_thirds_improvement": long_imp,
                          "flat_since": int(start), "flat_share": share})]
+
+
+    def _pinned(self, steps: np.ndarray, vals: np.ndarray) -> list[Finding]:
+        """A short excerpt (5-30 points) whose loss does not move at all: pinned, whatever the shape."""
+        level = float(np.median(vals))
+        if level <= 0 or (float(vals.max()) - float(vals.min())) > 0.01 * level:
+            return []
+        return [Finding("plateau", "train/loss", int(steps[0]), int(steps[-1]), "warning",
+                        f"train/loss is pinned at ~{fmt_num(level)} over all {vals.size} logged points (it varies by "
+                        f"less than 1%): nothing is being learned", {"level": level, "flat_since": int(steps[0]),
+                                                                      "flat_share": 1.0, "tail_improvement": 0.0,
+                                                                      "pinned": True})]
 
 
 class SlowConvergenceDetector(WholeRunDetector):
@@ -253,6 +267,14 @@ class TooGoodDetector(WholeRunDetector):
         steps, vals = clean(series.get("train/loss"))
         if vals.size < 5:
             return []
+        zero = float(np.mean(vals == 0.0))
+        if zero >= 0.5:  # exactly zero: no task gives that; every target is masked out or the loss is not computed
+            at = int(steps[int(np.argmax(vals == 0.0))])
+            return [Finding("too_good", "train/loss", at, int(steps[-1]), "error",
+                            f"train loss is exactly 0 on {100 * zero:.0f}% of the logged steps from step {at}: "
+                            f"nothing is being learned (all targets masked/ignored, or the loss is not computed)",
+                            {"min_loss": 0.0, "first_loss": float(vals[0]), "zero_share": zero, "leak_pattern": False,
+                             "exact_zero": True})]
         s, v = smoothed(steps, vals)
         low = float(np.min(v))
         first = float(vals[0])

@@ -92,6 +92,12 @@ def read(path: str) -> list[Run]:
     run = make_run(b, path, "hf_trainer_state", meta)
     if not run.series:
         raise CorruptLog(f"{path}: log_history holds no metrics")
+    if "val/loss" not in run.series:
+        sets = sorted(k for k in run.series if k.startswith("val/") and k.endswith("_loss"))
+        if sets:  # several eval sets (eval_<set>_loss) and no plain eval_loss: the first stands for validation
+            s = run.series[sets[0]]
+            run.series["val/loss"] = type(s)("val/loss", s.steps, s.values, s.wall_times)
+            run.meta["notes"].append(f"validation loss taken from '{sets[0]}' (of {len(sets)} eval sets)")
     loss = run.series.get("train/loss")
     if logging_steps is None and loss is not None and len(loss) > 2:
         # older trainer_state.json files lack logging_steps: the logging interval is the window
