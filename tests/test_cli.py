@@ -103,3 +103,25 @@ def test_fail_on(tmp_path):
     assert exit_code("warning", "warning") == 1 and exit_code("warning", "problem") == 0
     assert exit_code("problem", "problem") == 1 and exit_code("problem", "never") == 0
     assert exit_code("healthy", "warning") == 0
+
+
+def test_calc_commands():
+    code, out, _ = run_cli("calc", "params", "--n-layer", "12", "--n-embd", "384", "--vocab-size", "50304",
+                           "--block-size", "1024")
+    assert code == 0 and "40,953,216" in out
+    code, out, _ = run_cli("calc", "tokens", "--batch-size", "16", "--grad-accum", "32", "--seq-len", "1024")
+    assert "524,288" in out
+    code, out, _ = run_cli("calc", "compute", "--params", "7e9", "--tokens", "2e12")
+    assert "8.4e+22" in out and "58,333 GPU-hours" in out
+    code, out, _ = run_cli("calc", "lr", "--lr", "3e-4", "--batch", "256", "--new-batch", "1024")
+    assert "0.0012" in out and "0.0006" in out
+
+
+def test_explain_every_cause():
+    from lossdx.diagnosis import CAUSES
+
+    for cause in CAUSES:
+        code, out, _ = run_cli("explain", cause)
+        assert code == 0 and "to fix:" in out and "in the curves:" in out
+    code, _, err = run_cli("explain", "cosmic_rays")
+    assert code == 2

@@ -27,12 +27,19 @@ def _cases():
 
 
 CASES = _cases()
+_REPORTS: dict = {}
+
+
+def _report(path):
+    if path not in _REPORTS:
+        _REPORTS[path] = analyze_path(str(path))
+    return _REPORTS[path]
 
 
 @pytest.mark.skipif(not CASES, reason="../shared/benchmarks not available")
 @pytest.mark.parametrize("path,label,fmt", CASES)
 def test_labelled_run(path, label, fmt):
-    rep = analyze_path(str(path))
+    rep = _report(path)
     serious = [f"{f.kind}@{f.start_step}" for f in rep.findings if f.severity != "info"]
     if label["verdict"] == "healthy":
         assert rep.verdict == "healthy", serious
@@ -50,3 +57,29 @@ def test_labelled_run(path, label, fmt):
         loss_nan = [f.start_step for f in rep.findings if f.kind == "nan" and
                     (f.metric == "train/loss" or f.evidence.get("hidden_by_window"))]
         assert loss_nan and min(loss_nan) == first_logged, (loss_nan, first_logged)
+
+
+@pytest.mark.skipif(not CASES, reason="../shared/benchmarks not available")
+def test_diagnosis_acceptance():
+    """Issue #4: top cause in the accept list >= 90 % (top-3 >= 97 %) of problem runs; healthy runs get no cause
+    above 0.3; causes given >= 0.8 are right >= 80 % of the time; every diagnosis cites >= 2 pieces of evidence."""
+    top1 = top3 = problems = 0
+    high = []
+    for param in CASES:
+        path, label, _fmt = param.values
+        rep = _report(path)
+        accept = set(label.get("accept") or [])
+        causes = [d.cause for d in rep.diagnoses]
+        for d in rep.diagnoses:
+            assert len(d.evidence) >= 2, (path, d.cause, d.evidence)
+            if d.confidence >= 0.8:
+                high.append(d.cause in accept)
+        if label["verdict"] == "healthy":
+            assert all(d.confidence <= 0.3 for d in rep.diagnoses), (path, causes)
+            continue
+        problems += 1
+        top1 += bool(causes) and causes[0] in accept
+        top3 += bool(set(causes[:3]) & accept)
+    assert top1 / problems >= 0.90, (top1, problems)
+    assert top3 / problems >= 0.97, (top3, problems)
+    assert high and sum(high) / len(high) >= 0.80

@@ -123,3 +123,59 @@ def compute_facts(run: Run) -> dict[str, Any]:
 
 def _ppl(loss: float) -> float | None:
     return round(math.exp(loss), 4) if loss < 700 else None
+
+
+# --- calculators (``lossdx calc``) --------------------------------------------------------------
+
+def train_flops(n_params: float, tokens: float) -> float:
+    """Training compute C ~ 6 N D (forward 2ND + backward 4ND).
+
+    Example:
+        >>> train_flops(7e9, 2e12)  # the handbook's 7B model on 2T tokens
+        8.4e+22
+    """
+    return 6.0 * n_params * tokens
+
+
+def gpu_seconds(flops: float, sustained_flops_per_gpu: float) -> float:
+    return flops / sustained_flops_per_gpu
+
+
+def gpu_hours(flops: float, sustained_flops_per_gpu: float) -> float:
+    """GPU-hours at a sustained throughput: 8.4e22 FLOPs at 4e14 FLOP/s = 2.1e8 s = ~58,333 GPU-hours.
+
+    (The handbook's note says ~6,700; its own numbers give 58,333: 2.1e8 s / 3600.)
+    """
+    return gpu_seconds(flops, sustained_flops_per_gpu) / 3600.0
+
+
+def mfu(n_params: float, tokens_per_sec: float, peak_flops: float) -> float:
+    """Model FLOPs utilisation: 6 N x tokens/s over the hardware's peak FLOP/s."""
+    return 6.0 * n_params * tokens_per_sec / peak_flops
+
+
+def chinchilla_tokens(n_params: float) -> float:
+    """Compute-optimal training tokens, ~20 per parameter (Hoffmann et al. 2022)."""
+    return 20.0 * n_params
+
+
+def chinchilla_params(tokens: float) -> float:
+    return tokens / 20.0
+
+
+def scale_lr(lr: float, old_batch: float, new_batch: float, rule: str = "linear") -> float:
+    """LR for a new batch size: linear rule (x k) or square-root rule (x sqrt k, more conservative)."""
+    k = new_batch / old_batch
+    if rule == "linear":
+        return lr * k
+    if rule == "sqrt":
+        return lr * math.sqrt(k)
+    raise ValueError(f"unknown rule {rule!r} (linear or sqrt)")
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss)
+
+
+def epochs(tokens_seen: float, dataset_tokens: float) -> float:
+    return tokens_seen / dataset_tokens

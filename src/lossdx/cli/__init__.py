@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..exceptions import InputError, LossdxError
-from . import _analyze, _demo
+from . import _analyze, _calc, _demo, _explain
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +19,8 @@ def cli() -> None:
 cli.add_command(_analyze.analyze)
 cli.add_command(_demo.demo)
 cli.add_command(_analyze.formats)
+cli.add_command(_calc.calc)
+cli.add_command(_explain.explain)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -283,7 +283,7 @@ class TooGoodDetector(WholeRunDetector):
         at = int(s[int(np.argmax(v < self.near_zero))])
         vs, vv = clean(series.get("val/loss"))
         # leak pattern: validation far above a near-zero train loss and climbing away from its best
-        leak = vv.size >= 3 and float(vv[-1]) > 0.5 * abs(first) and float(vv[-1]) > 1.5 * float(np.min(vv))
+        leak = vv.size >= 3 and float(vv[-1]) > 0.5 * abs(first) and float(vv[-1]) > 1.2 * float(np.min(vv))
         vocab = self.context_.config.get("vocab_size")
         language_model = bool(vocab) and int(vocab) >= 1000
         if not leak and not language_model:
@@ -313,7 +313,8 @@ class DataOrderDetector(WholeRunDetector):
     requires = ("train/loss",)
 
     def __init__(self, *, min_ratio: float = 2.5, min_amplitude: float = 0.05, skip: float = 0.2,
-                 trend_chunk: int = 40, max_step_noise: float = 0.15) -> None:
+                 trend_chunk: int = 40, max_step_noise: float = 0.15, min_swings: int = 6) -> None:
+        self.min_swings = min_swings
         self.max_step_noise = max_step_noise
         self.min_ratio = min_ratio
         self.min_amplitude = min_amplitude
@@ -347,6 +348,14 @@ class DataOrderDetector(WholeRunDetector):
         amplitude = float(np.std(means)) / level
         if ratio < self.min_ratio or amplitude < self.min_amplitude:
             return []
+        # domains come and go: the loss shifts up and down many times; one excursion (a ramp before a
+        # blow-up, a single long spike) is a different phenomenon
+        strong = means[np.abs(means) > 2.0 * np.sqrt(var / m)]
+        swings = int(np.sum(np.diff(np.sign(strong)) != 0))
+        if k >= 60 and swings < self.min_swings:
+            return []
+        if k < 60 and amplitude < 2 * self.min_amplitude:
+            return []  # too few blocks to count swings (a sparse log): ask for shifts twice as large instead
         block_steps = st[: k * m: m]
         jumps = np.abs(np.diff(means))
         top = np.sort(np.argsort(jumps)[-3:] + 1)

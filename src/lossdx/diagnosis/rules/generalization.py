@@ -28,6 +28,9 @@ def overfitting_small_data(ev: Evidence) -> Hit | None:
     elif ev.cfg("num_epochs"):
         hit.evidence.append(f"config {ev.raw_key('num_epochs')} = {ev.cfg('num_epochs')}")
         hit.confidence = 0.65 if ev.cfg("num_epochs") > 1 else 0.4
+    leak = next((f for f in ev.of("too_good") if f.evidence.get("leak_pattern")), None)
+    if leak is not None and (epochs is None or epochs < 2):
+        hit.confidence = min(hit.confidence, 0.25)  # train ~0 with val exploding is a leak, not repetition
     if len(hit.evidence) < 2:
         hit.evidence.append("the dataset size is unknown (give dataset_tokens in the config to check repetition)")
     if o:

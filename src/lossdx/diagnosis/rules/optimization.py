@@ -199,7 +199,8 @@ def gradient_explosion(ev: Evidence) -> Hit | None:
         return None
     finite = s.values[np.isfinite(s.values)]
     huge = finite.size and float(np.max(finite)) >= 1e4 * max(float(np.median(finite)), 1e-12)
-    precursor = (g_nan is not None and (loss_nan is None or g_nan.start_step <= loss_nan.start_step)) or huge or big
+    # a precursor comes first: a grad norm that turns non-finite at the same step as the loss says nothing
+    precursor = (g_nan is not None and (loss_nan is None or g_nan.start_step < loss_nan.start_step)) or huge or big
     if not precursor or not (loss_nan or ev.has("divergence") or growth):
         return None
     hit = Hit(0.6, [])

@@ -1,0 +1,219 @@
+"""Every cause of the vocabulary has a rule, a case that triggers it and cases that must not."""
+
+import numpy as np
+import pytest
+
+from lossdx.analyze import analyze
+from lossdx.diagnosis import CAUSES, DEFAULT_RULES
+from lossdx.model import Run, Series
+from lossdx.testing.synthetic import make_curve
+
+
+def causes(run):
+    return {d.cause: d for d in analyze(run).diagnoses}
+
+
+def top(run):
+    ds = analyze(run).diagnoses
+    return ds[0].cause if ds else None
+
+
+def _set(run, name, steps, values):
+    run.series[name] = Series(name, np.asarray(steps), np.asarray(values, dtype=float))
+
+
+def case_lr_too_high():
+    run, _ = make_curve("plateau", n=2000, seed=0)
+    run.config.update(lr=6e-3)
+    return run
+
+
+def case_lr_too_low():
+    run, _ = make_curve("slow", n=2000, seed=0)
+    run.config.update(lr=3e-6)
+    return run
+
+
+def case_missing_warmup():
+    run, _ = make_curve("no_warmup", n=2000, seed=0)
+    v = run.series["train/loss"].values.copy()
+    v[3:12] = v[0] * 1.4  # the unwarmed start blows the loss up
+    _set(run, "train/loss", run.series["train/loss"].steps, v)
+    return run
+
+
+def case_lr_schedule_bug():
+    return make_curve("restart", n=2000, seed=0)[0]
+
+
+def case_gradient_explosion():
+    run, _ = make_curve("healthy", n=1000, seed=0)
+    g = run.series["train/grad_norm"].values.copy()
+    g[600:] = np.exp(np.linspace(0, 30, 400))
+    g[699:] = np.inf  # as real logs show it: the norm overflows one step before the loss
+    loss = run.series["train/loss"].values.copy()
+    loss[650:700] *= np.linspace(1, 3, 50)
+    loss[700:] = np.nan
+    _set(run, "train/grad_norm", run.series["train/grad_norm"].steps, g)
+    _set(run, "train/loss", run.series["train/loss"].steps, loss)
+    return run
+
+
+def case_bad_init():
+    return make_curve("bad_init", n=2000, seed=0)[0]
+
+
+def case_fp16_precision():
+    run, _ = make_curve("healthy", n=500, seed=0)
+    loss = run.series["train/loss"].values.copy()
+    loss[2:] = np.nan
+    _set(run, "train/loss", run.series["train/loss"].steps, loss)
+    run.config.update(dtype="float16", grad_scaler=False)
+    return run
+
+
+def case_bad_data_batch():
+    return make_curve("spike", n=2000, seed=0)[0]
+
+
+def case_loss_nan_from_data():
+    run, _ = make_curve("healthy", n=2000, seed=0)
+    loss = run.series["train/loss"].values.copy()
+    loss[1500] = np.nan
+    _set(run, "train/loss", run.series["train/loss"].steps, loss)
+    return run
+
+
+def case_nan_in_input():
+    return make_curve("nan", n=2000, seed=0)[0]
+
+
+def case_label_misalignment():
+    return make_curve("too_good", n=2000, seed=0)[0]
+
+
+def case_overfitting_small_data():
+    run, _ = make_curve("overfit", n=2000, seed=0)
+    run.config.update(tokens_per_step=8192, dataset_tokens=200_000)
+    return run
+
+
+def case_capacity_too_small():
+    run, _ = make_curve("plateau", n=2000, seed=0)
+    run.config.update(n_layer=1, n_embd=32, n_head=1, seq_len=256, tokens_per_step=8192)
+    return run
+
+
+def case_over_regularization():
+    run, _ = make_curve("healthy", n=2000, seed=0)
+    run.config.update(weight_decay=8.0)
+    return run
+
+
+def case_data_order():
+    return make_curve("data_order", n=2000, seed=0)[0]
+
+
+def case_batchnorm_instability():
+    run, _ = make_curve("spike", n=2000, seed=0)
+    run.config.update(normalization="batchnorm", batch_size=1)
+    return run
+
+
+def case_class_imbalance():
+    run, _ = make_curve("spike", n=2000, seed=0)
+    run.config.update(class_counts=[5000, 40, 12])
+    return run
+
+
+def case_hardware_fault():
+    run, _ = make_curve("healthy", n=2000, seed=0)
+    steps = run.series["train/loss"].steps
+    _set(run, "perf/step_time", steps, np.where(steps < 1000, 100.0, 150.0))
+    return run
+
+
+CASES = {c: globals()[f"case_{c}"] for c in CAUSES}
+
+
+def test_every_cause_has_a_rule_and_a_case():
+    assert {r.cause for r in DEFAULT_RULES} == set(CAUSES)
+    assert set(CASES) == set(CAUSES)
+    ids = [r.id for r in DEFAULT_RULES]
+    assert len(ids) == len(set(ids)) and all(i == i.upper() for i in ids)
+
+
+@pytest.mark.parametrize("cause", CAUSES)
+def test_rule_triggers(cause):
+    found = causes(CASES[cause]())
+    assert cause in found, sorted(found)
+    d = found[cause]
+    assert len(d.evidence) >= 2 and d.fixes
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_healthy_run_gets_no_cause(seed):
+    run, _ = make_curve("healthy", n=2000, seed=seed)
+    assert analyze(run).diagnoses == []
+
+
+@pytest.mark.parametrize("cause,must_not", [
+    ("bad_data_batch", case_nan_in_input), ("nan_in_input", case_fp16_precision),
+    ("nan_in_input", case_loss_nan_from_data), ("loss_nan_from_data", case_nan_in_input),
+    ("capacity_too_small", case_lr_too_high), ("gradient_explosion", case_bad_data_batch),
+    ("label_misalignment", case_capacity_too_small), ("lr_schedule_bug", case_missing_warmup),
+    ("fp16_precision", case_nan_in_input), ("batchnorm_instability", case_bad_data_batch),
+    ("over_regularization", case_overfitting_small_data), ("overfitting_small_data", case_label_misalignment),
+])
+def test_rule_does_not_trigger_on_a_lookalike(cause, must_not):
+    found = causes(must_not())
+    assert cause not in found or found[cause].confidence < 0.3, (cause, found[cause].confidence)
+
+
+@pytest.mark.parametrize("cause", ["bad_data_batch", "nan_in_input", "bad_init", "lr_schedule_bug", "data_order",
+                                   "label_misalignment", "overfitting_small_data", "lr_too_low", "fp16_precision",
+                                   "gradient_explosion", "loss_nan_from_data"])
+def test_the_cause_ranks_first_on_its_own_case(cause):
+    assert top(CASES[cause]()) == cause
+
+
+def test_config_patch_uses_the_users_key_names():
+    run = case_lr_too_high()
+    run.meta["config_raw"] = {"learning_rate": 6e-3, "grad_clip": 0.0}
+    d = causes(run)["lr_too_high"]
+    assert d.config_patch["learning_rate"] == {"from": 6e-3, "to": 3e-3}
+    assert d.config_patch["grad_clip"] == {"from": 0.0, "to": 1.0}
+    assert "config: learning_rate: 0.006 -> 0.003" in d.fixes
+
+
+def test_warmup_patch_is_two_percent_of_the_steps():
+    run = case_missing_warmup()
+    run.config.update(max_steps=1500)
+    run.meta["config_raw"] = {"warmup_iters": 0, "max_iters": 1500}
+    d = causes(run)["missing_warmup"]
+    assert d.config_patch["warmup_iters"] == {"from": 0, "to": 30}
+
+
+def test_fp16_patch_moves_to_bfloat16():
+    run = case_fp16_precision()
+    run.meta["config_raw"] = {"dtype": "float16"}
+    assert causes(run)["fp16_precision"].config_patch["dtype"] == {"from": "float16", "to": "bfloat16"}
+
+
+def test_adding_a_rule_does_not_touch_the_engine():
+    from lossdx.diagnosis import Hit, Rule
+
+    extra = Rule("ALWAYS_HARDWARE", "hardware_fault", "test", lambda ev: Hit(0.4, ["a", "b"], ["c"]))
+    run, _ = make_curve("healthy", n=500, seed=0)
+    from lossdx.diagnosis import diagnose
+    from lossdx.facts import compute_facts
+
+    got = diagnose(run, [], compute_facts(run), rules=(*DEFAULT_RULES, extra))
+    assert [d.cause for d in got] == ["hardware_fault"] and got[0].rule == "ALWAYS_HARDWARE"
+
+
+def test_unknown_cause_is_refused():
+    from lossdx.diagnosis import Rule
+
+    with pytest.raises(ValueError):
+        Rule("X", "cosmic_rays", "", lambda ev: None)
