@@ -114,27 +114,27 @@ def score_realcorpus() -> list[dict]:
     return rows
 
 
+PEER_COMMANDS = {
+    "trainspotter": lambda exe, p: [exe, "analyze", p, "--fail-on", "warning", "--output", "json"],
+    "losslint": lambda exe, p: [exe, "check", p, "--fail-severity", "warning", "--format", "json"],
+}
+
+
 def peers(paths: list[str]) -> dict[str, dict[str, str]]:
-    """Verdicts of trainspotter and losslint on the given files (their CLIs, in the bench venv)."""
+    """Verdicts of trainspotter 0.2.6 and losslint 0.4.1 on the given files, by their own exit codes
+    (0 clean, 1 a warning or worse, anything else: could not read it). They run in the bench venv."""
     from _venv import bench_python
 
     py = bench_python(["trainspotter==0.2.6", "losslint==0.4.1"])
     bindir = os.path.dirname(py)
     out: dict[str, dict[str, str]] = {}
-    for tool in ("trainspotter", "losslint"):
+    for tool, cmd in PEER_COMMANDS.items():
         exe = os.path.join(bindir, tool)
         res = {}
         for p in paths:
             try:
-                cp = subprocess.run([exe, p], capture_output=True, text=True, timeout=300)
-                text = (cp.stdout + cp.stderr).lower()
-                if cp.returncode not in (0, 1) and ("error" in text or "unsupported" in text or "cannot" in text):
-                    res[p] = "unreadable"
-                elif any(w in text for w in ("critical", "error", "warning", "nan", "diverg", "spike", "overfit",
-                                             "plateau")) and cp.returncode != 0:
-                    res[p] = "flagged"
-                else:
-                    res[p] = "flagged" if cp.returncode == 1 else "clean"
+                cp = subprocess.run(cmd(exe, p), capture_output=True, text=True, timeout=300)
+                res[p] = {0: "clean", 1: "flagged"}.get(cp.returncode, "unreadable")
             except subprocess.TimeoutExpired:
                 res[p] = "timeout"
         out[tool] = res

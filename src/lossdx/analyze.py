@@ -37,16 +37,19 @@ def verdict_of(findings: Sequence[Finding]) -> str:
 
 
 def summarize(verdict: str, findings: Sequence[Finding], diagnoses: Sequence) -> str:
+    """One plain sentence: the most likely cause and its strongest evidence, or the worst finding."""
     serious = sorted((f for f in findings if f.severity != "info"), key=lambda f: -_SEVERITY_RANK[f.severity])
     if not serious:
         return "No anomaly found: the loss curves look like a healthy run."
-    lead = serious[0]
-    text = f"{lead.message[0].upper()}{lead.message[1:]}"
-    if len(serious) > 1:
-        text += f" (+{len(serious) - 1} more finding{'s' if len(serious) > 2 else ''})"
+    n = len(serious)
+    more = f" ({n} finding{'s' if n > 1 else ''} in all)"
     if diagnoses:
-        text += f"; most likely cause: {diagnoses[0].cause.replace('_', ' ')}"
-    return text + "."
+        top = diagnoses[0]
+        lead = top.evidence[0] if top.evidence else serious[0].message
+        return (f"Most likely cause: {top.cause.replace('_', ' ')} (confidence {top.confidence:.2f}): "
+                f"{lead}{more}.")
+    lead = serious[0]
+    return f"{lead.message[0].upper()}{lead.message[1:]}{more}."
 
 
 def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None) -> Report:

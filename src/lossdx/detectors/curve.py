@@ -84,7 +84,12 @@ class PlateauDetector(WholeRunDetector):
         ts, tv = clean(series.get("train/loss"))
         if 5 <= tv.size < 30 and vv.size < 6:
             return self._pinned(ts, tv)
-        if vv.size >= 6:
+        use_val = vv.size >= 6
+        if use_val:
+            # a validation loss that climbs after its minimum is overfitting, not a plateau: judge the train loss
+            use_val = not (int(np.argmin(vv)) < vv.size - 2 and float(np.mean(vv[-2:])) > 1.03 * float(np.min(vv))
+                           and tv.size >= 30)
+        if use_val:
             metric, steps, vals = "val/loss", vs, vv
         elif tv.size >= 30:
             metric, steps, vals = "train/loss", *smoothed(ts, tv)

@@ -145,6 +145,8 @@ def _noisy_or(confidences: Iterable[float]) -> float:
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e5:
+        return f"{v:.1f}"
     if isinstance(v, float):
         return f"{v:.3g}" if (abs(v) < 1e-3 or abs(v) >= 1e5) and v != 0 else f"{v:g}"
     return repr(v) if isinstance(v, str) else str(v)

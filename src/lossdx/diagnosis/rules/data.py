@@ -21,7 +21,7 @@ def bad_batch(ev: Evidence) -> Hit | None:
     f = max(quick, key=lambda f: f.evidence.get("ratio", 0))
     hit = Hit(0.6, [f"train loss jumped {f.evidence['ratio']:.1f}x ({num(f.evidence['baseline'])} -> "
                     f"{num(f.evidence['peak'])}) at step {f.start_step} and was back within "
-                    f"{f.evidence['recovery_steps']} steps"])
+                    f"{f.evidence['recovery_steps']} step{'s' if f.evidence['recovery_steps'] != 1 else ''}"])
     if len(spikes) == 1:
         hit.evidence.append("it is the only spike of the run: isolated, not a trend")
         hit.confidence += 0.1
@@ -123,8 +123,8 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
     lr_ok = not ev.of("slow_convergence") and not any(f.evidence.get("key") == "lr" for f in ev.of("config"))
     tiny = (ev.facts.get("n_params") or 1e12) < 1e6
     wd_ok = not any(f.evidence.get("key") == "weight_decay" for f in ev.of("config"))
-    if not (lr_ok and wd_ok) or tiny or ev.has("instability"):
-        return None
+    if not (lr_ok and wd_ok) or tiny or ev.has("instability") or ev.has("overfitting"):
+        return None  # a model that overfits its training set is learning the labels
     hit = Hit(0.6, [f"loss stuck at ~{num(p.evidence['level'])} from step {p.start_step} "
                     f"({100 * p.evidence['flat_share']:.0f}% of the run)"])
     lr = ev.cfg_num("lr") or ev.peak_lr
