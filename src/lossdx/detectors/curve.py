@@ -71,7 +71,7 @@ class PlateauDetector(WholeRunDetector):
     requires = ("train/loss", "val/loss", "train/lr")
 
     def __init__(self, *, tail: float = 1 / 3, min_improvement: float = 0.015, band: float = 0.05,
-                 long_flat_share: float = 0.5, stuck_share: float = 0.6, min_long_improvement: float = 0.05) -> None:
+                 long_flat_share: float = 0.9, stuck_share: float = 0.6, min_long_improvement: float = 0.05) -> None:
         self.min_long_improvement = min_long_improvement
         self.tail = tail
         self.min_improvement = min_improvement
@@ -131,7 +131,11 @@ class PlateauDetector(WholeRunDetector):
             start = float(steps[above[-1] + 1]) if above.size and above[-1] + 1 < steps.size else tail_start
             start = min(start, tail_start)
         share = (b - start) / (b - a)
-        sev = "error" if share >= self.stuck_share else "warning"
+        # an error when stuck most of the run far above what a from-scratch model reaches (known vocabulary);
+        # a fine-tune that flattens after converging is only worth a warning
+        vocab = self.context_.config.get("vocab_size") or self.context_.config.get("n_classes")
+        high = bool(vocab) and final > 0.35 * math.log(max(2, int(vocab)))
+        sev = "error" if share >= self.stuck_share and high else "warning"
         return [Finding("plateau", metric, int(start), int(b), sev,
                         f"{metric} stopped improving at ~{fmt_num(final)}: it changed {-100 * imp:+.1f}% over the last "
                         f"{100 * self.tail:.0f}% of the run and has stayed near that level since step {int(start)} "

@@ -3,6 +3,8 @@ no warmup, restarts / jumps back up, and a decay horizon shorter than the run.""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..findings import Finding
@@ -36,7 +38,15 @@ class LRScheduleDetector(WholeRunDetector):
         if first >= self.warm_start * peak and decays and early_log:
             n = int(self.context_.max_steps or steps[-1] - run_start + 1)
             w = max(1, round(0.02 * n))
-            out.append(Finding("lr_schedule", "train/lr", int(steps[0]), int(steps[min(p, lr.size - 1)]), "warning",
+            # a warning when it hurts or is likely to: a pre-training-sized LR, or a loss that rose in the first
+            # 5% of the run; a fine-tuning LR that started fine is only advice
+            ls_, lv_ = clean(series.get("train/loss"))
+            early = lv_[ls_ <= ls_[0] + 0.05 * run_len] if lv_.size else lv_
+            hurt = early.size > 1 and float(early[1:].max()) > 1.1 * float(early[0]) > 0
+            vocab = self.context_.config.get("vocab_size")
+            from_scratch = bool(vocab) and lv_.size > 0 and float(lv_[0]) >= 0.8 * math.log(max(2, int(vocab)))
+            severity = "warning" if peak >= 1e-3 or hurt or from_scratch else "info"
+            out.append(Finding("lr_schedule", "train/lr", int(steps[0]), int(steps[min(p, lr.size - 1)]), severity,
                                f"no LR warmup: the learning rate starts at {fmt_num(first)} ({100 * first / peak:.0f}% of "
                                f"its peak {fmt_num(peak)}); warm up over 0.5-2% of the steps (~{w} of {n})",
                                {"type": "no_warmup", "first_lr": first, "peak_lr": peak, "suggested_warmup": w}))

@@ -184,8 +184,9 @@ def _parse_megatron(line: str) -> Record | None:
                 k, x = k[:-3] + "(ms)", x * 1000.0
             vals[k] = x
         # Megatron leaves the loss out of a NaN iteration and counts it instead
+        # (skipped iterations are fp16 loss-scale overflows, which Megatron skips on purpose: no loss, no NaN)
         if "lm loss" not in vals and not any("loss" in k and "scale" not in k for k in vals):
-            if vals.get("number of nan iterations", 0) > 0 or vals.get("number of skipped iterations", 0) > 0:
+            if vals.get("number of nan iterations", 0) > 0:
                 vals["lm loss"] = math.nan
         return Record(int(m.group(1)), vals)
     m = _MEG_VAL.search(line)
