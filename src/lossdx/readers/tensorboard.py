@@ -29,6 +29,7 @@ _SIMPLE_SCALAR = re.compile(
     re.S)
 _F32 = struct.Struct("<f")
 _F64 = struct.Struct("<d")
+_PACKED_FLOATS = {5: _F32, 6: _F64}  # TensorProto float_val / double_val
 _DT_FLOAT, _DT_DOUBLE, _DT_INT32, _DT_INT64, _DT_HALF, _DT_BF16 = 1, 2, 3, 9, 19, 14
 
 
@@ -128,22 +129,15 @@ def _tensor_scalar(buf: bytes, pos: int, end: int) -> float | None:
             n, pos = _varint(buf, pos)
             content = buf[pos:pos + n]
             pos += n
-        elif field == 5:  # float_val, packed or not
+        elif field in _PACKED_FLOATS:  # float_val (5) / double_val (6), packed or not
+            fmt = _PACKED_FLOATS[field]
             if wire == 2:
                 n, pos = _varint(buf, pos)
-                vals.extend(x[0] for x in struct.iter_unpack("<f", buf[pos:pos + n]))
+                vals.extend(x[0] for x in fmt.iter_unpack(buf[pos:pos + n]))
                 pos += n
             else:
-                vals.append(_F32.unpack_from(buf, pos)[0])
-                pos += 4
-        elif field == 6:
-            if wire == 2:
-                n, pos = _varint(buf, pos)
-                vals.extend(x[0] for x in struct.iter_unpack("<d", buf[pos:pos + n]))
-                pos += n
-            else:
-                vals.append(_F64.unpack_from(buf, pos)[0])
-                pos += 8
+                vals.append(fmt.unpack_from(buf, pos)[0])
+                pos += fmt.size
         elif field in (7, 10, 13) and wire in (0, 2):  # int_val, int64_val, half_val
             if wire == 2:
                 n, pos = _varint(buf, pos)

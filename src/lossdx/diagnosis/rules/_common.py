@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
+from ...detectors.base import fmt_num
 from ..engine import Evidence, Hit
 
 
 def num(x: float | None) -> str:
-    if x is None:
-        return "?"
-    if not math.isfinite(x):
-        return str(x)
-    a = abs(x)
-    if a != 0 and (a >= 1e5 or a < 1e-3):
-        return f"{x:.2g}"
-    return f"{x:.4g}"
+    return "?" if x is None else fmt_num(x)
 
 
 def total_steps(ev: Evidence) -> int:
