@@ -125,3 +125,18 @@ def test_explain_every_cause():
         assert code == 0 and "to fix:" in out and "in the curves:" in out
     code, _, err = run_cli("explain", "cosmic_rays")
     assert code == 2
+
+
+def test_problem_report_with_diagnoses_validates_and_patches_the_config():
+    d = need(GPU_RUNS / "no_warmup")
+    code, out, err = run_cli("analyze", str(d / "train.log"), "-f", "json")
+    assert code == 1, err
+    doc = json.loads(out)
+    jsonschema.validate(doc, load_schema())
+    assert doc["verdict"] in ("warning", "problem")
+    top = doc["diagnoses"][0]
+    assert top["cause"] in ("missing_warmup", "lr_too_high") and len(top["evidence"]) >= 2
+    patches = {k: v for dg in doc["diagnoses"] for k, v in dg.get("config_patch", {}).items()}
+    assert patches["warmup_iters"] == {"from": 0, "to": 30}  # 2 % of max_iters = 1500
+    code, _, _ = run_cli("analyze", str(d / "train.log"), "--fail-on", "never")
+    assert code == 0
