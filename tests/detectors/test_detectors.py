@@ -147,3 +147,26 @@ def test_throughput_regression():
     run.series["perf/step_time"] = Series("perf/step_time", steps, dt)
     (f,) = findings(run, "throughput")
     assert f.severity == "warning" and 0.3 < f.evidence["slowdown"] < 0.5
+
+
+def test_train_val_gap_widening_is_overfitting_onset():
+    run, _ = make_curve("healthy", n=3000, seed=0)
+    ev = run.series["val/loss"]
+    val = ev.values.copy()
+    val[ev.steps > 1500] = np.interp(1500, ev.steps, ev.values)  # validation stops improving
+    run.series["val/loss"] = Series("val/loss", ev.steps, val)
+    got = [f for f in findings(run, "overfitting") if f.evidence.get("type") == "gap_widening"]
+    assert got and got[0].severity == "warning"
+
+
+def test_grad_norm_precursor_before_a_spike():
+    run, _ = make_curve("healthy", n=2000, seed=0)
+    g = run.series["train/grad_norm"].values.copy()
+    loss = run.series["train/loss"].values.copy()
+    g[1196:1200] = [5, 20, 60, 200]  # the norm climbs for 4 steps ...
+    loss[1200] *= 3.0  # ... then the loss spikes
+    run.series["train/grad_norm"] = Series("train/grad_norm", run.series["train/grad_norm"].steps, g)
+    run.series["train/loss"] = Series("train/loss", run.series["train/loss"].steps, loss)
+    (f,) = [f for f in findings(run, "grad_norm") if f.evidence.get("type") == "precursor"]
+    assert f.end_step == 1200 and f.evidence["lead_steps"] == 1 and f.evidence["ratio"] > 50
+    assert "lr_too_high" in {d.cause for d in analyze(run).diagnoses}

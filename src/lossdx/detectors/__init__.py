@@ -17,6 +17,7 @@ from .curve import (DataOrderDetector, InitLossDetector, InstabilityDetector, Ov
 from .divergence import DivergenceDetector
 from .loglimits import LogLimitsDetector
 from .nonfinite import NonFiniteDetector
+from .precursor import PrecursorDetector
 from .schedule import ClipSaturationDetector, LRScheduleDetector, ThroughputDetector
 from .spike import GradNormDetector, SpikeDetector
 
@@ -27,7 +28,7 @@ def default_detectors() -> list[Detector]:
         NonFiniteDetector(), SpikeDetector(), DivergenceDetector(), GradNormDetector(), PhaseDetector(),
         PlateauDetector(), SlowConvergenceDetector(), OverfittingDetector(), InitLossDetector(), TooGoodDetector(),
         DataOrderDetector(), InstabilityDetector(), LRScheduleDetector(), ClipSaturationDetector(),
-        ThroughputDetector(), ConfigCheckDetector(), LogLimitsDetector(),
+        ThroughputDetector(), ConfigCheckDetector(), PrecursorDetector(), LogLimitsDetector(),
     ]
 
 

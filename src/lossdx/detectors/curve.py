@@ -207,7 +207,7 @@ class OverfittingDetector(WholeRunDetector):
         i = int(np.argmin(vv))
         after = vv.size - i - 1
         if after < 2:
-            return []
+            return self._gap_widening(series, vs, vv)
         vmin = float(vv[i])
         end = float(np.mean(vv[-2:]))
         rise = (end - vmin) / abs(vmin) if vmin else math.inf
@@ -232,6 +232,32 @@ class OverfittingDetector(WholeRunDetector):
                         f"(now {fmt_num(float(vv[-1]))}){train_note}",
                         {"val_min": vmin, "val_min_step": int(vs[i]), "val_end": float(vv[-1]), "rise": rise,
                          "points_after_min": after})]
+
+
+    def _gap_widening(self, series: dict[str, Series], vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
+        """Validation still at its best but no longer improving while the training loss keeps falling: the
+        train/val gap opens up, the onset of overfitting before validation actually turns."""
+        ts, tv = clean(series.get("train/loss"))
+        if tv.size < 20 or vv.size < 6:
+            return []
+        ss, sv = smoothed(ts, tv)
+        a, b = float(vs[0]), float(vs[-1])
+        tail = a + 2 * (b - a) / 3
+        val_imp = _span_improvement(vs.astype(float), vv, tail, b)
+        train_imp = _span_improvement(ss, sv, tail, b)
+        if val_imp is None or train_imp is None or val_imp >= 0.01 or train_imp < 0.05:
+            return []
+        gap = vv - np.interp(vs, ss, sv)
+        g0 = float(np.interp(tail, vs, gap))
+        g1 = float(gap[-1])
+        if g1 <= 0 or g1 < 2 * max(g0, 1e-12) or g1 - g0 < 0.1 * abs(float(vv[-1])):
+            return []
+        return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
+                        f"the train/validation gap widened from {fmt_num(g0)} to {fmt_num(g1)} over the last third: "
+                        f"training loss fell {100 * train_imp:.0f}% while validation stopped improving "
+                        f"({100 * val_imp:+.1f}%)", {"type": "gap_widening", "gap_from": g0, "gap_to": g1,
+                                                     "val_min": float(vv.min()), "val_min_step": int(vs[int(np.argmin(vv))]),
+                                                     "val_end": float(vv[-1]), "rise": 0.0})]
 
 
 class InitLossDetector(WholeRunDetector):

@@ -75,9 +75,11 @@ class BlockEventDetector(Detector):
 
     def _spike_finding(self, ev: dict, recovered_step: int | None) -> Finding:
         jump = ev["peak"] / ev["level"] if ev["level"] > 0 else math.inf
+        from_start = self.first_step_ is not None and self.first_step_ <= 50 * max(1, self.context_.log_interval)
         if ev["early"]:
-            msg = (f"loss rose {100 * (ev['peak'] / ev['level'] - 1):.0f}% above its first value "
-                   f"({fmt_num(ev['level'])} -> {fmt_num(ev['peak'])}) at the start of training")
+            where = "at the start of training" if from_start else f"at step {ev['start']}, early in this excerpt"
+            msg = (f"loss rose {100 * (ev['peak'] / ev['level'] - 1):.0f}% above its first logged value "
+                   f"({fmt_num(ev['level'])} -> {fmt_num(ev['peak'])}) {where}")
         else:
             msg = (f"train/loss jumped {jump:.1f}x above its local level ({fmt_num(ev['level'])} -> "
                    f"{fmt_num(ev['peak'])}) at step {ev['start']}")
@@ -95,7 +97,7 @@ class BlockEventDetector(Detector):
                            "peak": ev["peak"], "baseline": ev["level"], "noise_sigma": ev["sigma"],
                            "ratio": jump, "peak_step": ev["peak_step"], "recovered": recovered_step is not None,
                            "recovery_steps": None if recovered_step is None else recovered_step - ev["start"],
-                           "early": ev["early"], "implied_step_jump": implied})
+                           "early": ev["early"], "from_start": bool(from_start), "implied_step_jump": implied})
 
     def _new_event(self, step: int, x: float, med: float, sigma: float, early: bool = False) -> dict:
         recover = med + 0.25 * (x - med) if early else self._recover_level(med, sigma)
@@ -109,6 +111,7 @@ class BlockEventDetector(Detector):
         self.history_: list[list[float]] = []
         self.level_: tuple[float, float] | None = None
         self.first_: float | None = None
+        self.first_step_: int | None = None
         self.early_done_ = False
         self.event_: dict | None = None
         self.count_ = 0
@@ -139,6 +142,7 @@ class BlockEventDetector(Detector):
                 self.event_ = self._new_event(step, x, med, sigma)
         if self.first_ is None:
             self.first_ = x
+            self.first_step_ = step
         self._push(x)
         return out
 
@@ -182,6 +186,7 @@ class BlockEventDetector(Detector):
             return []
         b, h = self.block, self.history
         self.first_ = float(x[0])
+        self.first_step_ = int(steps[0])
         nblocks = n // b
         # level for every point: stats of the h complete blocks before its block (none for the first h blocks)
         # per-block thresholds (window k of blocks k..k+h-1 serves the points of block k+h); points are

@@ -11,7 +11,7 @@ from ._common import clip_fix, num, total_steps
 
 def bad_batch(ev: Evidence) -> Hit | None:
     """A few isolated spikes that recover within steps: an anomalous batch (handbook Q1)."""
-    spikes = [f for f in ev.of("spike") if not f.evidence.get("early")]
+    spikes = [f for f in ev.of("spike") if not (f.evidence.get("early") and f.evidence.get("from_start"))]
     if not spikes or len(spikes) > 4:
         return None
     quick = [f for f in spikes if f.evidence.get("recovered") and (f.evidence.get("recovery_steps") or 0)
@@ -36,6 +36,8 @@ def bad_batch(ev: Evidence) -> Hit | None:
                             f"({num(grad[0].evidence['baseline'])} -> {num(grad[0].evidence['peak'])})")
     if ev.has("divergence") or len(ev.typed("instability", "grad_growth")):
         hit.confidence -= 0.2
+    if ev.typed("grad_norm", "precursor"):
+        hit.confidence -= 0.2  # the gradients built up before the spike: not the batch alone
     steps = ", ".join(str(s.start_step) for s in spikes)
     hit.fixes.append(f"inspect the batch(es) at step {steps}: the data offsets of those steps (the live guard "
                      "records them) point at the samples")
@@ -148,6 +150,11 @@ def data_order(ev: Evidence) -> Hit | None:
     if f is None:
         return None
     hit = Hit(0.8, [f.message])
+    jumps = [x for x in ev.findings if x.severity != "info" and x.kind in ("spike", "instability")]
+    if len(jumps) >= 3:
+        hit.confidence = 0.88
+        hit.evidence.append(f"{len(jumps)} spikes/excursions go with the level shifts (steps "
+                            f"{', '.join(str(x.start_step) for x in jumps[:5])})")
     v = ev.series("val/loss")
     t = ev.series("train/loss")
     if v is not None and t is not None and len(v) >= 3:

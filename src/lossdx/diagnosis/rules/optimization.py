@@ -20,11 +20,20 @@ def _lr_ratio(ev: Evidence) -> float | None:
     return lr / TYPICAL_LR
 
 
+def _explained_by_data_order(ev: Evidence, hit: Hit) -> Hit:
+    """Domain-ordered data makes the loss and the gradients jump too: with a data-order finding the
+    optimisation reading loses weight (explaining away)."""
+    if ev.has("data_order"):
+        hit.confidence *= 0.6
+        hit.evidence.append("(part of this is explained by the data-order level shifts)")
+    return hit
+
+
 def early_blowup(ev: Evidence) -> Hit | None:
     """Loss rising above its starting value in the first steps: the step size is too big for a fresh model."""
-    f = next((f for f in ev.of("spike") if f.evidence.get("early")), None)
+    f = next((f for f in ev.of("spike") if f.evidence.get("early") and f.evidence.get("from_start")), None)
     if f is None:
-        return None
+        return None  # a rise early in an excerpt of a long run says nothing about the start of training
     hit = Hit(0.6, [f"the loss climbed from {num(f.evidence['baseline'])} to {num(f.evidence['peak'])} at step "
                     f"{f.evidence['peak_step']}, above its starting value, before coming down"])
     lr = ev.cfg_num("lr") or ev.peak_lr
@@ -55,7 +64,7 @@ def unstable_high_lr(ev: Evidence) -> Hit | None:
     halve_lr_fix(ev, hit)
     clip_fix(ev, hit)
     hit.fixes.append("add z-loss (1e-4) on the output logits to keep them from growing (DeepSeek / PaLM)")
-    return hit
+    return _explained_by_data_order(ev, hit)
 
 
 def high_lr_config(ev: Evidence) -> Hit | None:
@@ -88,6 +97,28 @@ def plateau_with_high_lr(ev: Evidence) -> Hit | None:
     return hit
 
 
+def grad_precursor(ev: Evidence) -> Hit | None:
+    """Gradient norm climbing in the steps before a loss event: an optimisation instability building up
+    (PaLM/BLOOM/OLMo spikes: batch x parameter state), not one bad batch."""
+    pre = ev.typed("grad_norm", "precursor")
+    if not pre:
+        return None
+    p = max(pre, key=lambda f: f.evidence["ratio"])
+    hit = Hit(0.45, [p.message])
+    if len(pre) > 1:
+        hit.evidence.append(f"{len(pre)} loss events were preceded by gradient-norm growth")
+        hit.confidence += 0.1
+    else:
+        hit.evidence.append(f"the loss event ({p.evidence['event']}) follows the gradient growth by "
+                            f"{p.evidence['lead_steps']} step(s)")
+    halve_lr_fix(ev, hit)
+    clip_fix(ev, hit)
+    hit.fixes += ["add z-loss 1e-4 on the output logits and QK-layernorm in attention (logit growth is the usual "
+                  "mechanism: Wortsman et al. 2023, OLMo 2)",
+                  "if it recurs: roll back ~100 steps before the spike and skip the next 200-500 batches (PaLM)"]
+    return _explained_by_data_order(ev, hit)
+
+
 def divergence_at_peak_lr(ev: Evidence) -> Hit | None:
     """A sustained rise that does not recover, while the LR is high: handbook 'Divergence: LR too high'."""
     f = ev.first("divergence")
@@ -105,7 +136,7 @@ def divergence_at_peak_lr(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"config lr = {num(ev.cfg_num('lr'))}")
     halve_lr_fix(ev, hit, " (the handbook's first move on divergence)")
     clip_fix(ev, hit)
-    return hit
+    return _explained_by_data_order(ev, hit)
 
 
 def missing_warmup(ev: Evidence) -> Hit | None:
@@ -114,7 +145,7 @@ def missing_warmup(ev: Evidence) -> Hit | None:
     if f is None:
         return None
     hit = Hit(0.35, [f.message])
-    early = next((s for s in ev.of("spike") if s.evidence.get("early")), None)
+    early = next((s for s in ev.of("spike") if s.evidence.get("early") and s.evidence.get("from_start")), None)
     growth = ev.typed("instability", "grad_growth")
     if early:
         hit.confidence = 0.7
@@ -305,6 +336,8 @@ RULES = (
     Rule("LR_CONFIG_HIGH", "lr_too_high", "handbook Q3: pre-training LR 1e-4..3e-4", high_lr_config),
     Rule("LR_PLATEAU_HIGH", "lr_too_high", "nanoGPT analysis: a too-high LR oscillates around the minimum -> plateau",
          plateau_with_high_lr),
+    Rule("GRAD_PRECURSOR", "lr_too_high", "prior art: grad-norm spikes precede loss spikes (OLMo 2, BLOOM, PaLM)",
+         grad_precursor),
     Rule("LR_DIVERGENCE", "lr_too_high", "handbook 'Loss Divergence' cause 1: LR too high", divergence_at_peak_lr),
     Rule("WARMUP_MISSING", "missing_warmup", "handbook 'Warmup': 0.5-2% of steps avoids early instability",
          missing_warmup),
