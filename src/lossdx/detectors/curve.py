@@ -212,7 +212,7 @@ class OverfittingDetector(WholeRunDetector):
         end = float(np.mean(vv[-2:]))
         rise = (end - vmin) / abs(vmin) if vmin else math.inf
         if rise < self.min_rise or vv[-1] <= vmin * (1 + self.min_rise / 2):
-            return []
+            return self._gap_widening(series, vs, vv)
         # a noisy validation curve (small eval sets, BatchNorm) wanders: the rise must stand out of that
         noise = 1.4826 * float(np.median(np.abs(np.diff(vv)))) / np.sqrt(2.0)
         if end - vmin < 2.0 * noise:
@@ -245,12 +245,12 @@ class OverfittingDetector(WholeRunDetector):
         tail = a + 2 * (b - a) / 3
         val_imp = _span_improvement(vs.astype(float), vv, tail, b)
         train_imp = _span_improvement(ss, sv, tail, b)
-        if val_imp is None or train_imp is None or val_imp >= 0.01 or train_imp < 0.05:
+        if val_imp is None or train_imp is None or val_imp >= 0.01 or train_imp < 0.03:
             return []
         gap = vv - np.interp(vs, ss, sv)
         g0 = float(np.interp(tail, vs, gap))
         g1 = float(gap[-1])
-        if g1 <= 0 or g1 < 2 * max(g0, 1e-12) or g1 - g0 < 0.1 * abs(float(vv[-1])):
+        if g1 <= 0 or g1 < 1.5 * max(g0, 1e-12) or g1 - g0 < 0.04 * abs(float(vv[-1])):
             return []
         return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                         f"the train/validation gap widened from {fmt_num(g0)} to {fmt_num(g1)} over the last third: "
