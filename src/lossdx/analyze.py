@@ -52,6 +52,19 @@ def summarize(verdict: str, findings: Sequence[Finding], diagnoses: Sequence) ->
     return f"{lead.message[0].upper()}{lead.message[1:]}{more}."
 
 
+def _undecided_note(findings: Sequence[Finding], diagnoses: Sequence) -> str | None:
+    """Where the log cannot decide, say so and what would decide it."""
+    serious = [f for f in findings if f.severity != "info"]
+    if not serious or (diagnoses and diagnoses[0].confidence >= 0.5):
+        return None
+    missing = [f.message.split(":", 1)[0] for f in findings if f.kind == "log_limit"]
+    ask = ["log the gradient norm (before clipping) and the learning rate every step",
+           "log a validation loss every few hundred steps", "pass the training config (--config)"]
+    lead = ("no cause is certain from this log" if diagnoses else "the log shows a problem but not its cause")
+    gaps = f" ({'; '.join(missing)})" if missing else ""
+    return f"{lead}{gaps}: to decide, {', '.join(ask)}"
+
+
 def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None) -> Report:
     """Analyse a run: findings from the detectors, causes from the rules, facts from the config."""
     dets = list(default_detectors() if detectors is None else detectors)
@@ -76,6 +89,9 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
         "config": dict(run.config),
         "notes": list(dict.fromkeys(run.meta.get("notes", []))),
     }
+    undecided = _undecided_note(findings, diagnoses)
+    if undecided:
+        run_info["notes"].append(undecided)
     if run.meta.get("other_runs"):
         run_info["notes"].append(f"the input holds {len(run.meta['other_runs']) + 1} runs; this report is about "
                                  f"{run.meta.get('run_name')!r} (pick another with --run)")

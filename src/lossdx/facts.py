@@ -118,6 +118,17 @@ def compute_facts(run: Run) -> dict[str, Any]:
                 facts["train_flops"] = float(6 * n * facts["tokens_seen"])
         if n:
             facts["chinchilla_tokens"] = 20 * n
+    tok_s = run.series.get("perf/tokens_per_sec")
+    if n and tok_s is not None and len(tok_s.finite()):
+        rate = float(np.median(tok_s.finite().values))
+        facts["model_flops_per_sec"] = float(6 * n * rate)  # achieved, by 6N per token
+        peak = cfg.get("peak_flops")
+        if isinstance(peak, (int, float)) and peak > 0:
+            facts["mfu"] = round(6 * n * rate / float(peak), 4)
+    dt = run.series.get("perf/step_time")
+    if dt is not None and len(dt.finite()) > 1 and rng:
+        per_step = float(np.median(dt.finite().values)) / 1000.0
+        facts["train_hours_estimate"] = round(per_step * (rng[1] - rng[0] + 1) / 3600.0, 4)
     return facts
 
 

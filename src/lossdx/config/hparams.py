@@ -53,6 +53,7 @@ HPARAM_ALIASES: dict[str, tuple[str, ...]] = {
     "model_dtype": ("model_dtype", "param_dtype"),
     "class_counts": ("class_counts", "label_counts"),
     "n_kv_heads": ("num_key_value_heads", "n_kv_heads", "num_kv_heads"),
+    "peak_flops": ("peak_flops", "gpu_peak_flops", "promised_flops"),
 }
 
 _INT_KEYS = {"warmup_steps", "decay_steps", "max_steps", "num_epochs", "batch_size", "global_batch_size", "grad_accum",

@@ -13,6 +13,8 @@ _FACT_LABELS = {
     "epochs_seen": "epochs over the dataset", "train_flops": "training compute (6ND FLOPs)",
     "chinchilla_tokens": "Chinchilla-optimal tokens (20/param)", "perplexity_last": "last perplexity exp(loss)",
     "log_interval": "steps between logged points",
+    "model_flops_per_sec": "achieved model FLOP/s (6N x tokens/s)", "mfu": "MFU",
+    "train_hours_estimate": "training time (median step x steps), h",
 }
 
 
