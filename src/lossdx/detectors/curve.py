@@ -10,7 +10,7 @@ import numpy as np
 from ..findings import Finding
 from ..model import Series
 from .base import fmt_num
-from .wholerun import WholeRunDetector, chunk_medians, clean, smoothed
+from .wholerun import WholeRunDetector, block_stats_cached, chunk_medians, clean, smoothed
 
 
 def _span_improvement(steps: np.ndarray, values: np.ndarray, a: float, b: float) -> float | None:
@@ -431,6 +431,18 @@ class DataOrderDetector(WholeRunDetector):
                         {"window_noise": noise, "implied_step_noise": implied, "window": w})]
 
 
+def _chunked_block_medians(steps: np.ndarray, values: np.ndarray, chunks: int,
+                           use_noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk medians of the 16-point block medians (or block noises) the spike detector already
+    computed: the same picture as chunk medians of the raw points, at a sixteenth of the cost."""
+    level, noise = block_stats_cached(values, 16)
+    per_block = noise if use_noise else level
+    if per_block.size < chunks:
+        return chunk_medians(steps.astype(float), values, chunks) if not use_noise else (np.empty(0), np.empty(0))
+    block_steps = steps[: per_block.size * 16: 16].astype(float)
+    return chunk_medians(block_steps, per_block, chunks)
+
+
 class InstabilityDetector(WholeRunDetector):
     """Training getting less stable over time: the gradient norm or the step-to-step loss noise grows."""
 
@@ -446,7 +458,7 @@ class InstabilityDetector(WholeRunDetector):
         out = []
         gs, gv = clean(series.get("train/grad_norm"))
         if gv.size >= 5 * self.chunks:
-            mids, meds = chunk_medians(gs.astype(float), gv, self.chunks)
+            mids, meds = _chunked_block_medians(gs, gv, self.chunks)
             meds, mids = meds[1:], mids[1:]  # the first chunk holds the large initial norms
             i = int(np.argmin(meds[:-1]))
             j = i + 1 + int(np.argmax(meds[i + 1:]))
@@ -459,9 +471,7 @@ class InstabilityDetector(WholeRunDetector):
                                    {"growth": growth, "from": float(meds[i]), "to": float(meds[j]), "type": "grad_growth"}))
         ls, lv = clean(series.get("train/loss"))
         if lv.size >= 20 * self.chunks:
-            d = np.abs(np.diff(lv))
-            _m, noise = chunk_medians(ls[1:].astype(float), d, self.chunks)
-            mids = _m
+            mids, noise = _chunked_block_medians(ls, lv, self.chunks, use_noise=True)
             noise, mids = noise[2:], mids[2:]  # past the fast descent, whose differences are trend
             if noise.size >= 3 and noise.min() > 0:
                 i = int(np.argmin(noise[:-1]))
@@ -471,7 +481,7 @@ class InstabilityDetector(WholeRunDetector):
                 meaningful = noise[j] >= 0.01 * abs(float(lv[0]))
                 if growth >= self.noise_growth and noise[-1] >= 1.5 * noise[i] and meaningful:
                     out.append(Finding("instability", "train/loss", int(mids[i]), int(mids[j]), "warning",
-                                       f"step-to-step loss noise grew {growth:.1f}x (median |change| "
+                                       f"step-to-step loss noise grew {growth:.1f}x (noise sigma "
                                        f"{fmt_num(float(noise[i]))} -> {fmt_num(float(noise[j]))})",
                                        {"growth": growth, "type": "noise_growth"}))
         return out
