@@ -10,7 +10,6 @@ spike findings. Each measurement runs in a fresh process; times are the best of 
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys

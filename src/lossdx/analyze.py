@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-from .config import canonical_hparams, find_config_near, read_config
+from .config import find_config_near, read_config
 from .detectors import Detector, default_detectors, detect_all
 from .facts import compute_facts
 from .findings import Finding
@@ -114,4 +114,4 @@ def analyze_path(path: str, config: str | None = None, input_format: str | None 
     return analyze(run)
 
 
-__all__ = ["analyze", "analyze_path", "attach_config", "canonical_hparams"]
+__all__ = ["analyze", "analyze_path", "attach_config"]

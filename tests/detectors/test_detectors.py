@@ -1,6 +1,5 @@
 """Each finding kind fires on a synthetic curve that has the phenomenon and stays quiet on a healthy one."""
 
-import math
 
 import numpy as np
 import pytest

@@ -5,7 +5,7 @@ import pytest
 
 from lossdx.analyze import analyze
 from lossdx.diagnosis import CAUSES, DEFAULT_RULES
-from lossdx.model import Run, Series
+from lossdx.model import Series
 from lossdx.testing.synthetic import make_curve
 
 

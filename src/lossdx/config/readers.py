@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import math
 import operator
 import os
 from typing import Any
@@ -179,7 +178,3 @@ def find_config_near(log_path: str) -> str | None:
             if os.path.isfile(p) and os.path.abspath(p) != os.path.abspath(log_path):
                 return p
     return None
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)

@@ -128,10 +128,6 @@ class PointBuffer:
         return Series(name, self._s[: self.n].copy(), self._v[: self.n].copy())
 
 
-def finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
 def fmt_num(x: float) -> str:
     if not math.isfinite(x):
         return str(x)

@@ -27,7 +27,6 @@ class NonFiniteDetector(Detector):
         super().reset(context)
         self.open_: dict[str, list] = {}  # metric -> [first_step, last_step, count, first_value]
         self.reported_: dict[str, int] = {}
-        self.loss_finite_at_: dict[int, bool] = {}
         self.last_step_ = None
 
     def update(self, step: int, values: Mapping[str, float]) -> list[Finding]:

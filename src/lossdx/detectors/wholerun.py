@@ -7,7 +7,6 @@ by construction.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np

@@ -214,7 +214,7 @@ def _read_matrix(path: str) -> tuple[list[str], np.ndarray]:
 
 
 def _series_from_columns(
-    columns: dict[str, np.ndarray], steps: np.ndarray, fmt_meta: dict
+    columns: dict[str, np.ndarray], steps: np.ndarray
 ) -> dict[str, Series]:
     out: dict[str, Series] = {}
     step_ok = np.isfinite(steps) & (steps != _EMPTY)
@@ -264,7 +264,7 @@ def read(path: str) -> list[Run]:
                 by_run.setdefault(mt.group("run"), {})[mt.group("metric")] = value_cols[h]
         runs = []
         for run_name, cols in by_run.items():
-            series = _series_from_columns(cols, steps, {})
+            series = _series_from_columns(cols, steps)
             if not series:
                 continue
             run = make_run(series, path, "wandb_csv", {"run_name": run_name}, already_canonical=True)
@@ -277,7 +277,7 @@ def read(path: str) -> list[Run]:
         raise CorruptLog(f"{path}: W&B export holds no loss-like metric")
     fmt = "lightning_csv" if any(h.startswith("lr-") for h in header) or (
         "epoch" in header and "step" in header) else "csv"
-    series = _series_from_columns(value_cols, steps, {})
+    series = _series_from_columns(value_cols, steps)
     meta: dict = {}
     if not any(k == "train/loss" or k == "val/loss" or "loss" in k for k in series):
         # a W&B chart export names the metric only in the file name (train_loss.csv): one run per column
@@ -289,7 +289,7 @@ def read(path: str) -> list[Run]:
         if stem and value_cols and not any(canonical(h) in known for h in value_cols):
             runs = []
             for h, col in value_cols.items():
-                s = _series_from_columns({stem: col}, steps, {})
+                s = _series_from_columns({stem: col}, steps)
                 if s:
                     runs.append(make_run(s, path, "wandb_csv", {
                         "run_name": h, "notes": [f"metric named by the file name: {stem}"]}, already_canonical=True))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..exceptions import CorruptLog
@@ -57,7 +57,6 @@ class TextFormat:
     sniff_re: re.Pattern
     parse: Callable[[str], Record | None]
     weight: float = 1.0  # tie-break: specific formats beat the generic one
-    notes: list[str] = field(default_factory=list)
 
 
 # --- nanoGPT: "iter 10: loss 3.22, time 893.76ms, mfu 16.68%" and "step 50: train loss 3.8, val loss 4.2"
@@ -285,7 +284,6 @@ _REVERSE_STEP = re.compile(r"\b(\d+)\s+(?:iter|iters|iteration|step|steps|update
 _EPOCH_BATCH = re.compile(
     r"epoch\s*:?\s*\[?\s*(\d+)(?:\s*/\s*\d+)?\s*\]?\s*[:,]?\s*(?:[^\d\[(]*?\|\s*)?[\[(]?\s*(\d+)\s*/\s*(\d+)", re.I)
 _LEADING_FRACTION = re.compile(r"^(\d+)\s*/\s*(\d+)\b")
-_EPOCH_ONLY = re.compile(r"^epoch\s*[:\s]\s*(\d+)\b", re.I)
 
 
 def _parse_generic(line: str) -> Record | None:

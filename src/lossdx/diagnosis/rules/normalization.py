@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine import Evidence, Hit, Rule
-from ._common import num
 
 
 def batchnorm_small_batch(ev: Evidence) -> Hit | None:

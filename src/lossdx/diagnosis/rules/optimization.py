@@ -3,7 +3,6 @@ divergence, plateau, NaN; nanoGPT analysis: LR and warmup critique)."""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
