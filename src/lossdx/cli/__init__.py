@@ -26,7 +26,10 @@ cli.add_command(_explain.explain)
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every failure is one line on stderr and an exit code, never a traceback."""
     try:
-        cli.main(args=argv, prog_name="lossdx", standalone_mode=False)
+        # in non-standalone mode click returns the code of a raised Exit (the analyze verdict) instead of exiting
+        code = cli.main(args=argv, prog_name="lossdx", standalone_mode=False)
+        if isinstance(code, int):
+            return code
     except click.exceptions.Exit as e:
         return int(e.exit_code)
     except click.ClickException as e:
@@ -53,15 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e).splitlines()[0] if str(e) else ""
         click.echo(f"lossdx: internal error: {type(e).__name__}: {msg} (please report it)", err=True)
         return 3
-    return _EXIT.pop() if _EXIT else 0
-
-
-_EXIT: list[int] = []
-
-
-def set_exit(code: int) -> None:
-    _EXIT.clear()
-    _EXIT.append(code)
+    return 0
 
 
 def run() -> None:

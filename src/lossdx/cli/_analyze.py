@@ -37,12 +37,10 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
 
     Exit codes: 0 healthy, 1 warning/problem (see --fail-on), 2 unreadable input.
     """
-    from . import set_exit
-
     report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
                           auto_config=not no_auto_config)
     emit(render(report, fmt), output, protected=(path, config or ""))
-    set_exit(exit_code(report.verdict, fail_on))
+    raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
 
 
 @click.command()
