@@ -216,7 +216,7 @@ class OverfittingDetector(WholeRunDetector):
         # a noisy validation curve (small eval sets, BatchNorm) wanders: the rise must stand out of that
         noise = 1.4826 * float(np.median(np.abs(np.diff(vv)))) / np.sqrt(2.0)
         if end - vmin < 2.0 * noise:
-            return []
+            return self._gap_widening(series, vs, vv)
         ts, tv = clean(series.get("train/loss"))
         train_note = ""
         if tv.size >= 4:
@@ -245,7 +245,16 @@ class OverfittingDetector(WholeRunDetector):
         tail = a + 2 * (b - a) / 3
         val_imp = _span_improvement(vs.astype(float), vv, tail, b)
         train_imp = _span_improvement(ss, sv, tail, b)
-        if val_imp is None or train_imp is None or val_imp >= 0.01 or train_imp < 0.03:
+        if val_imp is None or train_imp is None:
+            return []
+        epochs = _epochs(self.context_, b)
+        if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp:
+            return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
+                            f"validation stopped improving ({100 * val_imp:+.1f}% over the last third) after "
+                            f"{epochs:.0f} epochs over the data, while training loss still fell {100 * train_imp:.0f}%",
+                            {"type": "stalled_repeated", "epochs": epochs, "val_min": float(vv.min()),
+                             "val_min_step": int(vs[int(np.argmin(vv))]), "val_end": float(vv[-1]), "rise": 0.0})]
+        if val_imp >= 0.01 or train_imp < 0.03:
             return []
         gap = vv - np.interp(vs, ss, sv)
         g0 = float(np.interp(tail, vs, gap))
@@ -258,6 +267,17 @@ class OverfittingDetector(WholeRunDetector):
                         f"({100 * val_imp:+.1f}%)", {"type": "gap_widening", "gap_from": g0, "gap_to": g1,
                                                      "val_min": float(vv.min()), "val_min_step": int(vs[int(np.argmin(vv))]),
                                                      "val_end": float(vv[-1]), "rise": 0.0})]
+
+
+def _epochs(context, last_step: float) -> float | None:
+    """Passes over the dataset by ``last_step``, when the config says tokens per step and dataset size."""
+    from ..facts import tokens_per_step
+
+    tps = tokens_per_step(context.config)
+    data = context.config.get("dataset_tokens")
+    if not tps or not data:
+        return None
+    return tps * (last_step + 1) / float(data)
 
 
 class InitLossDetector(WholeRunDetector):

@@ -34,8 +34,12 @@ def bad_batch(ev: Evidence) -> Hit | None:
         hit.confidence += 0.15
         hit.evidence.append(f"gradient norm jumped x{grad[0].evidence['ratio']:.0f} at the same step "
                             f"({num(grad[0].evidence['baseline'])} -> {num(grad[0].evidence['peak'])})")
-    if ev.has("divergence") or len(ev.typed("instability", "grad_growth")):
+    if ev.has("divergence"):
         hit.confidence -= 0.2
+    elif ev.typed("instability", "grad_growth"):
+        hit.confidence -= 0.1
+    if f.evidence.get("ratio", 0) >= 3 and (f.evidence.get("recovery_steps") or 99) <= 3 * ev.log_window:
+        hit.confidence += 0.05  # a 3x jump gone within a few steps is one batch, not a trend
     if ev.typed("grad_norm", "precursor"):
         hit.confidence -= 0.2  # the gradients built up before the spike: not the batch alone
     steps = ", ".join(str(s.start_step) for s in spikes)

@@ -48,6 +48,9 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
     n = ev.facts.get("n_params")
     if p is None or not n:
         return None
+    first = ev.facts.get("train_loss_first")
+    if first and p.evidence["level"] > 0.8 * first:
+        return None  # stuck near the starting loss: the model has not used the capacity it has
     tokens = ev.facts.get("tokens_seen") or 0
     per_param = tokens / n if n else 0
     if per_param < 20 and n >= 1e6:

@@ -165,9 +165,9 @@ def lr_too_low(ev: Evidence) -> Hit | None:
     slow = ev.first("slow_convergence")
     tiny = next((f for f in ev.of("config") if f.evidence.get("key") == "lr" and (f.evidence.get("value") or 1) < 1e-5),
                 None)
-    if slow is None and tiny is None:
-        return None
     lr = ev.cfg_num("lr") or ev.peak_lr
+    if slow is None and tiny is None and not (ev.has("plateau") and lr and lr < 3e-5):
+        return None
     hit = Hit(0.0, [])
     if slow:
         hit.confidence = 0.7
@@ -176,6 +176,12 @@ def lr_too_low(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"peak learning rate {num(lr)} ({num(lr / TYPICAL_LR)}x the usual 3e-4)")
         if lr < 3e-5:
             hit.confidence = max(hit.confidence, 0.5) + 0.15
+    p = ev.first("plateau")
+    first = ev.facts.get("train_loss_first")
+    if p is not None and lr and lr < 3e-5 and first and p.evidence["level"] > 0.8 * first:
+        hit.confidence = max(hit.confidence, 0.7)
+        hit.evidence.append(f"the loss is still at {num(p.evidence['level'])}, {100 * p.evidence['level'] / first:.0f}% of "
+                            f"its start {num(first)}: with this LR the weights barely move")
     sat = ev.typed("grad_norm", "clip_saturation")
     if sat:
         hit.evidence.append(f"gradient norm {num(sat[0].evidence['median_norm'])} stays above the clip "
