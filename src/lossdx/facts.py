@@ -93,8 +93,8 @@ def compute_facts(run: Run) -> dict[str, Any]:
         if len(loss) > 1:
             facts["log_interval"] = int(np.median(np.diff(loss.steps)))
     val = run.series.get("val/loss")
-    if val is not None and len(val.finite()):
-        fv = val.finite()
+    fv = val.finite() if val is not None else None
+    if fv is not None and len(fv):
         i = int(np.argmin(fv.values))
         facts["val_points"] = len(val)
         facts["val_loss_min"] = round(float(fv.values[i]), 6)
@@ -119,15 +119,17 @@ def compute_facts(run: Run) -> dict[str, Any]:
         if n:
             facts["chinchilla_tokens"] = 20 * n
     tok_s = run.series.get("perf/tokens_per_sec")
-    if n and tok_s is not None and len(tok_s.finite()):
-        rate = float(np.median(tok_s.finite().values))
+    tok_ok = tok_s.finite().values if tok_s is not None else None
+    if n and tok_ok is not None and tok_ok.size:
+        rate = float(np.median(tok_ok))
         facts["model_flops_per_sec"] = float(6 * n * rate)  # achieved, by 6N per token
         peak = cfg.get("peak_flops")
         if isinstance(peak, (int, float)) and peak > 0:
             facts["mfu"] = round(6 * n * rate / float(peak), 4)
     dt = run.series.get("perf/step_time")
-    if dt is not None and len(dt.finite()) > 1 and rng:
-        per_step = float(np.median(dt.finite().values)) / 1000.0
+    dt_ok = dt.finite().values if dt is not None else None
+    if dt_ok is not None and dt_ok.size > 1 and rng:
+        per_step = float(np.median(dt_ok)) / 1000.0
         facts["train_hours_estimate"] = round(per_step * (rng[1] - rng[0] + 1) / 3600.0, 4)
     return facts
 

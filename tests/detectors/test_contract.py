@@ -75,3 +75,28 @@ def test_state_round_trip_mid_run(name):
     second.load_state_dict(state)
     got += [f for st, v in steps_after for f in second.update(st, v)] + second.finalize()
     assert _key(got) == _key(ref)
+
+
+def test_open_events_report_what_is_under_way():
+    """The live guard's view: an event still open at this step is visible before it is closed."""
+    from lossdx.detectors.nonfinite import NonFiniteDetector
+    from lossdx.detectors.spike import SpikeDetector
+
+    run, truth = make_curve("spike", n=1500, seed=2)
+    s = truth["spike_steps"][0]
+    det = SpikeDetector()
+    det.reset(Context.from_run(run))
+    for st, v in iter_steps(run, det.requires):
+        det.update(st, v)
+        if st == s:
+            break
+    (f,) = det.open_events()
+    assert f.start_step == s and not f.evidence["recovered"]
+    run, truth = make_curve("nan", n=1000, seed=0)
+    nan = NonFiniteDetector()
+    nan.reset(Context.from_run(run))
+    for st, v in iter_steps(run, nan.requires):
+        nan.update(st, v)
+        if st == truth["nan_step"] + 5:
+            break
+    assert {f.metric for f in nan.open_events()} == {"train/loss", "train/grad_norm"}

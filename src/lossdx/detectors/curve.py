@@ -9,6 +9,7 @@ import numpy as np
 
 from ..findings import Finding
 from ..model import Series
+from ._stats import MAD_TO_SIGMA
 from .base import fmt_num
 from .wholerun import WholeRunDetector, block_stats_cached, chunk_medians, clean, smoothed
 
@@ -214,7 +215,7 @@ class OverfittingDetector(WholeRunDetector):
         if rise < self.min_rise or vv[-1] <= vmin * (1 + self.min_rise / 2):
             return self._gap_widening(series, vs, vv)
         # a noisy validation curve (small eval sets, BatchNorm) wanders: the rise must stand out of that
-        noise = 1.4826 * float(np.median(np.abs(np.diff(vv)))) / np.sqrt(2.0)
+        noise = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(vv)))) / np.sqrt(2.0)
         if end - vmin < 2.0 * noise:
             return self._gap_widening(series, vs, vv)
         ts, tv = clean(series.get("train/loss"))
@@ -440,7 +441,7 @@ class DataOrderDetector(WholeRunDetector):
         level = max(float(np.median(np.abs(trend))), 0.1 * first)
         if level <= 0:
             return []
-        noise = 1.4826 * float(np.median(np.abs(x - trend))) / level
+        noise = MAD_TO_SIGMA * float(np.median(np.abs(x - trend))) / level
         implied = noise * np.sqrt(w)
         if implied < self.max_step_noise:
             return []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import os
 from dataclasses import dataclass
 from typing import Callable, Mapping, Protocol
 
@@ -116,10 +115,3 @@ def ensure_loss(run: Run, path: str) -> Run:
     run.series[target] = Series(target, s.steps, s.values, s.wall_times)
     run.meta.setdefault("notes", []).append(f"'{best}' taken as {target}")
     return run
-
-
-def file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
