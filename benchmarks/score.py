@@ -55,7 +55,7 @@ def _located(report, steps: list[int], symptom: str | None, tol: int, logged_ste
     return not missing, f"spikes at {found[:6]} (injected {steps})"
 
 
-def score_labelled(dirname: str) -> list[dict]:
+def score_labelled(dirname: str, auto_config: bool = True) -> list[dict]:
     base = os.path.join(SHARED, "benchmarks", dirname)
     labels = json.load(open(os.path.join(base, "LABELS.json")))
     rows = []
@@ -68,7 +68,7 @@ def score_labelled(dirname: str) -> list[dict]:
                 continue
             t0 = time.perf_counter()
             try:
-                rep = analyze_path(path)
+                rep = analyze_path(path, auto_config=auto_config)
             except InputError as err:
                 rows.append({"run": name, "format": fmt, "error": str(err)})
                 continue
@@ -141,12 +141,33 @@ def peers(paths: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def config_effect() -> None:
+    """Top cause of every gpu-run file with its config and without (the curve must carry the diagnosis)."""
+    with_cfg = {(r["run"], r["format"]): r for r in score_labelled("gpu-runs")}
+    without = {(r["run"], r["format"]): r for r in score_labelled("gpu-runs", auto_config=False)}
+    differ, right = [], 0
+    for key, a in sorted(with_cfg.items()):
+        b = without.get(key, {})
+        if b.get("top1") or (a.get("label") == "healthy" and b.get("verdict") == "healthy"):
+            right += 1
+        if (a.get("top_cause"), a.get("verdict")) != (b.get("top_cause"), b.get("verdict")):
+            differ.append(f"  {key[0]}/{key[1]}: with config {a.get('verdict')} {a.get('top_cause')}; without "
+                          f"{b.get('verdict')} {b.get('top_cause')} {b.get('findings')}")
+    print(f"gpu-runs without config: right {right}/{len(with_cfg)}; top cause or verdict differs on {len(differ)}")
+    print("\n".join(differ))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--json", default=None)
     ap.add_argument("-v", action="store_true", help="print every run")
+    ap.add_argument("--config-effect", action="store_true",
+                    help="gpu-runs with and without their config: list the runs whose top cause differs")
     args = ap.parse_args()
+    if args.config_effect:
+        config_effect()
+        return
     gpu = score_labelled("gpu-runs")
     vision = score_labelled("vision-runs")
     corpus = score_realcorpus()

@@ -6,7 +6,7 @@ import os
 from typing import Sequence
 
 from .config import find_config_near, read_config
-from .detectors import Detector, default_detectors, detect_all
+from .detectors import Context, Detector, default_detectors, detect_all
 from .facts import compute_facts
 from .findings import Finding
 from .model import Run
@@ -68,7 +68,8 @@ def _undecided_note(findings: Sequence[Finding], diagnoses: Sequence) -> str | N
 def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None) -> Report:
     """Analyse a run: findings from the detectors, causes from the rules, facts from the config."""
     dets = list(default_detectors() if detectors is None else detectors)
-    findings = detect_all(run, dets)
+    ctx = Context.from_run(run)
+    findings = detect_all(run, dets, ctx)
     facts = compute_facts(run)
     diagnoses: list = []
     try:
@@ -76,7 +77,7 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
     except ImportError:  # diagnosis engine not installed in this build
         diagnose = None
     if diagnose is not None:
-        diagnoses = diagnose(run, findings, facts, rules=rules)
+        diagnoses = diagnose(run, findings, facts, rules=rules, profile=ctx.profile)
     findings.sort(key=lambda f: (-_SEVERITY_RANK[f.severity], f.start_step))
     verdict = verdict_of(findings)
     rng = run.step_range()
@@ -86,6 +87,7 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
         "metrics": run.metrics,
         "phases": phases,
         "facts": facts,
+        "context": ctx.profile.to_dict(),
         "config": dict(run.config),
         "notes": list(dict.fromkeys(run.meta.get("notes", []))),
     }

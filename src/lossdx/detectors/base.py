@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..context import RunProfile, profile_run
 from ..findings import Finding
 from ..model import Run, Series
 
@@ -32,6 +33,9 @@ class Context:
     log_window: int = 1  # steps averaged into one logged point (HF logging_steps)
     log_interval: int = 1  # steps between logged points
     max_steps: int | None = None  # planned length of the run, when known
+    #: what kind of run this is and what the log covers (norms come from here); a default profile
+    #: (from scratch, unknown optimizer) when a live guard has not derived one
+    profile: RunProfile = field(default_factory=RunProfile)
 
     @classmethod
     def from_run(cls, run: Run) -> "Context":
@@ -41,7 +45,7 @@ class Context:
             interval = max(1, int(np.median(np.diff(loss.steps))))
         window = int(run.meta.get("log_window", 1) or 1)
         return cls(config=dict(run.config), log_window=window, log_interval=interval,
-                   max_steps=run.config.get("max_steps"))
+                   max_steps=run.config.get("max_steps"), profile=profile_run(run, window, interval))
 
     @property
     def points_averaged(self) -> int:

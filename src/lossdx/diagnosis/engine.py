@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..config.hparams import HPARAM_ALIASES
+from ..context import RunProfile, profile_run
 from ..findings import Finding
 from ..model import Run, Series
 from ..report import Diagnosis
@@ -57,8 +58,10 @@ class Rule:
 class Evidence:
     """Everything a rule may look at, with small helpers so rules stay short."""
 
-    def __init__(self, run: Run, findings: Sequence[Finding], facts: dict[str, Any]) -> None:
+    def __init__(self, run: Run, findings: Sequence[Finding], facts: dict[str, Any],
+                 profile: RunProfile | None = None) -> None:
         self.run = run
+        self.profile = profile or profile_run(run)
         self.findings = list(findings)
         self.facts = facts
         self.config = run.config
@@ -153,11 +156,12 @@ def _fmt(v: Any) -> str:
 
 
 def diagnose(run: Run, findings: Sequence[Finding], facts: dict[str, Any],
-             rules: Sequence[Rule] | None = None, min_confidence: float = 0.05) -> list[Diagnosis]:
+             rules: Sequence[Rule] | None = None, min_confidence: float = 0.05,
+             profile: RunProfile | None = None) -> list[Diagnosis]:
     """Ranked causes for a run: every rule is tried, hits of one cause are merged."""
     from .rules import DEFAULT_RULES
 
-    ev = Evidence(run, findings, facts)
+    ev = Evidence(run, findings, facts, profile)
     by_cause: dict[str, list[tuple[Rule, Hit]]] = {}
     for rule in rules if rules is not None else DEFAULT_RULES:
         hit = rule.applies(ev)
