@@ -132,17 +132,32 @@ class PlateauDetector(WholeRunDetector):
             start = float(steps[above[-1] + 1]) if above.size and above[-1] + 1 < steps.size else tail_start
             start = min(start, tail_start)
         share = (b - start) / (b - a)
-        # an error when stuck most of the run far above what a from-scratch model reaches (known vocabulary);
-        # a fine-tune that flattens after converging is only worth a warning
-        vocab = self.context_.config.get("vocab_size") or self.context_.config.get("n_classes")
-        high = bool(vocab) and final > 0.35 * math.log(max(2, int(vocab)))
-        sev = "error" if share >= self.stuck_share and high else "warning"
+        # "well above what the run should reach" needs a yardstick: an error when stuck most of the run far
+        # above what a from-scratch model reaches (ln V known); a warning when the loss barely left where it
+        # started (nothing learned) or sits at a uniform guess; otherwise a curve that fell and then flattened
+        # is convergence as far as the log can tell (fine-tunes, excerpts, converged pre-training): info
+        prof = self.context_.profile
+        first = float(vals[0])
+        expected = prof.expected_init_loss
+        scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown", "classifier", "vision")
+        if expected is None and scratch and first > 0:
+            expected = first  # from scratch, the first loss is the untrained model's: the yardstick
+        high = expected is not None and scratch and final > 0.35 * expected
+        barely = prof.covers_start and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune"
+        uniform = _uniform_guess(final)
+        if share >= self.stuck_share and high:
+            sev = "error"
+        elif high or barely or (uniform is not None and share >= self.stuck_share):
+            sev = "warning"
+        else:
+            sev = "info"
         return [Finding("plateau", metric, int(start), int(b), sev,
                         f"{metric} stopped improving at ~{fmt_num(final)}: it changed {-100 * imp:+.1f}% over the last "
                         f"{100 * self.tail:.0f}% of the run and has stayed near that level since step {int(start)} "
                         f"({100 * share:.0f}% of the run)",
                         {"level": final, "tail_improvement": imp, "two_thirds_improvement": long_imp,
-                         "flat_since": int(start), "flat_share": share})]
+                         "flat_since": int(start), "flat_share": share, "first": first,
+                         "uniform_classes": uniform})]
 
 
     def _pinned(self, steps: np.ndarray, vals: np.ndarray) -> list[Finding]:
@@ -268,6 +283,17 @@ class OverfittingDetector(WholeRunDetector):
                         f"({100 * val_imp:+.1f}%)", {"type": "gap_widening", "gap_from": g0, "gap_to": g1,
                                                      "val_min": float(vv.min()), "val_min_step": int(vs[int(np.argmin(vv))]),
                                                      "val_end": float(vv[-1]), "rise": 0.0})]
+
+
+def _uniform_guess(level: float, tol: float = 0.03) -> int | None:
+    """The number of classes C when ``level`` is ln(C) within ``tol`` (relative), for 2 <= C <= 1000: the loss of
+    a model that predicts the uniform (or class-prior) distribution and ignores its inputs."""
+    if not (math.log(2) * (1 - tol) <= level <= math.log(1000) * (1 + tol)):
+        return None
+    c = round(math.exp(level))
+    if c < 2:
+        return None
+    return c if abs(math.log(c) - level) <= tol * math.log(c) else None
 
 
 def _epochs(context, last_step: float) -> float | None:
