@@ -39,6 +39,8 @@ class Hit:
     fixes: list[str] = field(default_factory=list)
     patch: dict[str, Any] = field(default_factory=dict)  # canonical hparam -> new value
     checks: list[str] = field(default_factory=list)  # what to log or check next when the log cannot decide
+    #: False when only the config argues for the cause (no curve finding backs it): advice, never a verdict
+    curve_backed: bool = True
 
 
 @dataclass(frozen=True)
@@ -167,10 +169,16 @@ def diagnose(run: Run, findings: Sequence[Finding], facts: dict[str, Any],
         hit = rule.applies(ev)
         if hit is not None and hit.confidence > 0:
             by_cause.setdefault(rule.cause, []).append((rule, hit))
+    _add_fallbacks(ev, by_cause)
     out: list[Diagnosis] = []
+    backed: dict[str, bool] = {}
     for cause, hits in by_cause.items():
         hits.sort(key=lambda rh: -rh[1].confidence)
         conf = _noisy_or(h.confidence for _r, h in hits)
+        backed[cause] = any(h.curve_backed for _r, h in hits)
+        if not backed[cause]:
+            # a config value the curve does not back is advice: low confidence, ranked after every curve cause
+            conf = min(conf, ADVICE_CONFIDENCE)
         if conf < min_confidence:
             continue
         evidence = list(dict.fromkeys(e for _r, h in hits for e in h.evidence))
@@ -188,5 +196,33 @@ def diagnose(run: Run, findings: Sequence[Finding], facts: dict[str, Any],
             fixes.append(f"config: {raw}: {_fmt(change['from'])} -> {_fmt(change['to'])}")
         out.append(Diagnosis(cause=cause, confidence=round(conf, 3), evidence=evidence, fixes=fixes,
                              rule="+".join(r.id for r, _h in hits), config_patch=patch, checks=checks))
-    out.sort(key=lambda d: (-d.confidence, CAUSES.index(d.cause)))
+    out.sort(key=lambda d: (not backed[d.cause], -d.confidence, CAUSES.index(d.cause)))
     return out
+
+
+#: finding kinds that are observations of the curves (config and log_limit findings are not)
+CURVE_KINDS = ("nan", "divergence", "spike", "instability", "grad_norm", "plateau", "slow_convergence", "overfitting",
+               "too_good", "init_loss", "lr_schedule", "data_order", "throughput")
+ADVICE_CONFIDENCE = 0.3
+
+
+def _add_fallbacks(ev: Evidence, by_cause: dict[str, list[tuple[Rule, Hit]]]) -> None:
+    """A problem with no curve-backed cause still gets a ranked list: the usual causes of its symptoms."""
+    from .rules.fallback import CHECKS, FALLBACKS
+
+    if any(h.curve_backed and h.confidence >= 0.3 for hits in by_cause.values() for _r, h in hits):
+        return
+    serious = [f for f in ev.findings if f.severity in ("warning", "error") and f.kind in CURVE_KINDS]
+    seen: set[str] = set()
+    for f in sorted(serious, key=lambda f: (f.severity != "error", f.start_step)):
+        if f.kind in seen:
+            continue
+        seen.add(f.kind)
+        for cause, conf, why in FALLBACKS.get(f.kind, ()):
+            if cause in by_cause:
+                continue
+            scale = 1.0 if f.severity == "error" else 0.8
+            hit = Hit(round(conf * scale, 3), [f"{f.message}", f"no rule pins the cause from this log; {why}"],
+                      checks=[CHECKS[f.kind]] if f.kind in CHECKS else [])
+            by_cause[cause] = [(Rule(f"FALLBACK_{f.kind.upper()}", cause, "handbook: usual causes of the symptom",
+                                     lambda _ev: None), hit)]

@@ -87,18 +87,22 @@ def nan_persistent(ev: Evidence) -> Hit | None:
     g = next((x for x in ev.of("nan") if x.metric == "train/grad_norm"), None)
     if before or (g is not None and g.start_step < f.start_step):
         return None
-    loss = ev.series("train/loss")
-    last_ok = None
-    if loss is not None:
-        ok = loss.steps[(loss.steps < f.start_step) & np.isfinite(loss.values)]
-        last_ok = float(loss.values[loss.steps == ok[-1]][0]) if ok.size else None
-    hit = Hit(0.6, [f"loss was {num(last_ok)} just before step {f.start_step} and NaN from then to the end "
-                    f"({f.evidence['count']} points)",
+    if _rising_before(ev, f.start_step) is not None:
+        return None  # the loss was climbing into the NaN: the model blew up, not the data
+    last_ok = _last_finite(ev, f.start_step)
+    where = (f"loss was {num(last_ok)} just before step {f.start_step}" if last_ok is not None
+             else f"loss became NaN at step {f.start_step}")
+    hit = Hit(0.6, [f"{where} and NaN from then to the end ({f.evidence['count']} points)",
                     "no spike, divergence or gradient growth before it: the NaN came in from outside the model"])
     dtype = str(ev.cfg("dtype", "")).lower()
     if "bf16" in dtype or "bfloat16" in dtype or "32" in dtype:
         hit.evidence.append(f"dtype {ev.cfg('dtype')}: not a float16 overflow")
         hit.confidence += 0.05
+    elif ev.profile.kind in ("lm_pretrain", "lm_finetune", "rnn_lm"):
+        # in language-model training a NaN out of a calm curve is most often a float16 overflow (the public
+        # threads: nanoGPT, baby-llama2, BLOOM); with the dtype unknown the data is the second reading
+        hit.confidence = 0.35
+        hit.evidence.append("the dtype is unknown: a float16 overflow would look the same")
     hit.fixes += [f"check the inputs of the batch at step {f.start_step} for NaN/Inf (torch.isfinite(x).all()) and "
                   "validate the dataset once before training",
                   "make the guard stop at the first non-finite loss and skip the step instead of applying NaN gradients"]
@@ -106,10 +110,66 @@ def nan_persistent(ev: Evidence) -> Hit | None:
     return hit
 
 
+def _last_finite(ev: Evidence, step: int) -> float | None:
+    loss = ev.series("train/loss")
+    if loss is None:
+        return None
+    ok = (loss.steps < step) & np.isfinite(loss.values)
+    return float(loss.values[ok][-1]) if ok.any() else None
+
+
+def _rising_before(ev: Evidence, step: int) -> tuple[float, float] | None:
+    """(from, to) when the last finite losses before ``step`` climbed clearly out of their own noise (>= 5 %
+    and >= 4 sigma of the step-to-step noise before), or ran away below zero: the curve itself was breaking
+    before the NaN."""
+    loss = ev.series("train/loss")
+    if loss is None:
+        return None
+    ok = (loss.steps < step) & np.isfinite(loss.values)
+    v = loss.values[ok][-36:]
+    if v.size < 3:
+        return None
+    base_pts, tail = (v[:-3], v[-3:]) if v.size >= 6 else (v[:1], v[1:])
+    base = float(np.median(base_pts))
+    noise = 1.4826 * float(np.median(np.abs(np.diff(base_pts)))) / np.sqrt(2.0) if base_pts.size >= 3 else 0.0
+    top = float(np.max(tail))
+    if base > 0 and top >= 1.05 * base and top - base >= 4 * noise:
+        return base, top
+    last = float(v[-1])
+    if last < 0 and (float(loss.values[ok][0]) > 0 or last < 1.5 * float(v[0]) < 0):
+        return float(v[0]), last  # a loss running off below zero: an unbounded objective diverging
+    return None
+
+
+def nan_after_rise(ev: Evidence) -> Hit | None:
+    """The loss climbed (or ran away) in the last points before turning NaN: the model blew up — a too-high
+    LR or exploding gradients, and float16 overflow when the dtype allows (handbook 'NaN Loss')."""
+    f = next((f for f in ev.of("nan") if f.metric == "train/loss"), None)
+    if f is None:
+        return None
+    rise = _rising_before(ev, f.start_step)
+    if rise is None:
+        return None
+    hit = Hit(0.5, [f"the loss went {num(rise[0])} -> {num(rise[1])} in the last logged points before it became NaN "
+                    f"at step {f.start_step}: the model blew up, the data did not bring the NaN in"])
+    if rise[1] < 0:
+        hit.evidence.append("a loss below zero that keeps falling is an objective without a lower bound diverging")
+    clip_fix(ev, hit)
+    hit.fixes.append("lower the learning rate (halve it) and restart from the last checkpoint before the rise")
+    return hit
+
+
 def label_leak(ev: Evidence) -> Hit | None:
     f = next((f for f in ev.of("too_good") if f.evidence.get("leak_pattern")), None)
     if f is None:
-        return None
+        z = next((f for f in ev.of("too_good") if f.evidence.get("exact_zero")), None)
+        if z is None:
+            return None
+        hit = Hit(0.6, [z.message, "a loss of exactly 0 means no target is scored: every label is masked "
+                                   "(ignore_index) or the targets are built wrong"])
+        hit.fixes += ["count the target tokens that are not ignore_index (-100) per batch: it must be > 0",
+                      "check the label construction of the data collator (prompt masking, padding)"]
+        return hit
     hit = Hit(0.9, [f.message])
     o = ev.first("overfitting")
     if o:
@@ -220,10 +280,20 @@ def hardware(ev: Evidence) -> Hit | None:
     return hit
 
 
+def _scaled(hit: Hit | None, factor: float) -> Hit | None:
+    if hit is not None:
+        hit.confidence *= factor
+    return hit
+
+
 RULES = (
     Rule("BAD_BATCH", "bad_data_batch", "handbook 'Loss Spike': abnormal samples; spike + recovery", bad_batch),
     Rule("NAN_TRANSIENT", "loss_nan_from_data", "handbook 'NaN Loss': division by zero in the loss", nan_transient),
     Rule("NAN_PERSISTENT", "nan_in_input", "Qwen2.5 post-mortem: NaN/Inf in the input data", nan_persistent),
+    Rule("NAN_AFTER_RISE", "lr_too_high", "handbook 'NaN Loss': a loss that climbs into NaN is an LR blow-up",
+         nan_after_rise),
+    Rule("NAN_AFTER_RISE_GRAD", "gradient_explosion", "handbook 'NaN Loss': exploding gradients before the NaN",
+         lambda ev: _scaled(nan_after_rise(ev), 0.8)),
     Rule("LABEL_LEAK", "label_misalignment", "Qwen2.5 post-mortem: labels misaligned; train -> 0 while val explodes",
          label_leak),
     Rule("LABEL_STUCK", "label_misalignment", "Qwen2.5 post-mortem: wrong labels -> loss cannot fall", labels_unlearnable),
