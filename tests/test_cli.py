@@ -127,9 +127,24 @@ def test_explain_every_cause():
     assert code == 2
 
 
-def test_problem_report_with_diagnoses_validates_and_patches_the_config():
+def test_config_only_evidence_is_advice_with_a_patch():
+    """Issue 7 (2): the text log of the no-warmup run logs neither LR nor grad norm, and its 10-step loss shows no
+    damage: only the config says "warmup 0". That is advice (healthy verdict, low-confidence cause), still with
+    the patch in the user's own key names."""
     d = need(GPU_RUNS / "no_warmup")
     code, out, err = run_cli("analyze", str(d / "train.log"), "-f", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    jsonschema.validate(doc, load_schema())
+    assert doc["verdict"] == "healthy"
+    top = doc["diagnoses"][0]
+    assert top["cause"] == "missing_warmup" and top["confidence"] <= 0.3
+    assert top["config_patch"]["warmup_iters"] == {"from": 0, "to": 30}
+
+
+def test_problem_report_with_diagnoses_validates_and_patches_the_config():
+    d = need(GPU_RUNS / "no_warmup")
+    code, out, err = run_cli("analyze", str(d / "metrics.jsonl"), "-f", "json")
     assert code == 1, err
     doc = json.loads(out)
     jsonschema.validate(doc, load_schema())
@@ -138,5 +153,5 @@ def test_problem_report_with_diagnoses_validates_and_patches_the_config():
     assert top["cause"] in ("missing_warmup", "lr_too_high") and len(top["evidence"]) >= 2
     patches = {k: v for dg in doc["diagnoses"] for k, v in dg.get("config_patch", {}).items()}
     assert patches["warmup_iters"] == {"from": 0, "to": 30}  # 2 % of max_iters = 1500
-    code, _, _ = run_cli("analyze", str(d / "train.log"), "--fail-on", "never")
+    code, _, _ = run_cli("analyze", str(d / "metrics.jsonl"), "--fail-on", "never")
     assert code == 0

@@ -36,6 +36,13 @@ def _report(path):
     return _REPORTS[path]
 
 
+#: Files whose curves show nothing of the injected fault: the nanoGPT text log has no LR and no grad norm and
+#: logs the loss every 10 steps, so the fault is in the config only (weight decay 8; warmup 0 at LR 3e-3; the
+#: same runs' per-step formats show it). Issue 7: a config value the curve does not back is advice — the right
+#: cause ranked first at advice confidence, with a healthy verdict.
+CONFIG_ONLY = {("huge_weight_decay", "log"), ("no_warmup", "log")}
+
+
 @pytest.mark.skipif(not CASES, reason="../shared/benchmarks not available")
 @pytest.mark.parametrize("path,label,fmt", CASES)
 def test_labelled_run(path, label, fmt):
@@ -43,6 +50,10 @@ def test_labelled_run(path, label, fmt):
     serious = [f"{f.kind}@{f.start_step}" for f in rep.findings if f.severity != "info"]
     if label["verdict"] == "healthy":
         assert rep.verdict == "healthy", serious
+        return
+    if (path.parent.name, fmt) in CONFIG_ONLY:
+        assert rep.verdict == "healthy", serious
+        assert rep.diagnoses and rep.diagnoses[0].cause in label["accept"] and rep.diagnoses[0].confidence <= 0.3
         return
     assert rep.verdict in ("warning", "problem"), serious
     injected = label.get("injected_steps") or []

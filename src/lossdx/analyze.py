@@ -65,9 +65,20 @@ def _undecided_note(findings: Sequence[Finding], diagnoses: Sequence) -> str | N
     return f"{lead}{gaps}: to decide, {', '.join(ask)}"
 
 
+def _drop_unmeasured(run: Run) -> None:
+    """Megatron prints ``grad norm: 0.000`` when it does not compute the norm; a co-signal that is exactly
+    zero at every step was never measured and must not pass for a calm gradient."""
+    for name in ("train/grad_norm",):
+        s = run.series.get(name)
+        if s is not None and len(s) and bool((s.values == 0).all()):
+            del run.series[name]
+            run.meta.setdefault("notes", []).append(f"{name} is 0 at every logged step: not measured, ignored")
+
+
 def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None) -> Report:
     """Analyse a run: findings from the detectors, causes from the rules, facts from the config."""
     dets = list(default_detectors() if detectors is None else detectors)
+    _drop_unmeasured(run)
     ctx = Context.from_run(run)
     findings = detect_all(run, dets, ctx)
     facts = compute_facts(run)

@@ -22,11 +22,12 @@ import numpy as np
 from .model import Run
 
 #: (optimizer family, regime) -> the usual peak LR range (low, high). Sources: the seeds (handbook Q3:
-#: pre-training 1e-4..3e-4, small models up to ~1e-3; fine-tuning 1e-5..5e-5, LoRA up to ~2e-4..1e-3),
+#: pre-training 1e-4..3e-4, small models up to ~1e-3 — the top of the range, since healthy small GPTs train
+#: at 6e-4..1e-3 and 2x-6x that already spikes; fine-tuning 1e-5..5e-5, LoRA up to ~2e-4..1e-3),
 #: char-rnn / Keras defaults (Adam 1e-3..2e-3), Zaremba et al. / AWD-LSTM (SGD 1..30 on word-level LSTMs),
 #: ImageNet SGD recipes (0.1 x batch/256).
 LR_NORMS: dict[tuple[str, str], tuple[float, float]] = {
-    ("adam", "lm_pretrain"): (3e-5, 3e-3),
+    ("adam", "lm_pretrain"): (1e-5, 1e-3),
     ("adam", "lm_finetune"): (1e-6, 1e-3),
     ("adam", "rnn_lm"): (1e-4, 5e-3),
     ("adam", "classifier"): (1e-5, 5e-3),
@@ -273,11 +274,25 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
                       log_interval=int(log_interval), heavy_tailed=heavy, tail_factor=round(tail, 2),
                       expected_init_loss=expected, init_basis=basis, lr_range=lr_range, peak_lr=peak_lr,
                       lr_source=lr_source, warmup_needed=warmup_needed, n_classes=n_classes, reasons=reasons)
+    if optimizer in ("adam", "unknown") and kind == "lm_pretrain":
+        n = _int_cfg(run, "n_params")
+        if n is None:
+            from .facts import params_from_config
+
+            n = params_from_config(run.config)
+        if n:
+            # the usual peak LR falls with model size (GPT-3 table: 125M 6e-4, 1.3B 2e-4, 175B 0.6e-4); tiny models
+            # train well at a few 1e-3
+            top = 5e-3 if n < 5e6 else 2e-3 if n < 5e7 else 1e-3 if n < 5e8 else 5e-4
+            prof.lr_range = (prof.lr_range[0], top if optimizer == "adam" else max(top, prof.lr_range[1]))
+            reasons.append(f"{n:,} parameters: usual peak LR up to {top:g}")
     _apply_overrides(prof, run.meta.get("norms") or {})
     return prof
 
 
 def _union(kind: str) -> tuple[float, float]:
+    if kind in ("lm_pretrain", "lm_finetune"):
+        return LR_NORMS[("adam", kind)]  # transformer LMs train with Adam-type optimizers unless told otherwise
     a = LR_NORMS[("adam", kind)]
     s = LR_NORMS[("sgd", kind)]
     return (min(a[0], s[0]), max(a[1], s[1]))

@@ -22,16 +22,22 @@ def _set(run, name, steps, values):
     run.series[name] = Series(name, np.asarray(steps), np.asarray(values, dtype=float))
 
 
+def _scale_lr(run, peak):
+    """Config and logged LR trace must agree: the trace is the witness, the config names it."""
+    lr = run.series["train/lr"]
+    _set(run, "train/lr", lr.steps, lr.values * (peak / lr.values.max()))
+    run.config.update(lr=peak)
+    return run
+
+
 def case_lr_too_high():
     run, _ = make_curve("plateau", n=2000, seed=0)
-    run.config.update(lr=6e-3)
-    return run
+    return _scale_lr(run, 6e-3)
 
 
 def case_lr_too_low():
     run, _ = make_curve("slow", n=2000, seed=0)
-    run.config.update(lr=3e-6)
-    return run
+    return _scale_lr(run, 3e-6)
 
 
 def case_missing_warmup():

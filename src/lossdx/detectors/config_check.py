@@ -6,6 +6,8 @@ are several times the seeds' ranges, so only clear outliers are flagged.
 
 from __future__ import annotations
 
+import math
+
 from ..findings import Finding
 from ..model import Series
 from .base import fmt_num
@@ -13,16 +15,15 @@ from .wholerun import WholeRunDetector
 
 #: (config key, predicate, severity, message); messages cite the seeds' ranges
 RULES = (
-    ("weight_decay", lambda v, c: v > 0.5, "warning",
+    ("weight_decay", lambda v, c: v > 0.5, "info",
      "weight_decay {v} is far above the usual 0.01-0.1: it pulls the weights toward zero faster than the data "
      "can move them (underfitting)"),
-    ("dropout", lambda v, c: v >= 0.5, "warning",
+    ("dropout", lambda v, c: v >= 0.5, "info",
      "dropout {v} is very high (pre-training usually uses 0, fine-tuning 0.05-0.1)"),
-    ("lr", lambda v, c: v >= 0.01 and str(c.get("optimizer", "adamw")).lower() not in ("sgd", "lion"), "warning",
-     "learning rate {v} is very high for Adam-type optimizers (pre-training usually 1e-4..3e-4, small models up to "
-     "~1e-3)"),
-    ("lr", lambda v, c: 0 < v < 1e-6, "warning",
-     "learning rate {v} is tiny (pre-training usually 1e-4..3e-4, fine-tuning 1e-5..5e-5): the model can barely move"),
+    ("lr", lambda v, p: v >= 10 * p.lr_range[1], "info",
+     "learning rate {v} is {hi}x the top of {norm}"),
+    ("lr", lambda v, p: 0 < v <= p.lr_range[0] / 10, "info",
+     "learning rate {v} is {lo}x below the bottom of {norm}: the model can barely move"),
     ("beta2", lambda v, c: v < 0.9, "info", "Adam beta2 {v} is unusually low (0.95-0.999 are typical)"),
 )
 
@@ -33,10 +34,17 @@ class ConfigCheckDetector(WholeRunDetector):
 
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         cfg = self.context_.config
+        prof = self.context_.profile
         out = []
         for key, bad, severity, msg in RULES:
             v = cfg.get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and bad(float(v), cfg):
-                out.append(Finding("config", f"config/{key}", 0, 0, severity, msg.format(v=fmt_num(float(v))),
-                                   {"key": key, "value": v}))
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                continue
+            arg = prof if key == "lr" else cfg
+            if bad(float(v), arg):
+                text = msg.format(v=fmt_num(float(v)), norm=prof.lr_norm_text(),
+                                  hi=f"{float(v) / prof.lr_range[1]:.0f}", lo=f"{prof.lr_range[0] / float(v):.0f}"
+                                  if v else "")
+                # a config value alone is advice: the curves decide whether it hurt (the rules weigh both)
+                out.append(Finding("config", f"config/{key}", 0, 0, "info", text, {"key": key, "value": v}))
         return out

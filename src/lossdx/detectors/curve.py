@@ -9,6 +9,7 @@ import numpy as np
 
 from ..findings import Finding
 from ..model import Series
+from ..context import LN_MAX_VOCAB
 from ._stats import MAD_TO_SIGMA
 from .base import fmt_num
 from .wholerun import WholeRunDetector, block_stats_cached, chunk_medians, clean, smoothed
@@ -165,6 +166,8 @@ class PlateauDetector(WholeRunDetector):
         level = float(np.median(vals))
         if level <= 0 or (float(vals.max()) - float(vals.min())) > 0.01 * level:
             return []
+        if not self.context_.profile.covers_start:
+            return []  # a few flat points from the middle of a long run are what convergence looks like
         return [Finding("plateau", "train/loss", int(steps[0]), int(steps[-1]), "warning",
                         f"train/loss is pinned at ~{fmt_num(level)} over all {vals.size} logged points (it varies by "
                         f"less than 1%): nothing is being learned", {"level": level, "flat_since": int(steps[0]),
@@ -186,18 +189,28 @@ class SlowConvergenceDetector(WholeRunDetector):
         steps, vals = clean(series.get("train/loss"))
         if vals.size < 20:
             return []
-        vocab = self.context_.config.get("vocab_size")
+        prof = self.context_.profile
         s, v = smoothed(steps, vals)
         first = float(vals[0])
-        if not vocab or first < 0.8 * math.log(int(vocab)):
-            return []  # only a from-scratch run (first loss ~ ln V) has a known fast-descent yardstick
+        # only a from-scratch run whose log holds its start has a known fast-descent yardstick: a first loss
+        # near ln V (or, without V, a language model's or large first loss logged at step 0)
+        if not prof.first_is_initial or prof.kind in ("lm_finetune", "classifier", "vision"):
+            return []
+        expected = prof.expected_init_loss
+        if expected is None:
+            if not (prof.kind in ("lm_pretrain", "rnn_lm") or first >= 3.0):
+                return []
+            expected = first
+        if first < 0.8 * expected:
+            return []
         a, b = float(s[0]), float(s[-1])
         at_early = float(np.interp(a + self.early_share * (b - a), s, v))
         early_drop = (first - at_early) / first
         last = float(v[-1])
         tail_imp = _span_improvement(s, v, b - (b - a) / 3, b)
-        if early_drop >= self.min_early_drop or last < 0.5 * first or tail_imp is None or tail_imp < 0.015:
-            return []
+        if early_drop < 0 or early_drop >= self.min_early_drop or last < 0.5 * first or tail_imp is None \
+                or tail_imp < 0.015:
+            return []  # (a loss that rose at first is a blow-up, judged by the spike/divergence detectors)
         return [Finding("slow_convergence", "train/loss", int(a), int(b), "warning",
                         f"after {100 * self.early_share:.0f}% of the run the loss had fallen only "
                         f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
@@ -319,20 +332,31 @@ class InitLossDetector(WholeRunDetector):
 
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         steps, vals = clean(series.get("train/loss"))
+        prof = self.context_.profile
+        if vals.size == 0 or not prof.first_is_initial:
+            return []  # an excerpt, or a first point already at full LR: not the untrained model's loss
+        first = float(vals[0])
         # ln(V) for a language model, ln(C) for a C-class classifier: the loss of a uniform prediction
         vocab = self.context_.config.get("vocab_size") or self.context_.config.get("n_classes")
-        if vals.size == 0 or not vocab or int(vocab) < 2:
-            return []
-        expected = math.log(int(vocab))
-        first = float(vals[0])
+        if vocab and int(vocab) >= 2 and prof.expected_init_loss is not None:
+            expected = prof.expected_init_loss
+            what = f"the {fmt_num(expected)} = {prof.init_basis} of a uniform prediction"
+            count = int(vocab)
+        else:
+            # no vocabulary known: no token or class count gives a uniform loss above ln(262,144) = 12.5, so a first
+            # loss far above that is a broken init or loss whatever the task
+            expected, count = LN_MAX_VOCAB, None
+            what = f"{fmt_num(expected)} = ln(262,144), the uniform loss of the largest vocabularies in use"
+            if first < self.error_ratio * expected:
+                return []
         ratio = first / expected
         if ratio < self.warn_ratio:
             return []
         sev = "error" if ratio >= self.error_ratio else "warning"
         return [Finding("init_loss", "train/loss", int(steps[0]), int(steps[0]), sev,
-                        f"first loss {fmt_num(first)} is {ratio:.1f}x the {fmt_num(expected)} = ln({vocab}) of a "
-                        f"uniform prediction: the initial logits are far too large (or the loss is computed wrong)",
-                        {"first_loss": first, "expected": expected, "ratio": ratio, "vocab_size": int(vocab)})]
+                        f"first loss {fmt_num(first)} is {ratio:.1f}x {what}: the initial logits are far too large "
+                        f"(or the loss is computed wrong)",
+                        {"first_loss": first, "expected": expected, "ratio": ratio, "vocab_size": count})]
 
 
 class TooGoodDetector(WholeRunDetector):
@@ -364,8 +388,14 @@ class TooGoodDetector(WholeRunDetector):
             return []
         at = int(s[int(np.argmax(v < self.near_zero))])
         vs, vv = clean(series.get("val/loss"))
-        # leak pattern: validation far above a near-zero train loss and climbing away from its best
+        # leak pattern: validation far above a near-zero train loss and climbing away from a best it reached
+        # at once — a model that learned to copy never got better on held-out data. A validation loss that
+        # first fell well below its start and then rose is memorisation (overfitting), not a leak.
         leak = vv.size >= 3 and float(vv[-1]) > 0.5 * abs(first) and float(vv[-1]) > 1.2 * float(np.min(vv))
+        if leak:
+            vmin = float(np.min(vv))
+            learned_first = vmin < 0.8 * float(vv[0])
+            leak = not learned_first and float(vv[-1]) > 1.5 * vmin
         vocab = self.context_.config.get("vocab_size")
         language_model = bool(vocab) and int(vocab) >= 1000
         if not leak and not language_model:
@@ -517,8 +547,11 @@ class InstabilityDetector(WholeRunDetector):
                                    f"healthy runs see it flat or falling",
                                    {"growth": growth, "from": float(meds[i]), "to": float(meds[j]), "type": "grad_growth"}))
         ls, lv = clean(series.get("train/loss"))
-        if lv.size >= 20 * self.chunks:
-            mids, noise = _chunked_block_medians(ls, lv, self.chunks, use_noise=True)
+        # each chunk's noise is a median of 16-point block noises: fewer than ~6 blocks a chunk and the estimator's
+        # own scatter (a block noise is off by ~20 %) passes for growth
+        chunks = min(self.chunks, lv.size // (16 * 6))
+        if chunks >= 5:
+            mids, noise = _chunked_block_medians(ls, lv, chunks, use_noise=True)
             noise, mids = noise[2:], mids[2:]  # past the fast descent, whose differences are trend
             if noise.size >= 3 and noise.min() > 0:
                 i = int(np.argmin(noise[:-1]))

@@ -34,7 +34,7 @@ class LRScheduleDetector(WholeRunDetector):
         decays = last < 0.7 * peak
         ls, _lv = clean(series.get("train/loss"))
         run_start = float(min(steps[0], ls[0])) if ls.size else float(steps[0])
-        early_log = steps[0] - run_start <= max(10, 0.02 * run_len)
+        early_log = steps[0] - run_start <= max(10, 0.02 * run_len) and self.context_.profile.covers_start
         if first >= self.warm_start * peak and decays and early_log:
             n = int(self.context_.max_steps or steps[-1] - run_start + 1)
             w = max(1, round(0.02 * n))
@@ -43,9 +43,11 @@ class LRScheduleDetector(WholeRunDetector):
             ls_, lv_ = clean(series.get("train/loss"))
             early = lv_[ls_ <= ls_[0] + 0.05 * run_len] if lv_.size else lv_
             hurt = early.size > 1 and float(early[1:].max()) > 1.1 * float(early[0]) > 0
-            vocab = self.context_.config.get("vocab_size")
-            from_scratch = bool(vocab) and lv_.size > 0 and float(lv_[0]) >= 0.8 * math.log(max(2, int(vocab)))
-            severity = "warning" if peak >= 1e-3 or hurt or from_scratch else "info"
+            # warmup matters where the run context says so (Adam, from scratch); elsewhere (SGD RNNs, fine-tunes,
+            # small classifiers) no warmup is advice unless the curve shows the damage
+            prof = self.context_.profile
+            severity = "warning" if hurt or (prof.warmup_needed and prof.first_is_initial and
+                                             peak >= 0.3 * prof.lr_range[1]) else "info"
             out.append(Finding("lr_schedule", "train/lr", int(steps[0]), int(steps[min(p, lr.size - 1)]), severity,
                                f"no LR warmup: the learning rate starts at {fmt_num(first)} ({100 * first / peak:.0f}% of "
                                f"its peak {fmt_num(peak)}); warm up over 0.5-2% of the steps (~{w} of {n})",
@@ -84,12 +86,12 @@ class LRScheduleDetector(WholeRunDetector):
         decaying = sched not in ("", "constant", "none", "constant_with_warmup") or cfg.get("decay_lr") is True
         warm = cfg.get("warmup_steps")
         if warm == 0 and not cfg.get("warmup_ratio") and decaying and cfg.get("decay_lr") is not False:
-            out.append(Finding("lr_schedule", "config", 0, 0, "warning",
+            out.append(Finding("lr_schedule", "config", 0, 0, "info",
                                "no LR warmup in the config (warmup 0) for a decaying schedule; warm up over 0.5-2% of "
                                "the steps", {"type": "no_warmup", "source": "config"}))
         decay, total = cfg.get("decay_steps"), cfg.get("max_steps")
         if decay and total and decay < 0.8 * total and cfg.get("decay_lr") is not False:
-            out.append(Finding("lr_schedule", "config", int(decay), int(total), "warning",
+            out.append(Finding("lr_schedule", "config", int(decay), int(total), "info",
                                f"the LR decay horizon ({decay} steps) is shorter than the run ({total} steps): the last "
                                f"{100 * (1 - decay / total):.0f}% trains at the floor LR or restarts",
                                {"type": "short_decay", "source": "config", "decay_steps": decay, "max_steps": total}))

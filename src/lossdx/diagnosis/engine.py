@@ -41,6 +41,8 @@ class Hit:
     checks: list[str] = field(default_factory=list)  # what to log or check next when the log cannot decide
     #: False when only the config argues for the cause (no curve finding backs it): advice, never a verdict
     curve_backed: bool = True
+    #: info findings (config advice) that this hit shows the curve backs: they become warnings
+    promotes: list[Finding] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,12 @@ def diagnose(run: Run, findings: Sequence[Finding], facts: dict[str, Any],
         hits.sort(key=lambda rh: -rh[1].confidence)
         conf = _noisy_or(h.confidence for _r, h in hits)
         backed[cause] = any(h.curve_backed for _r, h in hits)
+        for _r, h in hits:
+            if h.curve_backed:
+                for f in h.promotes:
+                    if f.severity == "info":
+                        f.severity = "warning"
+                        f.message += " — and the curve shows it"
         if not backed[cause]:
             # a config value the curve does not back is advice: low confidence, ranked after every curve cause
             conf = min(conf, ADVICE_CONFIDENCE)
@@ -208,7 +216,7 @@ ADVICE_CONFIDENCE = 0.3
 
 def _add_fallbacks(ev: Evidence, by_cause: dict[str, list[tuple[Rule, Hit]]]) -> None:
     """A problem with no curve-backed cause still gets a ranked list: the usual causes of its symptoms."""
-    from .rules.fallback import CHECKS, FALLBACKS
+    from .rules.fallback import CHECKS, FALLBACKS, FIXES
 
     if any(h.curve_backed and h.confidence >= 0.3 for hits in by_cause.values() for _r, h in hits):
         return
@@ -223,6 +231,7 @@ def _add_fallbacks(ev: Evidence, by_cause: dict[str, list[tuple[Rule, Hit]]]) ->
                 continue
             scale = 1.0 if f.severity == "error" else 0.8
             hit = Hit(round(conf * scale, 3), [f"{f.message}", f"no rule pins the cause from this log; {why}"],
+                      fixes=[FIXES[cause]] if cause in FIXES else [],
                       checks=[CHECKS[f.kind]] if f.kind in CHECKS else [])
             by_cause[cause] = [(Rule(f"FALLBACK_{f.kind.upper()}", cause, "handbook: usual causes of the symptom",
                                      lambda _ev: None), hit)]

@@ -150,10 +150,13 @@ def nan_after_rise(ev: Evidence) -> Hit | None:
     rise = _rising_before(ev, f.start_step)
     if rise is None:
         return None
-    hit = Hit(0.5, [f"the loss went {num(rise[0])} -> {num(rise[1])} in the last logged points before it became NaN "
+    hit = Hit(0.45, [f"the loss went {num(rise[0])} -> {num(rise[1])} in the last logged points before it became NaN "
                     f"at step {f.start_step}: the model blew up, the data did not bring the NaN in"])
     if rise[1] < 0:
         hit.evidence.append("a loss below zero that keeps falling is an objective without a lower bound diverging")
+    else:
+        hit.evidence.append(f"a {rise[1] / max(rise[0], 1e-12):.3g}x rise with no NaN in the curve before it: the "
+                            "weights ran away first")
     clip_fix(ev, hit)
     hit.fixes.append("lower the learning rate (halve it) and restart from the last checkpoint before the rise")
     return hit
@@ -186,9 +189,9 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
     p = next((f for f in ev.of("plateau") if f.evidence.get("flat_share", 0) >= 0.7), None)
     if p is None:
         return None
-    lr_ok = not ev.of("slow_convergence") and not any(f.evidence.get("key") == "lr" for f in ev.of("config"))
+    lr_ok = not ev.of("slow_convergence") and not any(f.evidence.get("key") == "lr" for f in ev.of("config", serious=False))
     tiny = (ev.facts.get("n_params") or 1e12) < 1e6
-    wd_ok = not any(f.evidence.get("key") == "weight_decay" for f in ev.of("config"))
+    wd_ok = not any(f.evidence.get("key") == "weight_decay" for f in ev.of("config", serious=False))
     if not (lr_ok and wd_ok) or tiny or ev.has("instability") or ev.has("overfitting"):
         return None  # a model that overfits its training set is learning the labels
     hit = Hit(0.6, [f"loss stuck at ~{num(p.evidence['level'])} from step {p.start_step} "

@@ -50,3 +50,21 @@ CHECKS: dict[str, str] = {
     "data_order": "check that the data loader shuffles across sources",
     "throughput": "compare the node's GPU clocks, ECC counters and data-loader wait time before and after",
 }
+
+#: the first thing to try for each cause when the log cannot pin it (the seeds' standard fixes)
+FIXES: dict[str, str] = {
+    "fp16_precision": "train in bfloat16 instead of float16, or keep float32 master weights with dynamic loss scaling",
+    "lr_too_high": "halve the peak learning rate and clip gradients at max_norm=1.0",
+    "loss_nan_from_data": "skip a batch whose loss is not finite and log the number of unmasked targets per batch",
+    "gradient_explosion": "clip gradients at max_norm=1.0",
+    "missing_warmup": "warm the LR up linearly over 0.5-2% of the steps",
+    "bad_data_batch": "inspect the batches at the spike steps and filter garbage / repeated documents",
+    "lr_too_low": "raise the learning rate x3-x10 and compare after ~1000 steps",
+    "capacity_too_small": "scale the model up (more layers / wider), ~20 tokens per parameter",
+    "overfitting_small_data": "stop at the best validation step (early stopping) and get more data or train fewer epochs",
+    "label_misalignment": "check that targets are the inputs shifted by one (LM) or paired with their inputs",
+    "bad_init": "initialise with std 0.02 and scale residual projections by 1/sqrt(2*n_layer)",
+    "lr_schedule_bug": "compute the LR from the global step and set the decay horizon to the run length",
+    "data_order": "shuffle the training data globally before batching",
+    "hardware_fault": "re-run the same steps on another node; check GPU health and the data loader",
+}

@@ -74,7 +74,7 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
 
 
 def over_regularization(ev: Evidence) -> Hit | None:
-    cfgs = [f for f in ev.of("config") if f.evidence.get("key") in ("weight_decay", "dropout")]
+    cfgs = [f for f in ev.of("config", serious=False) if f.evidence.get("key") in ("weight_decay", "dropout")]
     if not cfgs:
         return None
     hit = Hit(0.65, [f"config {ev.raw_key(f.evidence['key']) or f.evidence['key']} = {num(f.evidence['value'])}: "
@@ -92,7 +92,11 @@ def over_regularization(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"loss flat at ~{num(ev.first('plateau').evidence['level'])}")
         hit.confidence += 0.05
     if len(hit.evidence) < 2:
-        hit.evidence.append("no other cause explains the curves as well")
+        hit.curve_backed = False  # the config alone: advice until the curves show the underfitting
+        hit.evidence.append("the curves show nothing of it yet (log the gradient norm: it grows while the loss falls "
+                            "when decay fights the data)")
+    else:
+        hit.promotes.extend(cfgs)
     for f in cfgs:
         if f.evidence["key"] == "weight_decay":
             hit.fixes.append("weight decay 0.01-0.1, and not on biases / LayerNorm weights")

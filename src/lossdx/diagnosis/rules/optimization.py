@@ -9,14 +9,20 @@ import numpy as np
 from ..engine import Evidence, Hit, Rule
 from ._common import clip_fix, halve_lr_fix, num, total_steps, warmup_fix
 
-TYPICAL_LR = 3e-4  # handbook Q3: pre-training usually 1e-4 .. 3e-4
-
-
 def _lr_ratio(ev: Evidence) -> float | None:
-    lr = ev.cfg_num("lr") or ev.peak_lr
-    if not lr:
-        return None
-    return lr / TYPICAL_LR
+    """Peak LR over the top of the usual range for this kind of run (the run context's norm)."""
+    return ev.profile.lr_ratio_high()
+
+
+def _lr_text(ev: Evidence) -> str:
+    """'peak learning rate 0.3 (100x the top of the usual ...)' — only ever said of an LR above its norm."""
+    p = ev.profile
+    r = p.lr_ratio_high() or 0
+    src = "logged" if p.lr_source == "logged" else f"config {ev.raw_key('lr') or 'lr'}"
+    return f"peak learning rate {num(p.peak_lr)} ({src}) is {r:.0f}x the top of {p.lr_norm_text()}"
+
+
+_TROUBLE = ("spike", "divergence", "nan", "instability", "grad_norm", "plateau")
 
 
 def _explained_by_data_order(ev: Evidence, hit: Hit) -> Hit:
@@ -33,11 +39,17 @@ def early_blowup(ev: Evidence) -> Hit | None:
     f = next((f for f in ev.of("spike") if f.evidence.get("early") and f.evidence.get("from_start")), None)
     if f is None:
         return None  # a rise early in an excerpt of a long run says nothing about the start of training
+    came_down = "before coming down" if f.evidence.get("recovered") else "and did not come back down"
     hit = Hit(0.6, [f"the loss climbed from {num(f.evidence['baseline'])} to {num(f.evidence['peak'])} at step "
-                    f"{f.evidence['peak_step']}, above its starting value, before coming down"])
-    lr = ev.cfg_num("lr") or ev.peak_lr
-    if lr:
-        hit.evidence.append(f"peak learning rate {num(lr)} ({num(lr / TYPICAL_LR)}x the usual 3e-4)")
+                    f"{f.evidence['peak_step']}, above its starting value, {came_down}"])
+    if (_lr_ratio(ev) or 0) > 1:
+        hit.evidence.append(_lr_text(ev))
+        hit.confidence += 0.1
+    else:
+        span = max(ev.run_length(), 1)
+        at = f.evidence["peak_step"] - (ev.run.step_range() or (0, 0))[0]
+        hit.evidence.append(f"the rise comes {100 * at / span:.0f}% into the run, while the model is fresh: the first "
+                            "updates were too large for it")
     halve_lr_fix(ev, hit)
     return hit
 
@@ -51,31 +63,38 @@ def unstable_high_lr(ev: Evidence) -> Hit | None:
     if not growth or (not explosions and not plateau):
         return None
     g = growth[0].evidence
-    conf = 0.4 + (0.15 if len(explosions) >= 3 else 0) + (0.15 if ratio and ratio >= 5 else 0)
+    conf = 0.4 + (0.15 if len(explosions) >= 3 else 0) + (0.15 if ratio and ratio >= 1.5 else 0)
     hit = Hit(conf, [f"gradient norm grew {g['growth']:.1f}x during training ({num(g['from'])} -> {num(g['to'])})"])
     if explosions:
         hit.evidence.append(f"{len(explosions)} gradient-norm explosion(s), e.g. x{explosions[0].evidence['ratio']:.0f} "
                             f"at step {explosions[0].evidence['peak_step']}")
     if plateau:
         hit.evidence.append(f"loss stalled at ~{num(plateau.evidence['level'])} from step {plateau.start_step}")
-    if ratio:
-        hit.evidence.append(f"config lr = {num(ev.cfg_num('lr') or ev.peak_lr)} ({ratio:.0f}x the usual 3e-4)")
+    if ratio and ratio > 1:
+        hit.evidence.append(_lr_text(ev))
     halve_lr_fix(ev, hit)
     clip_fix(ev, hit)
     hit.fixes.append("add z-loss (1e-4) on the output logits to keep them from growing (DeepSeek / PaLM)")
     return _explained_by_data_order(ev, hit)
 
 
-def high_lr_config(ev: Evidence) -> Hit | None:
-    """An LR many times the usual range, with the curve showing trouble."""
-    cfg = next((f for f in ev.of("config") if f.evidence.get("key") == "lr" and (f.evidence.get("value") or 0) >= 1e-3),
-               None)
-    trouble = [k for k in ("plateau", "instability", "spike", "divergence", "grad_norm") if ev.has(k)]
-    if cfg is None or not trouble:
+def lr_far_above_norm(ev: Evidence) -> Hit | None:
+    """A peak LR several times above the usual range for this optimizer and kind of run (the run context's
+    norm, not one global constant), with the curves in trouble: the strongest single piece of evidence there
+    is (handbook Q3; Qwen2.5 post-mortem: LR too high). Without trouble in the curves it is advice only."""
+    r = _lr_ratio(ev)
+    if not r or r < 3:
         return None
-    hit = Hit(0.55, [f"config {ev.raw_key('lr') or 'lr'} = {num(cfg.evidence['value'])}: far above 1e-4..3e-4",
-                     f"the curves show {', '.join(trouble)}"])
+    trouble = [k for k in _TROUBLE if ev.has(k)]
+    if not trouble:
+        return Hit(0.2, [_lr_text(ev), "the curves show no trouble yet: advice, not a verdict"],
+                   curve_backed=False, fixes=[f"if the loss turns unstable, lower the LR toward {num(ev.profile.lr_range[1])}"])
+    conf = 0.6 if r < 10 else (0.75 if r < 100 else 0.85)
+    hit = Hit(conf, [_lr_text(ev), f"the curves show {', '.join(trouble)}"])
     halve_lr_fix(ev, hit)
+    if r >= 10:
+        hit.fixes.insert(0, f"bring the LR into {ev.profile.lr_norm_text()} (e.g. {num(ev.profile.lr_range[1] / 3)}) "
+                            "before anything else: halving is not enough at this distance")
     return hit
 
 
@@ -84,13 +103,12 @@ def plateau_with_high_lr(ev: Evidence) -> Hit | None:
     descending into it (nanoGPT analysis: 1e-3 already 'overshoots' on small data)."""
     p = ev.first("plateau")
     ratio = _lr_ratio(ev)
-    if p is None or not ratio or ratio < 10:
+    if p is None or not ratio or ratio < 3:
         return None
-    conf = min(0.6, 0.35 + 0.25 * min(1.0, (ratio - 10) / 10))
-    hit = Hit(conf, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}",
-                     f"peak learning rate {num(ev.cfg_num('lr') or ev.peak_lr)} is {ratio:.0f}x the usual 3e-4"])
-    if not ev.cfg_num("grad_clip"):
-        hit.evidence.append("no gradient clipping")
+    conf = min(0.6, 0.35 + 0.25 * min(1.0, (ratio - 3) / 3))
+    hit = Hit(conf, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}", _lr_text(ev)])
+    if ev.cfg("grad_clip") is not None and not ev.cfg_num("grad_clip"):
+        hit.evidence.append("no gradient clipping in the config")
     halve_lr_fix(ev, hit)
     clip_fix(ev, hit)
     return hit
@@ -140,20 +158,26 @@ def divergence_at_peak_lr(ev: Evidence) -> Hit | None:
 
 def missing_warmup(ev: Evidence) -> Hit | None:
     """No warmup on a decaying schedule; worse when the first steps show the damage."""
-    f = next((f for f in ev.of("lr_schedule") if f.evidence.get("type") == "no_warmup"), None)
+    f = next((f for f in ev.of("lr_schedule", serious=False) if f.evidence.get("type") == "no_warmup"), None)
     if f is None:
         return None
-    hit = Hit(0.35, [f.message])
+    hit = Hit(0.35, [f.message], curve_backed=False)
     early = next((s for s in ev.of("spike") if s.evidence.get("early") and s.evidence.get("from_start")), None)
     growth = ev.typed("instability", "grad_growth")
     if early:
         hit.confidence = 0.7
+        hit.curve_backed = True
         hit.evidence.append(f"the loss rose above its start ({num(early.evidence['baseline'])} -> "
                             f"{num(early.evidence['peak'])}) in the first steps")
-    if growth or ev.has("plateau"):
+    if (growth or ev.has("plateau")) and ev.profile.warmup_needed:
         hit.confidence = max(hit.confidence, 0.55)
+        hit.curve_backed = True
         what = "gradient norm grew" if growth else "the loss stalled"
         hit.evidence.append(f"after the unwarmed start {what} (step {(growth or ev.of('plateau'))[0].start_step})")
+    if hit.curve_backed:
+        hit.promotes.append(f)
+    elif f.severity != "info":
+        hit.curve_backed = True  # the LR trace itself was judged harmful (a from-scratch Adam run at a high LR)
     if ev.cfg("warmup_steps") == 0:
         hit.evidence.append(f"config {ev.raw_key('warmup_steps') or 'warmup'} = 0")
     warmup_fix(ev, hit)
@@ -163,22 +187,21 @@ def missing_warmup(ev: Evidence) -> Hit | None:
 def lr_too_low(ev: Evidence) -> Hit | None:
     """Still falling slowly, far from converged: the optimizer moves too little."""
     slow = ev.first("slow_convergence")
-    tiny = next((f for f in ev.of("config") if f.evidence.get("key") == "lr" and (f.evidence.get("value") or 1) < 1e-5),
-                None)
-    lr = ev.cfg_num("lr") or ev.peak_lr
-    if slow is None and tiny is None and not (ev.has("plateau") and lr and lr < 3e-5):
+    lr = ev.peak_lr
+    low = ev.profile.lr_ratio_low() or 0
+    if slow is None and not (ev.has("plateau") and low > 1) and low < 10:
         return None
-    hit = Hit(0.0, [])
+    hit = Hit(0.0, [], curve_backed=bool(slow) or ev.has("plateau"))
     if slow:
         hit.confidence = 0.7
         hit.evidence.append(slow.message)
-    if lr:
-        hit.evidence.append(f"peak learning rate {num(lr)} ({num(lr / TYPICAL_LR)}x the usual 3e-4)")
-        if lr < 3e-5:
-            hit.confidence = max(hit.confidence, 0.5) + 0.15
+    low = ev.profile.lr_ratio_low() or 0
+    if lr and low > 1:
+        hit.evidence.append(f"peak learning rate {num(lr)} is {low:.0f}x below the bottom of {ev.profile.lr_norm_text()}")
+        hit.confidence = max(hit.confidence, 0.5) + 0.15
     p = ev.first("plateau")
     first = ev.facts.get("train_loss_first")
-    if p is not None and lr and lr < 3e-5 and first and p.evidence["level"] > 0.8 * first:
+    if p is not None and lr and low > 1 and first and p.evidence["level"] > 0.8 * first:
         hit.confidence = max(hit.confidence, 0.7)
         hit.evidence.append(f"the loss is still at {num(p.evidence['level'])}, {100 * p.evidence['level'] / first:.0f}% of "
                             f"its start {num(first)}: with this LR the weights barely move")
@@ -190,16 +213,16 @@ def lr_too_low(ev: Evidence) -> Hit | None:
     if len(hit.evidence) < 2:
         return None
     if lr:
-        new = min(TYPICAL_LR, lr * 10)
-        hit.fixes.append(f"raise the learning rate: {num(lr)} -> {num(new)} (x10 toward the usual 1e-4..3e-4), "
-                         "then confirm with a 3-5 value sweep of ~1000 steps")
+        new = min(ev.profile.lr_range[1], lr * 10)
+        hit.fixes.append(f"raise the learning rate: {num(lr)} -> {num(new)} (x{new / lr:.0f}, toward "
+                         f"{ev.profile.lr_norm_text()}), then confirm with a 3-5 value sweep of ~1000 steps")
         hit.patch["lr"] = float(f"{new:.3g}")
     return hit
 
 
 def schedule_bug(ev: Evidence) -> Hit | None:
     """LR trace jumping back up, or a decay horizon shorter than the run."""
-    fs = ev.of("lr_schedule")
+    fs = ev.of("lr_schedule", serious=False)
     restart = next((f for f in fs if f.evidence.get("type") == "restart"), None)
     short = next((f for f in fs if f.evidence.get("type") == "short_decay"), None)
     if restart is None and short is None:
@@ -215,11 +238,48 @@ def schedule_bug(ev: Evidence) -> Hit | None:
         val_bumps = [f for f in ev.findings if f.kind in ("spike", "instability") and f.start_step >= restart.start_step]
         if val_bumps or ev.has("plateau"):
             hit.evidence.append("the loss gets worse after the LR jumps back up")
+    if short is not None and restart is None and short.evidence.get("source") == "config" and decay:
+        bumps = _bumps_after(ev, int(decay))
+        if not bumps:
+            hit.curve_backed = False  # only the config says so: advice until the curve shows it
+        else:
+            hit.evidence.append("the loss rises right after the decay horizon ends (the LR jumps back up): "
+                                + ", ".join(f"{m} {num(a)} -> {num(b)} at step {st}" for m, st, a, b in bumps[:3]))
+            hit.promotes.append(short)
+    elif (restart or short).severity == "info":
+        hit.curve_backed = False
     if len(hit.evidence) < 2:
-        hit.evidence.append(f"the LR trace was reconstructed from {len(ev.series('train/lr') or [])} logged points")
+        n_lr = len(ev.series("train/lr") or [])
+        hit.evidence.append(f"the LR trace was read from {n_lr} logged points" if n_lr else
+                            "the LR is not logged: the schedule is read from the config")
     hit.fixes.append("set the decay horizon to the run length (lr_decay_iters = max_iters) and compute the LR from "
                      "the global step (a step counter that resets causes restarts)")
     return hit
+
+
+def _bumps_after(ev: Evidence, horizon: int) -> list[tuple[str, int, float, float]]:
+    """Loss rises (>= 3 %, validation first) at the first logged point after each multiple of ``horizon``:
+    what a schedule whose step counter restarts at the horizon does to the curve."""
+    out = []
+    last = ev.run.step_range()
+    if last is None or horizon <= 0:
+        return out
+    for metric in ("val/loss", "train/loss"):
+        s = ev.series(metric)
+        if s is None or len(s) < 6:
+            continue
+        ok = np.isfinite(s.values)
+        st, v = s.steps[ok], s.values[ok]
+        for k in range(1, int(last[1] // horizon) + 1):
+            edge = k * horizon
+            before = v[(st <= edge) & (st > edge - horizon // 4)]
+            after = v[(st > edge) & (st <= edge + horizon // 3)]
+            if before.size and after.size and float(after.max()) >= 1.03 * float(before.min()) and \
+                    float(after.max()) > float(before.max()):
+                out.append((metric, int(st[st > edge][0]), float(before[-1]), float(after.max())))
+        if out:
+            return out
+    return out
 
 
 def gradient_explosion(ev: Evidence) -> Hit | None:
@@ -250,9 +310,10 @@ def gradient_explosion(ev: Evidence) -> Hit | None:
     if ev.has("divergence"):
         hit.evidence.append(f"the loss diverged from step {ev.first('divergence').start_step}")
     clip = ev.cfg_num("grad_clip")
-    if not clip:
+    if ev.cfg("grad_clip") is not None and not clip:  # only said when a config was read and says so
         hit.confidence += 0.15
-        hit.evidence.append(f"no gradient clipping (config {ev.raw_key('grad_clip') or 'grad_clip'} = {clip or 0})")
+        hit.evidence.append(f"no gradient clipping (config {ev.raw_key('grad_clip') or 'grad_clip'} = "
+                            f"{_fmt_raw(ev.cfg('grad_clip'))})")
     depth = ev.cfg_num("n_layer")
     if ev.cfg("residual") is False or (depth and depth >= 12 and str(ev.cfg("normalization", "")).lower() in ("none", "")):
         hit.confidence += 0.1
@@ -282,13 +343,60 @@ def bad_init(ev: Evidence) -> Hit | None:
         if early.size and later.size and np.max(early) > 20 * np.median(later):
             hit.evidence.append(f"early gradient norms up to {num(float(np.max(early)))} vs {num(float(np.median(later)))} "
                                 "later")
-    hit.evidence.append(f"expected ~{num(f.evidence['expected'])} for a uniform prediction over "
-                        f"{f.evidence['vocab_size']} classes")
+    if f.evidence.get("vocab_size"):
+        hit.evidence.append(f"expected ~{num(f.evidence['expected'])} for a uniform prediction over "
+                            f"{f.evidence['vocab_size']} classes")
     hit.fixes += ["initialise weights with std 0.02 (and zero biases); scale residual output projections by "
                   "1/sqrt(2*n_layer) as GPT-2 does",
                   "check the loss: logits should not be scaled up, softmax/log-softmax applied once, the mean taken "
                   "over tokens"]
     hit.checks.append("print the loss of the untrained model on one batch: it should be ~ln(V)")
+    return hit
+
+
+def _fmt_raw(v) -> str:
+    return num(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
+def scale_collapse_at_event(ev: Evidence) -> Hit | None:
+    """Dynamic loss scaling halves the scale at every float16 overflow: a scale that collapses at a loss spike
+    or rise says float16 overflowed there (BLOOM 104B/13B chronicles)."""
+    scale = ev.series("train/loss_scale")
+    events = [f for f in ev.findings if f.kind in ("spike", "divergence", "nan") and f.severity != "info"]
+    if scale is None or len(scale) < 3 or not events:
+        return None
+    for f in sorted(events, key=lambda f: f.start_step):
+        before = scale.values[(scale.steps < f.start_step) & np.isfinite(scale.values)]
+        after = scale.values[(scale.steps >= f.start_step) & (scale.steps <= max(f.end_step, f.start_step) +
+                                                               10 * ev.profile.log_interval) & np.isfinite(scale.values)]
+        if before.size and after.size and float(after.min()) <= float(before[-3:].max()) / 4:
+            hit = Hit(0.6, [f"the float16 loss scale fell from {num(float(before[-3:].max()))} to "
+                            f"{num(float(after.min()))} at the {f.kind} at step {f.start_step}: float16 overflowed "
+                            "there (each overflow halves the scale)", f.message])
+            hit.fixes.append("train in bfloat16 instead of float16 (same range as float32, no loss scaling needed)")
+            hit.patch["dtype"] = "bfloat16"
+            hit.fixes.append("in float16: keep the layer norms and softmax in float32, add an embedding LayerNorm "
+                             "(BLOOM) and clip at 1.0")
+            return hit
+    return None
+
+
+def huge_grad_norm_event(ev: Evidence) -> Hit | None:
+    """A loss event with gradient norms in the thousands and beyond: healthy runs sit at ~0.1-10 before
+    clipping, so the gradients themselves are exploding (BLOOM 104B: norms of 1e5 before its spikes)."""
+    g = ev.series("train/grad_norm")
+    events = [f for f in ev.findings if f.kind in ("spike", "divergence", "nan", "instability")
+              and f.severity != "info" and f.metric.startswith("train/loss")]
+    if g is None or not len(g) or not events:
+        return None
+    v = g.values[np.isfinite(g.values)]
+    if not v.size or float(np.median(v)) < 1e3:
+        return None
+    hit = Hit(0.55, [f"gradient norm {num(float(np.median(v)))} (median) up to {num(float(v.max()))}: healthy runs "
+                     "stay around 0.1-10 before clipping", events[0].message])
+    clip_fix(ev, hit)
+    hit.fixes.append("lower the LR and check the initialisation scale (std 0.02, residual projections scaled by "
+                     "1/sqrt(2*n_layer)); add an embedding LayerNorm or QK-norm")
     return hit
 
 
@@ -338,7 +446,12 @@ RULES = (
          early_blowup),
     Rule("LR_UNSTABLE", "lr_too_high", "Qwen2.5 post-mortem: LR too high -> oscillation, grad-norm growth, no descent",
          unstable_high_lr),
-    Rule("LR_CONFIG_HIGH", "lr_too_high", "handbook Q3: pre-training LR 1e-4..3e-4", high_lr_config),
+    Rule("LR_FAR_ABOVE_NORM", "lr_too_high", "handbook Q3: usual LR ranges per optimizer and regime; the run "
+         "context's norm", lr_far_above_norm),
+    Rule("FP16_SCALE_AT_EVENT", "fp16_precision", "handbook 'NaN Loss' / BLOOM chronicles: loss-scale collapse at a "
+         "spike = float16 overflow", scale_collapse_at_event),
+    Rule("GRAD_HUGE_AT_EVENT", "gradient_explosion", "Qwen2.5 post-mortem: gradient explosion; BLOOM 104B grad norms",
+         huge_grad_norm_event),
     Rule("LR_PLATEAU_HIGH", "lr_too_high", "nanoGPT analysis: a too-high LR oscillates around the minimum -> plateau",
          plateau_with_high_lr),
     Rule("GRAD_PRECURSOR", "lr_too_high", "prior art: grad-norm spikes precede loss spikes (OLMo 2, BLOOM, PaLM)",
