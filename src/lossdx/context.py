@@ -117,11 +117,21 @@ def _optimizer(run: Run, reasons: list[str]) -> str:
     if run.config.get("momentum") is not None and run.config.get("beta2") is None:
         reasons.append("SGD momentum in the config")
         return "sgd"
-    fmt = str(run.source.get("format", ""))
+    fmt = _origin(run)
     if fmt in _ADAM_FORMATS:
         reasons.append(f"{fmt} trains with AdamW by default")
         return "adam"
     return "unknown"
+
+
+def _origin(run: Run) -> str:
+    """The framework that wrote the log: its format, or HF Trainer when its own metrics (total_flos,
+    train_runtime) show up in a TensorBoard / W&B / CSV export."""
+    fmt = str(run.source.get("format", ""))
+    names = " ".join(run.metrics).lower()
+    if "total_flos" in names or "train_samples_per_second" in names:
+        return "hf_trainer_state"
+    return fmt
 
 
 def _int_cfg(run: Run, key: str) -> int | None:
@@ -148,7 +158,7 @@ def _kind(run: Run, first_loss: float | None, covers: bool, reasons: list[str]) 
     n_classes = _int_cfg(run, "n_classes")
     vocab = _int_cfg(run, "vocab_size")
     metrics = " ".join(run.metrics).lower()
-    fmt = str(run.source.get("format", ""))
+    fmt = _origin(run)
     if any(w in text for w in ("lstm", "gru", "rnn")) or fmt in ("char_rnn",):
         reasons.append("recurrent model (LSTM/GRU/RNN) in the config or log format")
         return "rnn_lm", n_classes
@@ -164,7 +174,12 @@ def _kind(run: Run, first_loss: float | None, covers: bool, reasons: list[str]) 
             return "lm_finetune", n_classes
         reasons.append(f"{fmt}: a language model")
         return "lm_pretrain", n_classes
-    if ("acc" in metrics or fmt == "keras") and not vocab:
+    if vocab is None and first_loss is not None and covers and 6.5 <= first_loss <= LN_MAX_VOCAB * 1.05 and \
+            "acc" not in metrics:
+        reasons.append(f"first loss {first_loss:.3g} = ln({math.exp(first_loss):,.0f}): a uniform guess over a "
+                       "token vocabulary, a language model from scratch")
+        return "lm_pretrain", n_classes
+    if ("acc" in metrics or fmt == "keras") and not vocab and "token" not in metrics:
         reasons.append("accuracy is logged and no vocabulary is known: a classifier")
         return "classifier", n_classes
     finetune_hint = any(w in keys for w in ("lora", "peft", "model_name_or_path", "base_model")) or \
@@ -179,7 +194,7 @@ def _kind(run: Run, first_loss: float | None, covers: bool, reasons: list[str]) 
     if finetune_hint:
         reasons.append("LoRA/PEFT or a pretrained model path in the config: fine-tuning")
         return "lm_finetune", n_classes
-    if fmt == "hf_trainer_state" and first_loss is not None and covers and first_loss < 4.0:
+    if fmt == "hf_trainer_state" and first_loss is not None and covers and first_loss < 5.0:
         reasons.append(f"HF Trainer run starting at loss {first_loss:.3g}: fine-tuning a pretrained model")
         return "lm_finetune", n_classes
     if fmt in _LM_FORMATS or vocab:

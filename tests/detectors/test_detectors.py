@@ -121,6 +121,8 @@ def test_init_loss_without_the_vocabulary():
     in use (ln 262,144 = 12.5): broken init with or without a config. A plausible first loss is not judged."""
     run, _ = make_curve("bad_init", n=1000, seed=0)
     run.config.pop("vocab_size")
+    assert findings(run, "init_loss") == []  # an unknown kind of loss (reconstruction, sums) has no ceiling
+    run.source["format"] = "nanogpt"  # a language model's log: cross-entropy over tokens
     got = findings(run, "init_loss")
     assert got and got[0].severity == "error" and got[0].evidence["vocab_size"] is None
     assert any("vocabulary size unknown" in f.message for f in findings(run, "log_limit"))

@@ -19,6 +19,7 @@ from .loglimits import LogLimitsDetector
 from .nonfinite import NonFiniteDetector
 from .precursor import PrecursorDetector
 from .schedule import ClipSaturationDetector, LRScheduleDetector, ThroughputDetector
+from .shortlog import ShortLogDetector
 from .spike import GradNormDetector, SpikeDetector
 
 
@@ -28,7 +29,7 @@ def default_detectors() -> list[Detector]:
         NonFiniteDetector(), SpikeDetector(), DivergenceDetector(), GradNormDetector(), PhaseDetector(),
         PlateauDetector(), SlowConvergenceDetector(), OverfittingDetector(), InitLossDetector(), TooGoodDetector(),
         DataOrderDetector(), InstabilityDetector(), LRScheduleDetector(), ClipSaturationDetector(),
-        ThroughputDetector(), ConfigCheckDetector(), PrecursorDetector(), LogLimitsDetector(),
+        ThroughputDetector(), ConfigCheckDetector(), PrecursorDetector(), LogLimitsDetector(), ShortLogDetector(),
     ]
 
 

@@ -140,11 +140,12 @@ class PlateauDetector(WholeRunDetector):
         prof = self.context_.profile
         first = float(vals[0])
         expected = prof.expected_init_loss
-        scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown", "classifier", "vision")
+        # the first loss is a yardstick only where it is a uniform guess: token-level models from scratch
+        scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown")
         if expected is None and scratch and first > 0:
             expected = first  # from scratch, the first loss is the untrained model's: the yardstick
         high = expected is not None and scratch and final > 0.35 * expected
-        barely = prof.covers_start and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune"
+        barely = prof.first_is_initial and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune"
         uniform = _uniform_guess(final)
         if share >= self.stuck_share and high:
             sev = "error"
@@ -263,12 +264,15 @@ class OverfittingDetector(WholeRunDetector):
                          "points_after_min": after})]
 
 
+    def _large_gap(self, ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
+        return _gap_finding(ts, tv, vs, vv)
+
     def _gap_widening(self, series: dict[str, Series], vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
         """Validation still at its best but no longer improving while the training loss keeps falling: the
         train/val gap opens up, the onset of overfitting before validation actually turns."""
         ts, tv = clean(series.get("train/loss"))
         if tv.size < 20 or vv.size < 6:
-            return []
+            return self._large_gap(ts, tv, vs, vv)
         ss, sv = smoothed(ts, tv)
         a, b = float(vs[0]), float(vs[-1])
         tail = a + 2 * (b - a) / 3
@@ -283,6 +287,9 @@ class OverfittingDetector(WholeRunDetector):
                             f"{epochs:.0f} epochs over the data, while training loss still fell {100 * train_imp:.0f}%",
                             {"type": "stalled_repeated", "epochs": epochs, "val_min": float(vv.min()),
                              "val_min_step": int(vs[int(np.argmin(vv))]), "val_end": float(vv[-1]), "rise": 0.0})]
+        gap = self._large_gap(ts, tv, vs, vv)
+        if gap:
+            return gap
         if val_imp >= 0.01 or train_imp < 0.03:
             return []
         gap = vv - np.interp(vs, ss, sv)
@@ -296,6 +303,32 @@ class OverfittingDetector(WholeRunDetector):
                         f"({100 * val_imp:+.1f}%)", {"type": "gap_widening", "gap_from": g0, "gap_to": g1,
                                                      "val_min": float(vv.min()), "val_min_step": int(vs[int(np.argmin(vv))]),
                                                      "val_end": float(vv[-1]), "rise": 0.0})]
+
+
+def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
+    """Training loss a fraction of the validation loss at the end while validation no longer improves: the model
+    has memorised its training set (train 0.01 against validation 0.8, or 0.07 against 0.19)."""
+    if tv.size < 3 or vv.size < 3:
+        return []
+    k = max(1, tv.size // 10)
+    t_end = float(np.median(tv[-k:]))
+    v_end = float(vv[-1])
+    v_min = float(vv.min())
+    if t_end <= 0 or v_end <= 0:
+        return []
+    ratio = v_end / t_end
+    stalled = v_end >= v_min and int(np.argmin(vv)) < vv.size - 1 and float(tv[-1]) < float(tv[0])
+    # a gap that matters on the loss's own scale: 0.0013 against 0.014 is two near-perfect fits
+    meaningful = v_end - t_end >= 0.1 * max(abs(float(tv[0])), abs(float(vv[0])))
+    if not meaningful or not ((ratio >= 2.0 and stalled) or ratio >= 10.0):
+        return []
+    i = int(np.argmin(vv))
+    return [Finding("overfitting", "val/loss", int(vs[i]), int(vs[-1]), "warning",
+                    f"training loss {fmt_num(t_end)} is {ratio:.1f}x below the validation loss {fmt_num(v_end)} at the "
+                    f"end, and validation has not improved since step {int(vs[i])} ({fmt_num(v_min)}): the model fits "
+                    f"its training set far better than new data", {
+                        "type": "gap", "train_end": t_end, "val_end": v_end, "ratio": ratio, "val_min": v_min,
+                        "val_min_step": int(vs[i]), "rise": (v_end - v_min) / v_min if v_min > 0 else 0.0})]
 
 
 def _uniform_guess(level: float, tol: float = 0.03) -> int | None:
@@ -343,8 +376,11 @@ class InitLossDetector(WholeRunDetector):
             what = f"the {fmt_num(expected)} = {prof.init_basis} of a uniform prediction"
             count = int(vocab)
         else:
-            # no vocabulary known: no token or class count gives a uniform loss above ln(262,144) = 12.5, so a first
-            # loss far above that is a broken init or loss whatever the task
+            # no vocabulary known: no token count gives a uniform loss above ln(262,144) = 12.5, so a language
+            # model's first loss far above that is a broken init or loss. Other losses (reconstruction,
+            # regression, sums of terms) have no such ceiling.
+            if prof.kind not in ("lm_pretrain", "rnn_lm"):
+                return []
             expected, count = LN_MAX_VOCAB, None
             what = f"{fmt_num(expected)} = ln(262,144), the uniform loss of the largest vocabularies in use"
             if first < self.error_ratio * expected:
@@ -397,7 +433,8 @@ class TooGoodDetector(WholeRunDetector):
             learned_first = vmin < 0.8 * float(vv[0])
             leak = not learned_first and float(vv[-1]) > 1.5 * vmin
         vocab = self.context_.config.get("vocab_size")
-        language_model = bool(vocab) and int(vocab) >= 1000
+        language_model = (bool(vocab) and int(vocab) >= 1000) or \
+            self.context_.profile.kind in ("lm_pretrain", "lm_finetune", "rnn_lm")
         if not leak and not language_model:
             return []  # a classifier memorising its training set is normal; natural text never has ~0 loss
         if leak:
@@ -540,7 +577,10 @@ class InstabilityDetector(WholeRunDetector):
             i = int(np.argmin(meds[:-1]))
             j = i + 1 + int(np.argmax(meds[i + 1:]))
             growth = float(meds[j] / meds[i]) if meds[i] > 0 else 0.0
-            if growth >= self.grad_growth and meds[-1] >= 1.3 * meds[i]:
+            # fine-tunes often end with larger norms than they start with (a pretrained model sits near a minimum
+            # with tiny gradients): only a clearly larger growth is instability there
+            need = self.grad_growth * (2.0 if self.context_.profile.kind == "lm_finetune" else 1.0)
+            if growth >= need and meds[-1] >= 1.3 * meds[i]:
                 out.append(Finding("instability", "train/grad_norm", int(mids[i]), int(mids[j]), "warning",
                                    f"gradient norm grew {growth:.1f}x over training (median {fmt_num(float(meds[i]))} "
                                    f"around step {int(mids[i])} -> {fmt_num(float(meds[j]))} around step {int(mids[j])}); "

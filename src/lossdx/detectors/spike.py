@@ -330,8 +330,10 @@ class GradNormDetector(BlockEventDetector):
         clip = self.context_.config.get("grad_clip")
         if clip:
             msg += f" (clipped to {fmt_num(float(clip))}, so the update was bounded)"
-        # with clipping on, a norm spike cannot blow up the weights: worth knowing, not a warning
-        severity = "info" if clip else "warning"
+        # with clipping on, a norm spike cannot blow up the weights: worth knowing, not a warning; a fine-tune's
+        # brief burst that comes back is routine too (a hard batch), unless it is extreme
+        brief = recovered_step is not None and ratio < 50 and self.context_.profile.kind == "lm_finetune"
+        severity = "info" if clip or brief else "warning"
         return Finding("grad_norm", self.metric, ev["start"], ev["end"], severity, msg, {
             "peak": ev["peak"], "baseline": ev["level"], "ratio": ratio, "peak_step": ev["peak_step"],
             "recovered": recovered_step is not None, "type": "explosion", "clipped_at": clip or None})

@@ -141,6 +141,25 @@ def _rising_before(ev: Evidence, step: int) -> tuple[float, float] | None:
     return None
 
 
+def nan_dtype_unknown(ev: Evidence) -> Hit | None:
+    """A language model's loss turning NaN for good, out of a calm curve, with the dtype unknown: float16
+    overflow first (the public threads: nanoGPT, baby-llama2, BLOOM), data second (NAN_PERSISTENT)."""
+    f = next((f for f in ev.of("nan") if f.metric == "train/loss"), None)
+    dtype = str(ev.cfg("dtype", "")).lower()
+    if f is None or f.evidence.get("recovered") or dtype or ev.series("train/loss_scale") is not None:
+        return None
+    if ev.profile.kind not in ("lm_pretrain", "lm_finetune", "rnn_lm") or _rising_before(ev, f.start_step):
+        return None
+    hit = Hit(0.4, [f"train/loss became NaN at step {f.start_step} and stayed NaN, with no rise before it",
+                    "the log does not say the dtype: in language-model training a NaN out of a calm curve is most "
+                    "often a float16 overflow (activations or logits past 65504)"])
+    hit.fixes.append("train in bfloat16 instead of float16 (same range as float32, no loss scaling needed)")
+    hit.patch["dtype"] = "bfloat16"
+    hit.checks.append("which dtype did the run use? re-run the NaN step in float32: a finite loss there is float16 "
+                      "overflow, a NaN again is the data")
+    return hit
+
+
 def nan_after_rise(ev: Evidence) -> Hit | None:
     """The loss climbed (or ran away) in the last points before turning NaN: the model blew up — a too-high
     LR or exploding gradients, and float16 overflow when the dtype allows (handbook 'NaN Loss')."""
@@ -293,6 +312,8 @@ RULES = (
     Rule("BAD_BATCH", "bad_data_batch", "handbook 'Loss Spike': abnormal samples; spike + recovery", bad_batch),
     Rule("NAN_TRANSIENT", "loss_nan_from_data", "handbook 'NaN Loss': division by zero in the loss", nan_transient),
     Rule("NAN_PERSISTENT", "nan_in_input", "Qwen2.5 post-mortem: NaN/Inf in the input data", nan_persistent),
+    Rule("NAN_DTYPE_UNKNOWN", "fp16_precision", "handbook 'NaN Loss': FP16 overflow is the usual NaN of LM training",
+         nan_dtype_unknown),
     Rule("NAN_AFTER_RISE", "lr_too_high", "handbook 'NaN Loss': a loss that climbs into NaN is an LR blow-up",
          nan_after_rise),
     Rule("NAN_AFTER_RISE_GRAD", "gradient_explosion", "handbook 'NaN Loss': exploding gradients before the NaN",

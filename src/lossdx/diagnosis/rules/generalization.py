@@ -3,6 +3,8 @@ nanoGPT analysis: tokens per iteration x iterations vs dataset size -> epochs ->
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..engine import Evidence, Hit, Rule
 from ._common import num
 
@@ -10,6 +12,9 @@ from ._common import num
 def overfitting_small_data(ev: Evidence) -> Hit | None:
     o = ev.first("overfitting")
     epochs = ev.facts.get("epochs_seen")
+    logged = ev.series("train/epoch")
+    if epochs is None and logged is not None and len(logged) and np.isfinite(logged.values).any():
+        epochs = float(np.nanmax(logged.values))  # the trainer's own epoch counter
     too_good = next((f for f in ev.of("too_good") if not f.evidence.get("leak_pattern")), None)
     if o is None and not (too_good and epochs and epochs > 3):
         return None
@@ -19,8 +24,11 @@ def overfitting_small_data(ev: Evidence) -> Hit | None:
     if too_good:
         hit.evidence.append(too_good.message)
     if epochs is not None:
-        hit.evidence.append(f"{num(epochs)} epochs over the dataset ({ev.facts.get('tokens_seen', 0):,} tokens seen, "
-                            f"{ev.cfg('dataset_tokens', 0):,} in the dataset)")
+        if ev.facts.get("epochs_seen") is not None:
+            hit.evidence.append(f"{num(epochs)} epochs over the dataset ({ev.facts.get('tokens_seen', 0):,} tokens "
+                                f"seen, {ev.cfg('dataset_tokens', 0):,} in the dataset)")
+        else:
+            hit.evidence.append(f"{num(epochs)} epochs over the training set (the trainer's epoch counter)")
         if epochs >= 2:
             hit.confidence = 0.9
         elif epochs < 0.9:
