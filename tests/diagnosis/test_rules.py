@@ -91,7 +91,17 @@ def case_loss_nan_from_data():
 
 
 def case_nan_in_input():
-    return make_curve("nan", n=2000, seed=0)[0]
+    run = make_curve("nan", n=2000, seed=0)[0]
+    run.config.update(dtype="bfloat16")  # with the dtype unknown a calm-curve NaN of an LM reads as float16 first
+    return run
+
+
+def test_calm_nan_with_unknown_dtype_ranks_float16_then_data():
+    """Issue 7 (3)/(7): the public threads' NaNs out of a calm LM curve were float16 more often than data; the
+    dtype decides, and without it both are ranked, float16 first, with the check that tells them apart."""
+    ds = analyze(make_curve("nan", n=2000, seed=0)[0]).diagnoses
+    assert [d.cause for d in ds[:2]] == ["fp16_precision", "nan_in_input"]
+    assert any("float32" in c for c in ds[0].checks)
 
 
 def case_label_misalignment():

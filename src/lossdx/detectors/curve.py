@@ -433,7 +433,7 @@ class TooGoodDetector(WholeRunDetector):
             learned_first = vmin < 0.8 * float(vv[0])
             leak = not learned_first and float(vv[-1]) > 1.5 * vmin
         vocab = self.context_.config.get("vocab_size")
-        language_model = (bool(vocab) and int(vocab) >= 1000) or \
+        language_model = int(vocab) >= 1000 if vocab else \
             self.context_.profile.kind in ("lm_pretrain", "lm_finetune", "rnn_lm")
         if not leak and not language_model:
             return []  # a classifier memorising its training set is normal; natural text never has ~0 loss
