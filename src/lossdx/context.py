@@ -68,6 +68,7 @@ class RunProfile:
     log_interval: int = 1
     heavy_tailed: bool = False  # per-point noise with outliers far beyond a Gaussian (per-batch, tiny batches)
     tail_factor: float = 1.0  # how much larger the extreme residuals are than a Gaussian's of the same MAD
+    rel_noise: float = 0.0  # robust sigma of one logged loss around its local level, relative to that level
     expected_init_loss: float | None = None
     init_basis: str | None = None  # "ln(V=50257)", "ln(C=10)", or None when unknown
     lr_range: tuple[float, float] = (1e-6, 30.0)
@@ -203,30 +204,32 @@ def _kind(run: Run, first_loss: float | None, covers: bool, reasons: list[str]) 
     return "unknown", n_classes
 
 
-def _tails(run: Run, window: int) -> tuple[bool, float]:
+def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     """Heavy tails of the logged loss around its trend, past the fast descent (second half of the run):
     the 99th percentile of |residual| over the MAD-sigma, divided by a Gaussian's 2.58. Per-batch logs of
     tiny batches (one sequence, one image) reach 1.7-5; shuffled LM batches of thousands of tokens stay
     near 1. Residuals are taken relative to the local level so a loss near zero does not inflate them."""
     s = run.series.get("train/loss")
     if s is None or len(s) < 200:
-        return False, 1.0
+        return False, 1.0, 0.0
     v = s.values[np.isfinite(s.values)]
     v = v[v.size // 2:]
     k = 16
     n = v.size // k * k
     if n < 96:
-        return False, 1.0
+        return False, 1.0, 0.0
     blocks = v[:n].reshape(-1, k)
     level = np.median(blocks, axis=1, keepdims=True)
     if float(np.median(np.abs(level))) < 0.05:
-        return False, 1.0  # near-zero losses: relative noise says nothing about the batches
+        return False, 1.0, 0.0  # near-zero losses: relative noise says nothing about the batches
     r = ((blocks - level) / np.maximum(np.abs(level), 1e-12)).ravel()
     mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
     if mad <= 0:
-        return False, 1.0
+        return False, 1.0, 0.0
     factor = float(np.quantile(np.abs(r), 0.99)) / mad / 2.58
-    return factor >= 1.6 and window <= 1, factor
+    # 1.6-8x a Gaussian's extremes is what per-sample losses look like (skewed, exponential-like tails); far beyond
+    # that the extremes are events (spikes of a broken run), not the noise of a small batch
+    return 1.6 <= factor <= 8.0 and window <= 1, factor, mad
 
 
 def profile_run(run: Run, log_window: int | None = None, log_interval: int | None = None) -> RunProfile:
@@ -273,7 +276,7 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
         expected, basis = math.log(vocab), f"ln(V={vocab})"
     elif n_classes:
         expected, basis = math.log(n_classes), f"ln(C={n_classes})"
-    heavy, tail = _tails(run, window)
+    heavy, tail, rel_noise = _tails(run, window)
     if heavy:
         reasons.append(f"per-point loss noise is heavy-tailed (extremes {tail:.1f}x a Gaussian's): per-batch "
                        "losses of small batches; single outliers are ordinary")
@@ -287,6 +290,7 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
     prof = RunProfile(kind=kind, optimizer=optimizer, batch_size=bs, tokens_per_step=tps, first_step=first_step,
                       covers_start=covers, first_is_initial=first_is_initial, log_window=window,
                       log_interval=int(log_interval), heavy_tailed=heavy, tail_factor=round(tail, 2),
+                      rel_noise=round(rel_noise, 4),
                       expected_init_loss=expected, init_basis=basis, lr_range=lr_range, peak_lr=peak_lr,
                       lr_source=lr_source, warmup_needed=warmup_needed, n_classes=n_classes, reasons=reasons)
     if optimizer in ("adam", "unknown") and kind == "lm_pretrain":

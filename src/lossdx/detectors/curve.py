@@ -138,7 +138,7 @@ class PlateauDetector(WholeRunDetector):
         # started (nothing learned) or sits at a uniform guess; otherwise a curve that fell and then flattened
         # is convergence as far as the log can tell (fine-tunes, excerpts, converged pre-training): info
         prof = self.context_.profile
-        first = float(vals[0])
+        first = float(np.median(vals[:5]))  # robust to one heavy-tailed first batch
         expected = prof.expected_init_loss
         # the first loss is a yardstick only where it is a uniform guess: token-level models from scratch
         scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown")
@@ -146,7 +146,7 @@ class PlateauDetector(WholeRunDetector):
             expected = first  # from scratch, the first loss is the untrained model's: the yardstick
         high = expected is not None and scratch and final > 0.35 * expected
         barely = prof.first_is_initial and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune"
-        uniform = _uniform_guess(final)
+        uniform = _uniform_guess(final, prof.n_classes) if prof.kind == "classifier" or prof.n_classes else None
         if share >= self.stuck_share and high:
             sev = "error"
         elif high or barely or (uniform is not None and share >= self.stuck_share):
@@ -331,15 +331,16 @@ def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray)
                         "val_min_step": int(vs[i]), "rise": (v_end - v_min) / v_min if v_min > 0 else 0.0})]
 
 
-def _uniform_guess(level: float, tol: float = 0.03) -> int | None:
-    """The number of classes C when ``level`` is ln(C) within ``tol`` (relative), for 2 <= C <= 1000: the loss of
-    a model that predicts the uniform (or class-prior) distribution and ignores its inputs."""
-    if not (math.log(2) * (1 - tol) <= level <= math.log(1000) * (1 + tol)):
-        return None
+def _uniform_guess(level: float, n_classes: int | None = None) -> int | None:
+    """The number of classes C when ``level`` is ln(C): the loss of a classifier that predicts the uniform (or
+    class-prior) distribution and ignores its inputs. With C known, within 3 %; without, only C <= 20 within 0.01
+    (ln C of larger C lie too close together to tell one from another)."""
+    if n_classes and n_classes >= 2:
+        return n_classes if abs(level - math.log(n_classes)) <= 0.03 * math.log(n_classes) else None
     c = round(math.exp(level))
-    if c < 2:
-        return None
-    return c if abs(math.log(c) - level) <= tol * math.log(c) else None
+    if 2 <= c <= 20 and abs(math.log(c) - level) <= 0.01:
+        return c
+    return None
 
 
 def _epochs(context, last_step: float) -> float | None:

@@ -36,8 +36,20 @@ class DivergenceDetector(Detector):
         self.rise = rise
         self.patience = patience
 
+    def _rise(self) -> float:
+        """The rise that counts: ``rise``, or more where one logged loss is heavy-tailed noise (per-batch losses of
+        tiny batches): a block median then wanders by sigma_b = 1.25 * noise / sqrt(block), the running minimum
+        sits ~3 sigma_b below the level and ordinary blocks up to ~3 sigma_b above it."""
+        prof = self.context_.profile
+        if not prof.heavy_tailed:
+            return self.rise
+        sb = 1.25 * prof.rel_noise / math.sqrt(self.block_)
+        return max(self.rise, (1 + 3 * sb) / max(1 - 3 * sb, 0.1) - 1)
+
     def reset(self, context: Context | None = None) -> None:
         super().reset(context)
+        # heavy-tailed per-batch losses: 4x longer blocks halve the wander of their medians
+        self.block_ = self.block * (4 if self.context_.profile.heavy_tailed else 1)
         self.vals_: list[float] = []
         self.first_step_: int | None = None
         self.best_: float | None = None
@@ -61,14 +73,14 @@ class DivergenceDetector(Detector):
             return out
         if self.open_ is not None:
             ev = self.open_
-            if med <= self._limit(ev["best"], self.rise / 2):
+            if med <= self._limit(ev["best"], self._rise() / 2):
                 out.append(self._finding(ev, recovered_at=start))
                 self.open_ = None
                 self.run_ = []
             else:
                 ev["end"], ev["peak"] = end, max(ev["peak"], med)
                 return out
-        if med > self._limit(self.best_, self.rise):
+        if med > self._limit(self.best_, self._rise()):
             self.run_.append((start, end, med))
             if len(self.run_) >= self.patience:
                 self.open_ = {"start": self.run_[0][0], "end": end, "best": self.best_, "best_step": self.best_step_,
@@ -100,7 +112,7 @@ class DivergenceDetector(Detector):
         if not self.vals_:
             self.first_step_ = step
         self.vals_.append(x)
-        if len(self.vals_) < self.block:
+        if len(self.vals_) < self.block_:
             return []
         med = float(np.median(np.array(self.vals_)))
         start = self.first_step_
@@ -124,19 +136,20 @@ class DivergenceDetector(Detector):
         if s is None:
             return []
         steps, x = clean(s)
-        nb = x.size // self.block
+        b = self.block_
+        nb = x.size // b
         if nb == 0:
             return []
-        meds = block_stats_cached(x, self.block)[0]
-        starts = steps[0: nb * self.block: self.block]
-        ends = steps[self.block - 1: nb * self.block: self.block]
+        meds = block_stats_cached(x, b)[0]
+        starts = steps[0: nb * b: b]
+        ends = steps[b - 1: nb * b: b]
         # Fast exit, same decisions: a block can only raise the best while it is below the limit, so the
         # best level is the running minimum; without `patience` consecutive blocks above the limit of the
         # best before them, the block loop would report nothing.
         best = np.minimum.accumulate(meds)
         floor = 0.1 * abs(float(meds[0]))
         above = np.zeros(nb, dtype=bool)
-        above[1:] = meds[1:] > best[:-1] + self.rise * np.maximum(np.abs(best[:-1]), floor)
+        above[1:] = meds[1:] > best[:-1] + self._rise() * np.maximum(np.abs(best[:-1]), floor)
         if not _has_run(above, self.patience):
             self.last_step_ = int(ends[-1])
             return []

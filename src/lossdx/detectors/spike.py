@@ -67,6 +67,12 @@ class BlockEventDetector(Detector):
     def _threshold(self, med: float, sigma: float) -> float:
         raise NotImplementedError
 
+    def _early_rise(self) -> float | None:
+        """A rise above the first logged value counts only where that value is a baseline: not when one point
+        is one heavy-tailed per-batch loss (tiny batches), nor when the log starts mid-run (an excerpt)."""
+        prof = self.context_.profile
+        return None if prof.heavy_tailed else self.early_rise
+
     def _recover_level(self, med: float, sigma: float) -> float:
         raise NotImplementedError
 
@@ -134,7 +140,7 @@ class BlockEventDetector(Detector):
                     out += self._emit(ev, None)
                     self.event_ = None
         elif self.first_ is not None and not self.early_done_:
-            if self.early_rise is not None and self.first_ > 0 and x > self.first_ * (1 + self.early_rise):
+            if self._early_rise() is not None and self.first_ > 0 and x > self.first_ * (1 + self._early_rise()):
                 self.event_ = self._new_event(step, x, self.first_, 0.0, early=True)
         elif self.level_ is not None:
             med, sigma = self.level_
@@ -212,10 +218,10 @@ class BlockEventDetector(Detector):
 
         early_end = min(n, h * b)
         first = x[0]
-        if self.early_rise is None or first <= 0:  # a rise "above the first value" needs a positive loss
+        if self._early_rise() is None or first <= 0:  # a rise "above the first value" needs a positive loss
             early_cand = np.empty(0, dtype=np.int64)
         else:
-            early_cand = np.flatnonzero(x[1:early_end] > first * (1 + self.early_rise)) + 1
+            early_cand = np.flatnonzero(x[1:early_end] > first * (1 + self._early_rise())) + 1
         out: list[Finding] = []
         i = 0
         # walk the candidates in order, replaying the online event machine between them
@@ -223,8 +229,8 @@ class BlockEventDetector(Detector):
         pos = 0
         while pos < all_cand.size:
             i = int(all_cand[pos])
-            early = (self.early_rise is not None and first > 0 and 1 <= i < early_end
-                     and x[i] > first * (1 + self.early_rise))
+            early = (self._early_rise() is not None and first > 0 and 1 <= i < early_end
+                     and x[i] > first * (1 + self._early_rise()))
             if early:
                 ev = self._new_event(int(steps[i]), float(x[i]), float(first), 0.0, early=True)
             elif i >= start and x[i] > level_at(i)[2]:
@@ -271,7 +277,13 @@ class SpikeDetector(BlockEventDetector):
         self.max_reported = max_reported
 
     def _rel(self) -> float:
-        return max(0.05, self.rel / math.sqrt(self.context_.points_averaged))
+        return max(0.05, self.rel / math.sqrt(self.context_.points_averaged)) * self._tail()
+
+    def _tail(self) -> float:
+        """Heavy-tailed per-batch losses (tiny batches) put ordinary points several Gaussian sigmas out: scale the
+        margins by how much heavier the tails are (1 for shuffled LM batches)."""
+        prof = self.context_.profile
+        return min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0
 
     def _scale(self, med):
         """What a jump is measured against: the level, but never less than 10% of the first loss (a
@@ -280,10 +292,10 @@ class SpikeDetector(BlockEventDetector):
         return np.maximum(np.abs(med), floor)
 
     def _threshold(self, med: float, sigma: float) -> float:
-        return med + max(self.z * sigma, self._rel() * float(self._scale(med)))
+        return med + max(self.z * self._tail() * sigma, self._rel() * float(self._scale(med)))
 
     def _threshold_array(self, med: np.ndarray, sig: np.ndarray) -> np.ndarray:
-        return med + np.maximum(self.z * sig, self._rel() * self._scale(med))
+        return med + np.maximum(self.z * self._tail() * sig, self._rel() * self._scale(med))
 
     def _recover_level(self, med: float, sigma: float) -> float:
         return max(med + 0.25 * (self._threshold(med, sigma) - med), med + 3 * sigma)

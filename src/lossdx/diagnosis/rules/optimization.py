@@ -315,10 +315,15 @@ def gradient_explosion(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"no gradient clipping (config {ev.raw_key('grad_clip') or 'grad_clip'} = "
                             f"{_fmt_raw(ev.cfg('grad_clip'))})")
     depth = ev.cfg_num("n_layer")
-    if ev.cfg("residual") is False or (depth and depth >= 12 and str(ev.cfg("normalization", "")).lower() in ("none", "")):
+    norm = str(ev.cfg("normalization", "")).lower()
+    if ev.cfg("residual") is False:
         hit.confidence += 0.1
-        hit.evidence.append(f"a deep network without normalisation/residuals (n_layer={int(depth or 0)}): gradients "
-                            "multiply layer by layer")
+        hit.evidence.append(f"no residual connections (config {ev.raw_key('residual') or 'residual'} = False): "
+                            "gradients multiply layer by layer")
+    elif depth and depth >= 12 and norm == "none":
+        hit.confidence += 0.1
+        hit.evidence.append(f"{int(depth)} layers without normalisation (config {ev.raw_key('normalization')} = "
+                            f"{norm!r}): gradients multiply layer by layer")
     if len(hit.evidence) < 2:
         return None
     clip_fix(ev, hit)
