@@ -138,7 +138,9 @@ class PlateauDetector(WholeRunDetector):
         # started (nothing learned) or sits at a uniform guess; otherwise a curve that fell and then flattened
         # is convergence as far as the log can tell (fine-tunes, excerpts, converged pre-training): info
         prof = self.context_.profile
-        first = float(np.median(vals[:5]))  # robust to one heavy-tailed first batch
+        # the starting level: the median of the first train losses (robust to one heavy-tailed first batch), or the
+        # first point of a sparse validation curve
+        first = float(np.median(tv[:5])) if tv.size >= 5 else float(vals[0])
         expected = prof.expected_init_loss
         # the first loss is a yardstick only where it is a uniform guess: token-level models from scratch
         scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown")
