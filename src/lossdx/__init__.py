@@ -9,10 +9,11 @@ Example:
 from __future__ import annotations
 
 from .analyze import analyze, analyze_path
+from .analyze import read_run as read  # reads the log and the config beside it (or config=...)
 from .exceptions import ConfigError, CorruptLog, InputError, LossdxError, NoLossMetric, UnsupportedFormat
 from .findings import Finding
 from .model import Run, Series
-from .readers import read, read_runs
+from .readers import read_runs
 from .report import Diagnosis, Report
 
 __version__ = "0.1.0"

@@ -117,14 +117,23 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
                   findings=findings, diagnoses=diagnoses)
 
 
-def analyze_path(path: str, config: str | None = None, input_format: str | None = None,
-                 run_name: str | None = None, auto_config: bool = True) -> Report:
-    """Read ``path`` (and its config) and analyse it: what ``lossdx analyze`` does."""
+def read_run(path: str, config: str | None = None, input_format: str | None = None, run_name: str | None = None,
+             auto_config: bool = True) -> Run:
+    """The run in ``path`` with its config merged in (``config``, or one found beside the log): what
+    ``lossdx.read`` returns, so ``lossdx.analyze(lossdx.read(path))`` judges exactly what ``lossdx analyze``
+    does."""
     run = read(path, format=input_format, run=run_name)
     used = attach_config(run, config, auto=auto_config)
     if used:
         run.meta["config_path"] = os.path.relpath(used) if not os.path.isabs(path) else used
-    return analyze(run)
+    return run
 
 
-__all__ = ["analyze", "analyze_path", "attach_config"]
+def analyze_path(path: str, config: str | None = None, input_format: str | None = None,
+                 run_name: str | None = None, auto_config: bool = True) -> Report:
+    """Read ``path`` (and its config) and analyse it: what ``lossdx analyze`` does."""
+    return analyze(read_run(path, config=config, input_format=input_format, run_name=run_name,
+                            auto_config=auto_config))
+
+
+__all__ = ["analyze", "analyze_path", "attach_config", "read_run"]

@@ -76,6 +76,8 @@ class RunProfile:
     lr_source: str | None = None  # "logged" or "config"
     warmup_needed: bool = False
     n_classes: int | None = None
+    record_lines_seen: int | None = None  # text logs: lines that look like records, and how many were read
+    record_lines_read: int | None = None
     reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -305,6 +307,10 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
             top = 5e-3 if n < 5e6 else 2e-3 if n < 5e7 else 1e-3 if n < 5e8 else 5e-4
             prof.lr_range = (prof.lr_range[0], top if optimizer == "adam" else max(top, prof.lr_range[1]))
             reasons.append(f"{n:,} parameters: usual peak LR up to {top:g}")
+    for key in ("record_lines_seen", "record_lines_read"):
+        v = run.meta.get(key)
+        if isinstance(v, int) and not isinstance(v, bool):
+            setattr(prof, key, v)
     _apply_overrides(prof, run.meta.get("norms") or {})
     return prof
 

@@ -36,6 +36,19 @@ class LogLimitsDetector(WholeRunDetector):
             note("no gradient norm logged: explosions and spike precursors cannot be seen")
         if "train/lr" not in series and not self.context_.config:
             note("no learning rate logged and no config: the schedule cannot be checked")
-        if not self.context_.config.get("vocab_size"):
+        prof = self.context_.profile
+        if prof.kind == "classifier":
+            if not prof.n_classes:
+                note("number of classes unknown (no config): the loss cannot be checked against ln(C), the loss of a "
+                     "uniform guess")
+        elif not self.context_.config.get("vocab_size"):
             note("vocabulary size unknown (no config): the initial loss cannot be checked against ln(V)")
+        if not prof.covers_start:
+            note(f"the log starts at step {prof.first_step}: the start of training (initial loss, warmup) is not in it")
+        seen, read = prof.record_lines_seen, prof.record_lines_read
+        if seen and read is not None and seen >= 5 and read < 0.5 * seen:
+            out.append(Finding("log_limit", "train/loss", a, b, "warning",
+                               f"only {read} of {seen} record-looking lines of the log were understood: the report "
+                               f"judges a fraction of the run (pass --input-format, or report the format)",
+                               {"record_lines_seen": seen, "record_lines_read": read}))
         return out

@@ -30,7 +30,7 @@ class ShortLogDetector(WholeRunDetector):
     name = "short_log"
     requires = ("train/loss", "train/grad_norm")
 
-    def __init__(self, *, rise: float = 0.5, burst: float = 100.0) -> None:
+    def __init__(self, *, rise: float = 0.5, burst: float = 20.0) -> None:
         self.rise = rise
         self.burst = burst
 

@@ -81,7 +81,8 @@ class BlockEventDetector(Detector):
 
     def _spike_finding(self, ev: dict, recovered_step: int | None) -> Finding:
         jump = ev["peak"] / ev["level"] if ev["level"] > 0 else math.inf
-        from_start = self.first_step_ is not None and self.first_step_ <= 50 * max(1, self.context_.log_interval)
+        from_start = self.context_.profile.covers_start and self.first_step_ is not None and \
+            self.first_step_ <= 50 * max(1, self.context_.log_interval)
         if ev["early"]:
             where = "at the start of training" if from_start else f"at step {ev['start']}, early in this excerpt"
             msg = (f"loss rose {100 * (ev['peak'] / ev['level'] - 1):.0f}% above its first logged value "

@@ -3,6 +3,8 @@ handbook: spikes from abnormal samples, data order) and non-data faults that loo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..engine import Evidence, Hit, Rule
@@ -59,6 +61,8 @@ def nan_transient(ev: Evidence) -> Hit | None:
     f = next((f for f in ev.of("nan") if f.metric in ("train/loss",) or f.evidence.get("hidden_by_window")), None)
     if f is None or not f.evidence.get("recovered") or f.evidence.get("count", 99) > 3:
         return None
+    if _scale_drop_at(ev, f.start_step):
+        return None  # the float16 loss scaler skipped the overflowing steps: explained by fp16, not by the batch
     hit = Hit(0.7, [f"{f.metric} was NaN at step {f.start_step} only ({f.evidence['count']} logged point(s)) and "
                     f"finite again from step {f.evidence['recovered_at']}"])
     before = [x for x in ev.findings if x.severity != "info" and x.kind in ("divergence", "instability", "spike")
@@ -108,6 +112,17 @@ def nan_persistent(ev: Evidence) -> Hit | None:
                   "make the guard stop at the first non-finite loss and skip the step instead of applying NaN gradients"]
     hit.checks.append("assert torch.isfinite(batch).all() in the data loader")
     return hit
+
+
+def _scale_drop_at(ev: Evidence, step: int) -> bool:
+    """The dynamic loss scale halves on every float16 overflow: lower just after ``step`` than just before."""
+    scale = ev.series("train/loss_scale")
+    if scale is None or len(scale) < 3:
+        return False
+    ok = np.isfinite(scale.values)
+    before = scale.values[ok & (scale.steps < step)]
+    after = scale.values[ok & (scale.steps >= step) & (scale.steps <= step + 5 * max(1, ev.profile.log_interval))]
+    return bool(before.size and after.size and float(after.min()) < float(before[-1]))
 
 
 def _last_finite(ev: Evidence, step: int) -> float | None:
@@ -215,6 +230,11 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
         return None  # a model that overfits its training set is learning the labels
     hit = Hit(0.6, [f"loss stuck at ~{num(p.evidence['level'])} from step {p.start_step} "
                     f"({100 * p.evidence['flat_share']:.0f}% of the run)"])
+    c = p.evidence.get("uniform_classes")
+    if c:
+        hit.confidence = 0.8
+        hit.evidence.append(f"~{num(p.evidence['level'])} is ln({c}) = {math.log(c):.3f}: the loss of a uniform guess "
+                            f"over {c} classes — the model predicts the class prior and ignores its inputs")
     lr = ev.cfg_num("lr") or ev.peak_lr
     g = ev.series("train/grad_norm")
     if lr:

@@ -299,6 +299,8 @@ def gradient_explosion(ev: Evidence) -> Hit | None:
     precursor = (g_nan is not None and (loss_nan is None or g_nan.start_step < loss_nan.start_step)) or huge or big
     if not precursor or not (loss_nan or ev.has("divergence") or growth):
         return None
+    if fp16_skipped_steps(ev) is not None and not ev.has("divergence") and not growth:
+        return None  # inf gradients of skipped float16 steps are the scaler at work, not an explosion
     hit = Hit(0.6, [])
     if g_nan is not None:
         hit.evidence.append(f"gradient norm became {g_nan.evidence['value']} at step {g_nan.start_step}"
@@ -405,6 +407,32 @@ def huge_grad_norm_event(ev: Evidence) -> Hit | None:
     return hit
 
 
+def fp16_skipped_steps(ev: Evidence) -> Hit | None:
+    """NaN that comes and goes while the loss scale drops at each one: float16 overflows that the dynamic loss
+    scaler caught by skipping the step (HF/DeepSpeed/Megatron fp16). Not a gradient explosion — the model
+    recovers at once — and not one bad batch."""
+    nans = [f for f in ev.of("nan") if f.evidence.get("recovered")]
+    scale = ev.series("train/loss_scale")
+    if not nans or scale is None:
+        return None
+    from .data import _scale_drop_at
+
+    hit_steps = [f.start_step for f in nans if _scale_drop_at(ev, f.start_step)]
+    if not hit_steps:
+        return None
+    hit = Hit(0.75, [f"{len(hit_steps)} NaN/Inf step(s) (first at step {hit_steps[0]}) that recover at once, each "
+                     "with the loss scale dropping: float16 overflows the loss scaler skipped",
+                     f"loss scale {num(float(np.nanmax(scale.values)))} at most, {num(float(np.nanmin(scale.values)))} "
+                     "at least"])
+    if len(hit_steps) <= 3:
+        hit.confidence = 0.65
+        hit.checks.append("a few skipped steps are routine in float16 training; worry only if they keep coming or "
+                          "the scale keeps falling")
+    hit.fixes.append("train in bfloat16 instead of float16 (no overflow, no skipped steps, no loss scaling)")
+    hit.patch["dtype"] = "bfloat16"
+    return hit
+
+
 def fp16_precision(ev: Evidence) -> Hit | None:
     """NaN/Inf with float16: overflow without (working) loss scaling. Seeds: use BF16 or dynamic loss scaling."""
     nans = ev.of("nan")
@@ -453,6 +481,8 @@ RULES = (
          unstable_high_lr),
     Rule("LR_FAR_ABOVE_NORM", "lr_too_high", "handbook Q3: usual LR ranges per optimizer and regime; the run "
          "context's norm", lr_far_above_norm),
+    Rule("FP16_SKIPPED_STEPS", "fp16_precision", "handbook 'NaN Loss': FP16 overflow; the loss scaler skips the step",
+         fp16_skipped_steps),
     Rule("FP16_SCALE_AT_EVENT", "fp16_precision", "handbook 'NaN Loss' / BLOOM chronicles: loss-scale collapse at a "
          "spike = float16 overflow", scale_collapse_at_event),
     Rule("GRAD_HUGE_AT_EVENT", "gradient_explosion", "Qwen2.5 post-mortem: gradient explosion; BLOOM 104B grad norms",
