@@ -243,8 +243,9 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
         log_interval = max(1, int(np.median(np.diff(steps)))) if steps.size > 2 else 1
     first_step = int(steps[0]) if steps.size else 0
     last_step = int(steps[-1]) if steps.size else 0
-    # the log covers the start of training when it begins within one logging interval (or 1 % of the run)
-    covers = first_step <= max(log_interval, 10, 0.01 * max(last_step, 1))
+    # the log covers the start of training when it begins within two logging intervals (a first line or two can be
+    # lost to start-up output) or 2 % of the run
+    covers = first_step <= max(2 * log_interval, 10, 0.02 * max(last_step, 1))
     if not covers:
         reasons.append(f"the log starts at step {first_step}: an excerpt from the middle of a run")
     lr_s = run.series.get("train/lr")
