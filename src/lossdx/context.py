@@ -182,6 +182,14 @@ def _kind(run: Run, first_loss: float | None, covers: bool, reasons: list[str]) 
         reasons.append(f"first loss {first_loss:.3g} = ln({math.exp(first_loss):,.0f}): a uniform guess over a "
                        "token vocabulary, a language model from scratch")
         return "lm_pretrain", n_classes
+    if vocab is None and first_loss is not None and covers and first_loss > LN_MAX_VOCAB and "acc" not in metrics:
+        s = run.series.get("train/loss")
+        v = s.values[np.isfinite(s.values)] if s is not None else np.empty(0)
+        end = float(np.median(v[-max(1, v.size // 10):])) if v.size >= 10 else None
+        if end is not None and 1.0 <= end <= 8.0:
+            reasons.append(f"the loss falls from {first_loss:.3g} into the range of a token cross-entropy "
+                           f"({end:.3g}): a language model that started far above any uniform guess")
+            return "lm_pretrain", n_classes
     if ("acc" in metrics or fmt == "keras") and not vocab and "token" not in metrics:
         reasons.append("accuracy is logged and no vocabulary is known: a classifier")
         return "classifier", n_classes
@@ -308,6 +316,9 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
             top = 5e-3 if n < 5e6 else 2e-3 if n < 5e7 else 1e-3 if n < 5e8 else 5e-4
             prof.lr_range = (prof.lr_range[0], top if optimizer == "adam" else max(top, prof.lr_range[1]))
             reasons.append(f"{n:,} parameters: usual peak LR up to {top:g}")
+        else:
+            # size unknown: small models are the ones people debug, and they train at up to ~3e-3
+            prof.lr_range = (prof.lr_range[0], 3e-3)
     for key in ("record_lines_seen", "record_lines_read"):
         v = run.meta.get(key)
         if isinstance(v, int) and not isinstance(v, bool):
