@@ -32,6 +32,7 @@ def _scale_lr(run, peak):
 
 def case_lr_too_high():
     run, _ = make_curve("plateau", n=2000, seed=0)
+    run.config.update(n_params=13_865_856)  # a 14M-parameter GPT: usual Adam peak LR up to 2e-3
     return _scale_lr(run, 6e-3)
 
 

@@ -46,8 +46,8 @@ class LRScheduleDetector(WholeRunDetector):
             # warmup matters where the run context says so (Adam, from scratch); elsewhere (SGD RNNs, fine-tunes,
             # small classifiers) no warmup is advice unless the curve shows the damage
             prof = self.context_.profile
-            severity = "warning" if hurt or (prof.warmup_needed and prof.first_is_initial and
-                                             peak >= 0.3 * prof.lr_range[1]) else "info"
+            # (1e-4: a pre-training-sized LR, where the handbook's 0.5-2 % warmup matters)
+            severity = "warning" if hurt or (prof.warmup_needed and prof.first_is_initial and peak >= 1e-4) else "info"
             out.append(Finding("lr_schedule", "train/lr", int(steps[0]), int(steps[min(p, lr.size - 1)]), severity,
                                f"no LR warmup: the learning rate starts at {fmt_num(first)} ({100 * first / peak:.0f}% of "
                                f"its peak {fmt_num(peak)}); warm up over 0.5-2% of the steps (~{w} of {n})",
