@@ -73,6 +73,15 @@ def _drop_unmeasured(run: Run) -> None:
         if s is not None and len(s) and bool((s.values == 0).all()):
             del run.series[name]
             run.meta.setdefault("notes", []).append(f"{name} is 0 at every logged step: not measured, ignored")
+    # a held-out loss logged only as "test" (test/loss, test/loss_(avg_on_test)) is the validation curve
+    if "val/loss" not in run.series:
+        held = sorted(k for k in run.series if k.startswith("test/") and k.split("/", 1)[1].startswith("loss"))
+        if held:
+            s = run.series[held[0]]
+            from .model import Series
+
+            run.series["val/loss"] = Series("val/loss", s.steps, s.values)
+            run.meta.setdefault("notes", []).append(f"{held[0]} is read as the validation loss (no val/loss logged)")
 
 
 def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None) -> Report:

@@ -88,9 +88,10 @@ class PlateauDetector(WholeRunDetector):
             return self._pinned(ts, tv)
         use_val = vv.size >= 6
         if use_val:
-            # a validation loss that climbs after its minimum is overfitting, not a plateau: judge the train loss
+            # a validation loss that climbs after its minimum is overfitting, not a plateau, and one that jumps by
+            # more than 10 % from eval to eval says nothing about a level: judge the train loss
             use_val = not (int(np.argmin(vv)) < vv.size - 2 and float(np.mean(vv[-2:])) > 1.03 * float(np.min(vv))
-                           and tv.size >= 30)
+                           and tv.size >= 30) and _rel_noise(vv) < 0.1
         if use_val:
             metric, steps, vals = "val/loss", vs, vv
         elif tv.size >= 30:
@@ -560,11 +561,22 @@ def _chunked_block_medians(steps: np.ndarray, values: np.ndarray, chunks: int,
     return chunk_medians(block_steps, per_block, chunks)
 
 
+def _rel_noise(v: np.ndarray) -> float:
+    """Eval-to-eval noise of a short curve relative to its level: MAD-sigma of the differences over sqrt 2."""
+    if v.size < 4:
+        return 0.0
+    level = float(np.median(np.abs(v)))
+    if level <= 0:
+        return 0.0
+    return MAD_TO_SIGMA * float(np.median(np.abs(np.diff(v)))) / np.sqrt(2.0) / level
+
+
 class InstabilityDetector(WholeRunDetector):
-    """Training getting less stable over time: the gradient norm or the step-to-step loss noise grows."""
+    """Training getting less stable over time: the gradient norm or the step-to-step loss noise grows; or a
+    validation loss that swings from eval to eval while the training loss falls smoothly."""
 
     name = "instability"
-    requires = ("train/loss", "train/grad_norm")
+    requires = ("train/loss", "train/grad_norm", "val/loss")
 
     def __init__(self, *, grad_growth: float = 1.5, noise_growth: float = 2.5, chunks: int = 10) -> None:
         self.grad_growth = grad_growth
@@ -607,4 +619,22 @@ class InstabilityDetector(WholeRunDetector):
                                        f"step-to-step loss noise grew {growth:.1f}x (noise sigma "
                                        f"{fmt_num(float(noise[i]))} -> {fmt_num(float(noise[j]))})",
                                        {"growth": growth, "type": "noise_growth"}))
+        out += self._val_swings(ls, lv, *clean(series.get("val/loss")))
         return out
+
+    def _val_swings(self, ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
+        """Held-out loss jumping >= 15 % from one eval to the next (second half of the run) while the train loss
+        moves smoothly: the weights (or BatchNorm statistics) are swinging — the optimizer is not settling."""
+        if vv.size < 8 or tv.size < 8:
+            return []
+        half_v = vv[vv.size // 2:]
+        half_t = tv[tv.size // 2:]
+        v_noise, t_noise = _rel_noise(half_v), _rel_noise(half_t)
+        if v_noise < 0.15 or t_noise > v_noise / 3:
+            return []
+        return [Finding("instability", "val/loss", int(vs[vs.size // 2]), int(vs[-1]), "warning",
+                        f"validation loss swings by ~{100 * v_noise:.0f}% from one evaluation to the next in the second "
+                        f"half of the run (e.g. {fmt_num(float(half_v.min()))} .. {fmt_num(float(half_v.max()))}) while "
+                        f"the training loss moves by ~{100 * t_noise:.0f}%", {"type": "val_swings",
+                                                                             "val_noise": v_noise,
+                                                                             "train_noise": t_noise})]
