@@ -41,6 +41,9 @@ def _hash_split(name: str) -> str:
     return "tune" if int(hashlib.sha1(name.encode()).hexdigest(), 16) % 2 == 0 else "holdout"
 
 
+FAMILIES = os.path.join(HERE, "families")
+
+
 def entries(which: str) -> list[dict]:
     out = []
     if which in ("realcorpus", "all"):
@@ -50,7 +53,7 @@ def entries(which: str) -> list[dict]:
             out.append(dict(lab, set="realcorpus", name=name, path=os.path.join(base, name), config=None,
                             split=_hash_split(name)))
     if which in ("families", "all"):
-        base = os.path.join(HERE, "families")
+        base = FAMILIES
         path = os.path.join(base, "labels.json")
         if os.path.exists(path):
             labels = json.load(open(path))
@@ -100,7 +103,11 @@ def main() -> int:
     ap.add_argument("--split", default="all", choices=["tune", "holdout", "all"])
     ap.add_argument("--show", action="store_true", help="list every false alarm, missed problem and wrong cause")
     ap.add_argument("--json", help="write every result to this file")
+    ap.add_argument("--families-dir", default=None, help="where the generated family runs and labels.json are")
     args = ap.parse_args()
+    if args.families_dir:
+        global FAMILIES
+        FAMILIES = args.families_dir
     results = [judge(e) for e in entries(args.set)
                if e["verdict"] != "unknown" and (args.split == "all" or e["split"] == args.split)]
     if args.json:

@@ -1,0 +1,97 @@
+"""The run context: kind, optimizer, coverage, noise and the norms derived from them."""
+
+import math
+
+import numpy as np
+import pytest
+
+from lossdx.context import LR_NORMS, RunProfile, profile_run
+from lossdx.model import Run, Series
+
+
+def _run(loss, steps=None, config=None, fmt="", **extra):
+    steps = np.arange(len(loss)) if steps is None else np.asarray(steps)
+    series = {"train/loss": Series("train/loss", steps, np.asarray(loss, dtype=float))}
+    for name, values in extra.items():
+        key = name.replace("__", "/")
+        series[key] = Series(key, steps, np.asarray(values, dtype=float))
+    run = Run(series, config=dict(config or {}))
+    run.source["format"] = fmt
+    return run
+
+
+def _curve(first, last, n=1000):
+    i = np.arange(n)
+    return last + (first - last) / np.sqrt(1 + i / 20)
+
+
+def test_from_scratch_lm_with_vocab():
+    p = profile_run(_run(_curve(10.8, 3.0), config={"vocab_size": 50257}))
+    assert p.kind == "lm_pretrain" and p.expected_init_loss == pytest.approx(math.log(50257))
+    assert p.covers_start and p.first_is_initial and p.warmup_needed
+
+
+def test_finetune_starts_far_below_ln_v():
+    p = profile_run(_run(_curve(1.9, 1.2), config={"vocab_size": 32000}))
+    assert p.kind == "lm_finetune" and not p.warmup_needed
+    assert any("fine-tuning" in r for r in p.reasons)
+
+
+def test_classifier_from_classes_and_ln_c():
+    p = profile_run(_run(_curve(2.3, 0.1), config={"num_classes": 10, "n_classes": 10}))
+    assert p.kind == "classifier" and p.expected_init_loss == pytest.approx(math.log(10))
+    assert p.init_basis == "ln(C=10)"
+
+
+def test_rnn_and_sgd_norms():
+    p = profile_run(_run(_curve(4.2, 1.4), config={"model_type": "lstm", "optimizer": "sgd", "lr": 20.0}))
+    assert (p.kind, p.optimizer) == ("rnn_lm", "sgd")
+    assert p.lr_range == LR_NORMS[("sgd", "rnn_lm")] and p.lr_ratio_high() < 1  # LR 20 is usual for SGD LSTMs
+
+
+def test_adam_lr_norm_shrinks_with_model_size():
+    small = profile_run(_run(_curve(9, 3), config={"vocab_size": 8192, "n_params": 2_000_000, "optimizer": "adamw"}))
+    big = profile_run(_run(_curve(11, 2), config={"vocab_size": 50257, "n_params": 7_000_000_000,
+                                                   "optimizer": "adamw"}))
+    assert small.lr_range[1] > big.lr_range[1]
+
+
+def test_excerpt_and_first_point_at_full_lr():
+    steps = np.arange(5000, 6000)
+    p = profile_run(_run(_curve(3.2, 3.0), steps=steps, fmt="nanogpt"))
+    assert not p.covers_start and not p.first_is_initial
+    steps = np.arange(10, 1010, 10)
+    p = profile_run(_run(_curve(6, 3, 100), steps=steps, train__lr=np.full(100, 1.0)))
+    assert p.covers_start and not p.first_is_initial
+    p = profile_run(_run(_curve(6, 3, 100), steps=steps, train__lr=np.linspace(0.01, 1.0, 100)))
+    assert p.first_is_initial  # at step 10 of a warmup the model is still the untrained one
+
+
+def test_heavy_tails_of_per_batch_losses_and_not_of_spikes():
+    rng = np.random.default_rng(0)
+    base = _curve(4, 1.5, 3000)
+    heavy = profile_run(_run(base * rng.gamma(2.0, 0.5, 3000)))
+    calm = profile_run(_run(base * (1 + 0.02 * rng.standard_normal(3000))))
+    assert heavy.heavy_tailed and not calm.heavy_tailed
+    spiky = base * (1 + 0.02 * rng.standard_normal(3000))
+    spiky[2000::97] *= 30  # events, not noise
+    assert not profile_run(_run(spiky)).heavy_tailed
+
+
+def test_hf_origin_in_a_tensorboard_export():
+    run = _run(_curve(2.0, 1.7, 400), steps=np.arange(500, 200_001, 500), train__total_flos=np.ones(400))
+    run.source["format"] = "tensorboard"
+    p = profile_run(run)
+    assert p.optimizer == "adam" and p.kind == "lm_finetune"
+
+
+def test_user_norm_overrides():
+    run = _run(_curve(9, 3), config={"vocab_size": 8192})
+    run.meta["norms"] = {"typical_lr": 0.05, "warmup_needed": False}
+    p = profile_run(run)
+    assert p.lr_range == (pytest.approx(0.005), pytest.approx(0.5)) and not p.warmup_needed
+
+
+def test_profile_serialises():
+    d = RunProfile().to_dict()
+    assert isinstance(d["lr_range"], list) and d["kind"] == "unknown"
