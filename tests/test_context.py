@@ -95,3 +95,13 @@ def test_user_norm_overrides():
 def test_profile_serialises():
     d = RunProfile().to_dict()
     assert isinstance(d["lr_range"], list) and d["kind"] == "unknown"
+
+
+def test_a_pinned_profile_is_used_as_recorded():
+    """The live guard records the context it judged with; offline analysis of its history must use the same."""
+    from lossdx.detectors.base import Context
+
+    run = _run(_curve(10.8, 3.0), config={"vocab_size": 50257})
+    run.meta["profile"] = RunProfile(kind="rnn_lm", optimizer="sgd").to_dict()
+    ctx = Context.from_run(run)
+    assert (ctx.profile.kind, ctx.profile.optimizer) == ("rnn_lm", "sgd")

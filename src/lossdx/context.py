@@ -85,6 +85,13 @@ class RunProfile:
         d["lr_range"] = list(self.lr_range)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunProfile":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        if "lr_range" in known:
+            known["lr_range"] = tuple(known["lr_range"])
+        return cls(**known)
+
     # -- norms -----------------------------------------------------------------------------
     def lr_ratio_high(self) -> float | None:
         """Peak LR over the top of the usual range (> 1: above it)."""

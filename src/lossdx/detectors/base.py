@@ -44,8 +44,14 @@ class Context:
         if loss is not None and len(loss) > 2:
             interval = max(1, int(np.median(np.diff(loss.steps))))
         window = int(run.meta.get("log_window", 1) or 1)
+        pinned = run.meta.get("profile")
+        if isinstance(pinned, dict):
+            pinned = RunProfile.from_dict(pinned)
+        # a run whose context was fixed when it was recorded (the live guard's history) is judged with that
+        # context, so that analysing it offline gives exactly the findings raised live
+        profile = pinned if isinstance(pinned, RunProfile) else profile_run(run, window, interval)
         return cls(config=dict(run.config), log_window=window, log_interval=interval,
-                   max_steps=run.config.get("max_steps"), profile=profile_run(run, window, interval))
+                   max_steps=run.config.get("max_steps"), profile=profile)
 
     @property
     def points_averaged(self) -> int:
