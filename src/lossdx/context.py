@@ -230,7 +230,10 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     if s is None or len(s) < 200:
         return False, 1.0, 0.0
     v = s.values[np.isfinite(s.values)]
+    start = float(np.median(v[:5]))
     v = v[v.size // 2:]
+    if start > 0 and float(np.median(v)) > 1.5 * start:
+        return False, 1.0, 0.0  # a loss far above where it started is a broken run, not noisy batches
     k = 16
     n = v.size // k * k
     if n < 96:

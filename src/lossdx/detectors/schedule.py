@@ -151,7 +151,9 @@ class ThroughputDetector(WholeRunDetector):
             change = (late / early - 1) if worse_is_higher else (early / late - 1)
             if change < self.slowdown:
                 continue
-            return [Finding("throughput", metric, int(mids[3]), int(mids[-1]), "warning",
+            # a 20-50 % slower step is worth knowing (shared machines, data-loader stalls); a run twice as slow is
+            # a fault to chase
+            return [Finding("throughput", metric, int(mids[3]), int(mids[-1]), "warning" if change >= 0.5 else "info",
                             f"training got {100 * change:.0f}% slower: {metric} median {fmt_num(early)} early vs "
                             f"{fmt_num(late)} late", {"early": early, "late": late, "slowdown": change})]
         return []

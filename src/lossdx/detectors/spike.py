@@ -326,11 +326,16 @@ class GradNormDetector(BlockEventDetector):
         wobble of a ~0 norm from passing for an explosion."""
         return 0.1 * abs(self.first_) if self.first_ is not None else 0.0
 
+    def _ratio(self) -> float:
+        """Per-batch logs of tiny batches have heavy-tailed gradient norms too: widen the ratio with the loss tails."""
+        prof = self.context_.profile
+        return self.ratio * (min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0)
+
     def _threshold(self, med: float, sigma: float) -> float:
-        return self.ratio * max(med, self._floor()) if med > 0 else math.inf
+        return self._ratio() * max(med, self._floor()) if med > 0 else math.inf
 
     def _threshold_array(self, med: np.ndarray, sig: np.ndarray) -> np.ndarray:
-        return np.where(med > 0, self.ratio * np.maximum(med, self._floor()), np.inf)
+        return np.where(med > 0, self._ratio() * np.maximum(med, self._floor()), np.inf)
 
     def _recover_level(self, med: float, sigma: float) -> float:
         return 3.0 * max(med, self._floor())

@@ -85,7 +85,8 @@ class Evidence:
         return min(got, key=lambda f: f.start_step) if got else None
 
     def typed(self, kind: str, type_: str) -> list[Finding]:
-        return [f for f in self.of(kind) if f.evidence.get("type") == type_]
+        """Findings of one kind and type, info ones included (a co-signal a rule may show the curve backs)."""
+        return [f for f in self.of(kind, serious=False) if f.evidence.get("type") == type_]
 
     # series -------------------------------------------------------------------------------
     def series(self, name: str) -> Series | None:

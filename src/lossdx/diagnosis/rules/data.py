@@ -102,10 +102,8 @@ def nan_persistent(ev: Evidence) -> Hit | None:
     if "bf16" in dtype or "bfloat16" in dtype or "32" in dtype:
         hit.evidence.append(f"dtype {ev.cfg('dtype')}: not a float16 overflow")
         hit.confidence += 0.05
-    elif ev.profile.kind in ("lm_pretrain", "lm_finetune", "rnn_lm"):
-        # in language-model training a NaN out of a calm curve is most often a float16 overflow (the public
-        # threads: nanoGPT, baby-llama2, BLOOM); with the dtype unknown the data is the second reading
-        hit.confidence = 0.35
+    else:
+        hit.confidence = 0.4
         hit.evidence.append("the dtype is unknown: a float16 overflow would look the same")
     hit.fixes += [f"check the inputs of the batch at step {f.start_step} for NaN/Inf (torch.isfinite(x).all()) and "
                   "validate the dataset once before training",
@@ -156,6 +154,26 @@ def _rising_before(ev: Evidence, step: int) -> tuple[float, float] | None:
     return None
 
 
+def nan_persistent_loss(ev: Evidence) -> Hit | None:
+    """A NaN out of a calm curve that never goes away: one batch made the loss itself NaN (a fully masked batch's
+    0/0, log(0) of a zero probability) and its NaN gradients poisoned every weight (handbook 'NaN Loss': division
+    by zero). The same picture as NaN inputs; the data is the first suspect either way."""
+    base = nan_persistent(ev)
+    if base is None:
+        return None
+    f = next(f for f in ev.of("nan") if f.metric == "train/loss")
+    known = any(e.startswith("dtype ") for e in base.evidence)
+    hit = Hit(0.5 if known else 0.45,
+              [base.evidence[0], "one batch's loss became NaN (0/0 of a batch with no unmasked targets, log(0)) and its "
+                                 "NaN gradients spread to every weight in the same step"])
+    hit.fixes += ["skip a step whose loss is not finite (the live guard does) and count the unmasked targets per "
+                  "batch: 0 means a NaN mean",
+                  "compute the mean over max(n_targets, 1) or use reduction='sum' / n_valid"]
+    hit.checks.append(f"re-run the batch of step {f.start_step} alone and print its number of unmasked targets and "
+                      "whether its inputs are finite")
+    return hit
+
+
 def nan_dtype_unknown(ev: Evidence) -> Hit | None:
     """A language model's loss turning NaN for good, out of a calm curve, with the dtype unknown: float16
     overflow first (the public threads: nanoGPT, baby-llama2, BLOOM), data second (NAN_PERSISTENT)."""
@@ -165,9 +183,12 @@ def nan_dtype_unknown(ev: Evidence) -> Hit | None:
         return None
     if ev.profile.kind not in ("lm_pretrain", "lm_finetune", "rnn_lm") or _rising_before(ev, f.start_step):
         return None
-    hit = Hit(0.4, [f"train/loss became NaN at step {f.start_step} and stayed NaN, with no rise before it",
-                    "the log does not say the dtype: in language-model training a NaN out of a calm curve is most "
-                    "often a float16 overflow (activations or logits past 65504)"])
+    if any(x.severity != "info" and x.kind in ("divergence", "instability", "spike", "grad_norm")
+           and x.start_step < f.start_step for x in ev.findings):
+        return None  # something built up before it: the blow-up rules and the fallbacks read it
+    hit = Hit(0.3, [f"train/loss became NaN at step {f.start_step} and stayed NaN, with no rise before it",
+                    "the log does not say the dtype: if it was float16, activations or logits past 65504 look the "
+                    "same"])
     hit.fixes.append("train in bfloat16 instead of float16 (same range as float32, no loss scaling needed)")
     hit.patch["dtype"] = "bfloat16"
     hit.checks.append("which dtype did the run use? re-run the NaN step in float32: a finite loss there is float16 "
@@ -273,6 +294,40 @@ def data_order(ev: Evidence) -> Hit | None:
     return hit
 
 
+def distribution_shift(ev: Evidence) -> Hit | None:
+    """A sudden, moderate step up of the loss that the model then starts to learn down again: new data arrived
+    (one source after another, an epoch of a different domain), not an optimizer blow-up, which climbs on, or a
+    bad batch, which is gone at once (handbook 'Loss Spike': data order)."""
+    loss = ev.series("train/loss")
+    if loss is None:
+        return None
+    for f in sorted(ev.of("divergence") + [s for s in ev.of("spike") if not s.evidence.get("recovered")],
+                    key=lambda f: f.start_step):
+        ok = np.isfinite(loss.values)
+        st, v = loss.steps[ok], loss.values[ok]
+        before = v[st < f.start_step][-8:]
+        after = v[st >= f.start_step]
+        if before.size < 3 or after.size < 8:
+            continue
+        level = float(np.median(before))
+        jump_end = min(after.size, 4)
+        top = float(np.max(after[:jump_end]))
+        tail = float(np.median(after[-max(3, after.size // 5):]))
+        # a step (reached within a few points), of +10..100 %, followed by a fresh descent of >= 5 %
+        if level <= 0 or not (1.1 * level <= top <= 2.0 * level) or tail > 0.95 * top or tail <= level * 1.02:
+            continue
+        if ev.typed("instability", "grad_growth") or ev.typed("grad_norm", "precursor"):
+            return None  # the gradients were building up: an optimisation event
+        hit = Hit(0.6, [f"the loss stepped up from ~{num(level)} to {num(top)} at step {f.start_step} within "
+                        f"{jump_end} logged points and then fell again to {num(tail)}: a new data distribution being "
+                        "learned, not a blow-up (which climbs on) or one bad batch (gone at once)",
+                        "no gradient-norm build-up before the step"])
+        hit.fixes += ["shuffle the training data globally (or interleave sources) so every batch mixes domains",
+                      "if the order is deliberate (curriculum), expect these steps and judge the run by validation"]
+        return hit
+    return None
+
+
 def class_imbalance(ev: Evidence) -> Hit | None:
     counts = ev.cfg("class_counts")
     if not isinstance(counts, (list, tuple, dict)):
@@ -293,7 +348,7 @@ def class_imbalance(ev: Evidence) -> Hit | None:
 
 def hardware(ev: Evidence) -> Hit | None:
     """Throughput regressions and spikes without a gradient co-signal point at the machine, not the model."""
-    thr = ev.first("throughput")
+    thr = ev.first("throughput", serious=False)
     spikes = ev.of("spike")
     g = ev.series("train/grad_norm")
     quiet = []
@@ -307,7 +362,8 @@ def hardware(ev: Evidence) -> Hit | None:
         return None
     hit = Hit(0.0, [])
     if thr:
-        hit.confidence = 0.45
+        hit.confidence = 0.45 if thr.severity != "info" else 0.25
+        hit.curve_backed = thr.severity != "info"
         hit.evidence.append(thr.message)
         hit.evidence.append("the loss itself is unaffected" if not ev.of("spike") else "spikes in the same run")
     if quiet:
@@ -332,6 +388,8 @@ RULES = (
     Rule("BAD_BATCH", "bad_data_batch", "handbook 'Loss Spike': abnormal samples; spike + recovery", bad_batch),
     Rule("NAN_TRANSIENT", "loss_nan_from_data", "handbook 'NaN Loss': division by zero in the loss", nan_transient),
     Rule("NAN_PERSISTENT", "nan_in_input", "Qwen2.5 post-mortem: NaN/Inf in the input data", nan_persistent),
+    Rule("NAN_PERSISTENT_LOSS", "loss_nan_from_data", "handbook 'NaN Loss': division by zero in the loss; the NaN "
+         "gradients of one batch poison the weights", nan_persistent_loss),
     Rule("NAN_DTYPE_UNKNOWN", "fp16_precision", "handbook 'NaN Loss': FP16 overflow is the usual NaN of LM training",
          nan_dtype_unknown),
     Rule("NAN_AFTER_RISE", "lr_too_high", "handbook 'NaN Loss': a loss that climbs into NaN is an LR blow-up",
@@ -342,6 +400,8 @@ RULES = (
          label_leak),
     Rule("LABEL_STUCK", "label_misalignment", "Qwen2.5 post-mortem: wrong labels -> loss cannot fall", labels_unlearnable),
     Rule("DATA_ORDER", "data_order", "handbook 'Loss Spike': data order problems; level shifts", data_order),
+    Rule("DATA_SHIFT", "data_order", "handbook 'Loss Spike': data order; a step up that is then learned down",
+         distribution_shift),
     Rule("CLASS_IMBALANCE", "class_imbalance", "Qwen2.5 post-mortem: sample imbalance -> oscillating loss",
          class_imbalance),
     Rule("HARDWARE", "hardware_fault", "prior art: PaLM/OPT restarts, Megatron reruns; non-reproducible faults", hardware),

@@ -69,6 +69,13 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
     if n < 1e6:
         hit.confidence = 0.7
         hit.evidence.append(f"a very small model (n_layer={ev.cfg('n_layer')}, n_embd={ev.cfg('n_embd')})")
+    odd = [f.evidence["key"] for f in ev.of("config", serious=False)
+           if f.evidence.get("key") in ("weight_decay", "dropout", "lr")]
+    if odd:
+        # explaining away: an extreme regulariser or LR explains a stall as well as the size does, and a model of
+        # this size trains fine without it
+        hit.confidence *= 0.6
+        hit.evidence.append(f"(the config's {', '.join(odd)} explains the stall as well)")
     v, t = ev.series("val/loss"), ev.series("train/loss")
     if v is not None and t is not None and len(v) > 2 and len(t) > 2:
         import numpy as np
@@ -93,6 +100,7 @@ def over_regularization(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"gradient norm grew {growth[0].evidence['growth']:.1f}x while the loss kept falling: the "
                             "decay keeps pulling the weights back")
         hit.confidence += 0.15
+        hit.promotes.append(growth[0])
     if sat:
         hit.evidence.append(f"clipping active on {100 * sat[0].evidence['share_clipped']:.0f}% of steps")
         hit.confidence += 0.05

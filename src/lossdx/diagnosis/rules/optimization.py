@@ -64,7 +64,9 @@ def unstable_high_lr(ev: Evidence) -> Hit | None:
         return None
     g = growth[0].evidence
     conf = 0.4 + (0.15 if len(explosions) >= 3 else 0) + (0.15 if ratio and ratio >= 1.5 else 0)
-    hit = Hit(conf, [f"gradient norm grew {g['growth']:.1f}x during training ({num(g['from'])} -> {num(g['to'])})"])
+    promotes = [growth[0]]
+    hit = Hit(conf, [f"gradient norm grew {g['growth']:.1f}x during training ({num(g['from'])} -> {num(g['to'])})"],
+              promotes=promotes)
     if explosions:
         hit.evidence.append(f"{len(explosions)} gradient-norm explosion(s), e.g. x{explosions[0].evidence['ratio']:.0f} "
                             f"at step {explosions[0].evidence['peak_step']}")
@@ -172,6 +174,7 @@ def missing_warmup(ev: Evidence) -> Hit | None:
     if (growth or ev.has("plateau")) and ev.profile.warmup_needed:
         hit.confidence = max(hit.confidence, 0.55)
         hit.curve_backed = True
+        hit.promotes += growth[:1]
         what = "gradient norm grew" if growth else "the loss stalled"
         hit.evidence.append(f"after the unwarmed start {what} (step {(growth or ev.of('plateau'))[0].start_step})")
     if hit.curve_backed:
@@ -280,6 +283,32 @@ def _bumps_after(ev: Evidence, horizon: int) -> list[tuple[str, int, float, floa
         if out:
             return out
     return out
+
+
+def unclipped_bursts(ev: Evidence) -> Hit | None:
+    """Loss spikes that come with gradient-norm bursts in a run that clips nothing: exploding gradients (Pascanu
+    et al.: recurrent nets without clipping; handbook: clip at 1.0). With clipping on, a burst is bounded and the
+    same picture reads as one bad batch."""
+    if ev.cfg("grad_clip") is None or ev.cfg_num("grad_clip"):
+        return None
+    if "batch" in str(ev.cfg("normalization", "")).lower() and (ev.cfg_num("batch_size") or 99) <= 4:
+        return None  # BatchNorm over a handful of samples explains the bursts (BATCHNORM rule)
+    spikes = [f for f in ev.of("spike") + ev.of("divergence") if f.metric == "train/loss"]
+    bursts = [g for g in ev.of("grad_norm", serious=False) if g.evidence.get("type") == "explosion"]
+    tol = max(2, ev.log_window, ev.profile.log_interval)
+    paired = [s for s in spikes if any(abs(g.start_step - s.start_step) <= tol for g in bursts)]
+    if not paired or (len(paired) < 2 and ev.profile.kind != "rnn_lm"):
+        return None  # one isolated spike with its burst is one bad batch (BAD_BATCH) until it repeats
+    hit = Hit(0.6, [f"{len(paired)} loss spike(s) with a gradient-norm burst at the same step (first at step "
+                    f"{paired[0].start_step})",
+                    f"no gradient clipping (config {ev.raw_key('grad_clip') or 'grad_clip'} = "
+                    f"{_fmt_raw(ev.cfg('grad_clip'))}): nothing bounds the update a burst makes"])
+    if ev.profile.kind == "rnn_lm":
+        hit.confidence += 0.15
+        hit.evidence.append("a recurrent network: gradients through time multiply step by step and explode without "
+                            "clipping")
+    clip_fix(ev, hit)
+    return hit
 
 
 def gradient_explosion(ev: Evidence) -> Hit | None:
@@ -497,6 +526,8 @@ RULES = (
     Rule("LR_LOW", "lr_too_low", "handbook 'Plateau' cause: LR too small; slow descent", lr_too_low),
     Rule("LR_SCHEDULE", "lr_schedule_bug", "nanoGPT analysis: decay horizon vs run length; LR trace restarts",
          schedule_bug),
+    Rule("GRAD_UNCLIPPED_BURSTS", "gradient_explosion", "Qwen2.5 post-mortem / Pascanu et al.: gradient explosion "
+         "without clipping", unclipped_bursts),
     Rule("GRAD_EXPLOSION", "gradient_explosion", "Qwen2.5 post-mortem: gradient explosion without clipping",
          gradient_explosion),
     Rule("INIT_LOSS", "bad_init", "handbook 'Divergence': bad initialisation; first loss vs ln V", bad_init),
