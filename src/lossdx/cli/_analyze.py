@@ -27,6 +27,19 @@ def emit(text: str, output: str | None, protected: tuple[str, ...] = ()) -> None
     os.replace(tmp, target)  # atomic: a failed write never leaves a half report
 
 
+def emit_bytes(data: bytes, output: str, protected: tuple[str, ...] = ()) -> None:
+    import tempfile
+
+    target = os.path.abspath(output)
+    for p in protected:
+        if p and os.path.exists(p) and os.path.exists(target) and os.path.samefile(p, target):
+            raise InputError(f"refusing to write the report over the input {output}")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".lossdx-", suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
+
+
 @click.command()
 @click.argument("path", type=click.Path())
 @input_options
@@ -50,7 +63,13 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
         from ..report.html import analyze_for_plot, render_plot
 
         report, run = analyze_for_plot(path, config, input_format, run_name, not no_auto_config)
-        emit(render_plot(report, run, fmt), output, protected=(path, config or ""))
+        plotted = render_plot(report, run, fmt)
+        if isinstance(plotted, bytes):  # png
+            if output is None:
+                raise click.UsageError("--format png writes an image: give it a file with -o report.png")
+            emit_bytes(plotted, output, protected=(path, config or ""))
+        else:
+            emit(plotted, output, protected=(path, config or ""))
         raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
     report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
                           auto_config=not no_auto_config)
