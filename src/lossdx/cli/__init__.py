@@ -21,6 +21,8 @@ cli.add_command(_demo.demo)
 cli.add_command(_analyze.formats)
 cli.add_command(_calc.calc)
 cli.add_command(_explain.explain)
+from . import _compare  # noqa: E402
+cli.add_command(_compare.compare)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -343,4 +343,62 @@ def render_plot(report: Report, run: Run, fmt: str) -> str | bytes:
     return render_png(report, run) if fmt == "png" else render_html(report, run)
 
 
-__all__ = ["analyze_for_plot", "downsample", "plot_data", "render_html", "render_png", "render_plot"]
+def render_compare_html(c: Any) -> str:
+    """A comparison (:class:`lossdx.compare.Comparison`) as one self-contained page: the runs overlaid on one
+    axis (tokens seen or steps), their flagged events marked, the ranking and the reasons."""
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+    panels = []
+    x_max = 0.0
+    x_min = math.inf
+    for title, metrics, height, log in PANELS:
+        series, findings = [], []
+        for i, r in enumerate(c.runs):
+            tps = (r.report.run.get("facts") or {}).get("tokens_per_step") if c.axis == "tokens" else None
+            scale = float(tps) if tps else None
+            for m in metrics:
+                sp = series_spec(r.run, m, label=f"{r.label} {m.split('/')[0]}" if len(metrics) > 1 else r.label,
+                                 dash=m.startswith("val/"), x_scale=scale)
+                if sp is None:
+                    continue
+                sp["color"] = colors[i % len(colors)]
+                if scale:
+                    sp["nonfinite"] = [[a * scale, b * scale, k] for a, b, k in sp["nonfinite"]]
+                series.append(sp)
+                if sp["x"]:
+                    x_min = min(x_min, sp["x"][0])
+                    x_max = max(x_max, sp["x"][-1])
+            if title == "loss":
+                for f in r.report.findings:
+                    if f.kind in ("nan", "divergence", "spike") and f.severity != "info":
+                        k = scale or 1.0
+                        findings.append({"kind": f.kind, "severity": f.severity, "start": f.start_step * k,
+                                         "end": f.end_step * k, "metric": f.metric,
+                                         "message": f"{r.label}: {f.message}"})
+        if series:
+            panels.append({"title": title, "height": height, "log": log or title == "loss",
+                           "series": series, "phases": [], "findings": findings})
+    if not math.isfinite(x_min):
+        x_min = 0.0
+    data = {"x_min": x_min, "x_max": x_max if x_max > x_min else x_min + 1, "x_label": c.axis, "panels": panels}
+    header = (f"<h1>lossdx compare: {len(c.runs)} runs</h1>"
+              f"<p class=\"muted\">x axis: {e('tokens' if c.axis == 'tokens' else 'steps')} · ranked by {e(c.metric)} at {e(f'{c.horizon:,.6g}')} "
+              f"{e('tokens' if c.axis == 'tokens' else 'steps')}</p><p><b>{e(c.summary)}</b></p>")
+    rows = ["<h2>Ranking</h2><table><tr><th>rank</th><th>run</th><th>" + e(c.metric) + "</th><th>verdict</th>"
+            "<th>why</th></tr>"]
+    for r in c.runs:
+        value = f"{r.value:.4g}" if r.value == r.value else "n/a"
+        rows.append(f"<tr><td>{r.rank}</td><td>{e(r.label)}<br><span class=\"muted\">{e(r.report.source.get('path', ''))}"
+                    f"</span></td><td>{e(value)}</td><td>{e(r.report.verdict)}</td><td><ul>"
+                    + "".join(f"<li>{e(x)}</li>" for x in r.reasons) + "</ul></td></tr>")
+    rows.append("</table>")
+    if c.varied:
+        rows.append("<h2>Config keys that differ</h2><table><tr><th>key</th>"
+                    + "".join(f"<th>{e(r.label)}</th>" for r in c.runs) + "</tr>")
+        for k in c.varied[:40]:
+            rows.append(f"<tr><td><code>{e(k)}</code></td>"
+                        + "".join(f"<td>{e(_fmt(r.run.config.get(k, '')))}</td>" for r in c.runs) + "</tr>")
+        rows.append("</table>")
+    return page("lossdx compare", header, data, "\n".join(rows))
+
+
+__all__ = ["analyze_for_plot", "render_compare_html", "downsample", "plot_data", "render_html", "render_png", "render_plot"]

@@ -82,7 +82,7 @@
     });
     // y grid and labels
     var yt = p.log ? (function () {
-      var out = []; for (var e = Math.floor(ylo); e <= Math.ceil(yhi); e++) out.push(Math.pow(10, e));
+      var out = []; for (var e = Math.ceil(ylo); e <= Math.floor(yhi); e++) out.push(Math.pow(10, e));
       if (out.length < 3) out = ticks(Math.pow(10, ylo), Math.pow(10, yhi), 4);
       return out;
     })() : ticks(ylo, yhi, 5);
