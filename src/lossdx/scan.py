@@ -78,23 +78,11 @@ def run_inputs(directory: str) -> list[str] | None:
             return files  # two logs of one format: separate runs (workers report what is not a log)
         seen.add(fmt)
         logs.append(p)
-    runs = [d for d in dirs if _holds_files(d) and not _only_event_files(d)]
+    runs = [d for d in dirs if _holds_files(d)]
     if len(runs) < 2:
-        # one log per format (the same run written several ways), or a TensorBoard log root whose
-        # reader keeps the runs of its sub-directories apart
-        return None
+        return None  # one log per format (the same run written several ways), perhaps with a tb/ beside
+    # run directories (a sweep, a TensorBoard log root with version_0/, version_1/ ...), and any log beside them
     return logs + runs
-
-
-def _only_event_files(directory: str) -> bool:
-    """A TensorBoard run (event files, perhaps in sub-directories) and nothing else a reader would take."""
-    from .readers import tensorboard
-
-    if not tensorboard.has_event_files(directory):
-        return False
-    files, dirs = _entries(directory)
-    return all("tfevents" in os.path.basename(p) or _log_format(p) is None for p in files) and \
-        all(_only_event_files(d) or not _holds_files(d) for d in dirs)
 
 
 def _holds_files(directory: str) -> bool:
