@@ -155,3 +155,12 @@ def test_analyze_for_plot_returns_the_curves():
     assert "train/loss" in run.series and report.verdict in ("warning", "problem")
     with pytest.raises(Exception):
         analyze_for_plot(str(log) + ".missing")
+
+
+def test_render_dispatch_reads_the_curves_again():
+    from lossdx import analyze_path
+    from lossdx.report import render
+
+    log = need(GPU_RUNS / "bad_batch_spike" / "metrics.jsonl")
+    page = render(analyze_path(str(log)), "html")
+    assert page.startswith("<!DOCTYPE html>") and '"train/loss"' in page
