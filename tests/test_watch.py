@@ -72,20 +72,25 @@ def test_nan_from_a_concurrent_writer_is_caught_within_one_poll(tmp_path, name):
     w = Watcher(str(path))
     t.start()
     caught = None
+    starts: list[float] = []
     deadline = time.monotonic() + 30
     try:
         while time.monotonic() < deadline and caught is None:
+            starts.append(time.monotonic())
             for f in w.poll():
                 if f.kind == "nan":
-                    caught = (f, time.monotonic())
+                    caught = (f, starts[-1])
             time.sleep(POLL)
     finally:
         t.join()
     assert caught is not None, "NaN not reported"
-    f, at = caught
+    f, poll_start = caught
     assert f.start_step == nan_step and f.severity == "error"
-    # reported at the first poll after the NaN was written: within one interval (+ the poll's own time)
-    assert at - written["nan"] <= POLL + 0.15, at - written["nan"]
+    # reported by the first poll that started after the NaN was written (so within one poll interval),
+    # however slow a loaded machine makes each poll
+    missed = [s for s in starts if written["nan"] < s < poll_start]
+    assert not missed, f"{len(missed)} poll(s) after the write did not report it"
+    assert poll_start - written["nan"] <= POLL + 0.5
     assert w.steps_seen >= nan_step
 
 
