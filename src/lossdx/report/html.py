@@ -324,8 +324,13 @@ def render_png(report: Report, run: Run) -> bytes:
             ax.plot(s["x"], y, "--" if s["dash"] else "-", lw=1, label=s["name"])
             for a, b, _k in s["nonfinite"]:
                 ax.axvspan(a, b + 0.5, color="#d62728", alpha=0.5)
+        span = max(1.0, float(data["x_max"] - data["x_min"]))
         for f in p["findings"]:
-            ax.axvspan(f["start"] - 0.5, f["end"] + 0.5, color=colors.get(f["severity"], "#555"), alpha=0.25)
+            if f["kind"] == "log_limit":
+                continue  # what the log cannot show is not a place on the curve
+            wide = (f["end"] - f["start"]) > 0.2 * span
+            ax.axvspan(f["start"] - 0.5, f["end"] + 0.5, color=colors.get(f["severity"], "#555"),
+                       alpha=0.06 if wide else 0.3)
         if p["log"]:
             ax.set_yscale("log")
         ax.set_title(p["title"], loc="left", fontsize=9)
