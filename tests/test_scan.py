@@ -122,3 +122,12 @@ def test_many_small_logs_start_reporting_at_once(tmp_path):
     assert "r00000.log" in first
     assert first_after < 5.0, f"first line after {first_after:.1f} s"
     assert "3000 runs analysed from 3000 inputs" in out, err
+
+
+def test_markdown_scan_is_a_table_with_escaped_names(tmp_path):
+    d = _runs_dir(tmp_path, n=2)
+    (d / "r_*evil*`.log").write_text((d / "r0.log").read_text())
+    res = _cli("analyze", str(d), "-f", "md", "-j", "1")
+    assert res.returncode == 0, res.stderr
+    assert "| verdict | run | summary | top cause |" in res.stdout
+    assert "r\\_\\*evil\\*\\`.log" in res.stdout

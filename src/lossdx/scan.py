@@ -137,8 +137,9 @@ def analyze_input(path: str, auto_config: bool = True) -> ScanResult:
         return ScanResult(path, error=str(err), skipped=True)
     except LossdxError as err:
         return ScanResult(path, error=str(err))
-    except (MemoryError, RecursionError, ValueError, OSError) as err:
-        return ScanResult(path, error=f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    except Exception as err:  # a bug of ours on one input must not end the scan of the others: it is reported
+        msg = str(err).splitlines()[0] if str(err) else ""
+        return ScanResult(path, error=f"internal error: {type(err).__name__}: {msg} (please report it)")
 
 
 def _work(args: tuple[str, bool]) -> ScanResult:

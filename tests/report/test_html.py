@@ -85,6 +85,14 @@ def test_hostile_strings_are_escaped(tmp_path):
     assert "&lt;img src=x onerror=alert(1)&gt;" in body
     assert page.count("<script") == 2 and page.count("</script>") == 2
     assert "<" not in script_json({"k": "</script><b>&"}).replace("\\u003c", "")
+    # and in a browser: the hostile names are text, no element or script of theirs exists
+    f = tmp_path / "hostile.html"
+    f.write_text(page, encoding="utf-8")
+    dom, console = dump_dom(f)
+    assert console == []
+    assert "<img" not in dom and dom.count("<script") == 2
+    assert "data-js-errors=" not in dom
+    _plot_rect(dom)
 
 
 def test_hostile_file_name_in_chromium(tmp_path):
