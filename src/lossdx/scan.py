@@ -124,6 +124,10 @@ def analyze_input(path: str, auto_config: bool = True) -> ScanResult:
     from .exceptions import LossdxError, UnsupportedFormat
     from .readers import read_runs
 
+    from .config.readers import _CONFIG_NAMES
+
+    if os.path.isfile(path) and os.path.basename(path) in _CONFIG_NAMES:
+        return ScanResult(path, error="a training config (read for the logs beside it), not a log", skipped=True)
     try:
         runs = read_runs(path)
         reports = []
