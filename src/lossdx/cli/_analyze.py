@@ -62,7 +62,10 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
     if fmt in ("html", "png"):  # the plots need the curves, not only the report
         from ..report.html import analyze_for_plot, render_plot
 
-        report, run = analyze_for_plot(path, config, input_format, run_name, not no_auto_config)
+        from ._progress import read_progress
+
+        with read_progress(path):
+            report, run = analyze_for_plot(path, config, input_format, run_name, not no_auto_config)
         plotted = render_plot(report, run, fmt)
         if isinstance(plotted, bytes):  # png
             if output is None:
@@ -71,8 +74,11 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
         else:
             emit(plotted, output, protected=(path, config or ""))
         raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
-    report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
-                          auto_config=not no_auto_config)
+    from ._progress import read_progress
+
+    with read_progress(path):  # a progress line on long reads, at a terminal only
+        report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
+                              auto_config=not no_auto_config)
     emit(render(report, fmt), output, protected=(path, config or ""))
     raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
 
