@@ -181,3 +181,22 @@ def test_idle_watch_uses_almost_no_cpu(tmp_path):
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert cpu < 0.1, f"{cpu:.3f} s of CPU in 1 s of idle polling every 50 ms"
+
+
+def test_trainer_state_rewritten_whole_gives_only_new_steps(tmp_path):
+    path = tmp_path / "trainer_state.json"
+
+    def save(n, nan_at=None):
+        rows = [{"step": i, "loss": "NaN" if i == nan_at else round(_loss(i), 4), "learning_rate": 3e-4}
+                for i in range(1, n + 1)]
+        tmp = tmp_path / "tmp.json"
+        tmp.write_text(json.dumps({"log_history": rows, "global_step": n}).replace('"NaN"', "NaN"))
+        tmp.replace(path)  # HF writes a new file each save
+
+    save(50)
+    w = Watcher(str(path))
+    assert w.poll() == [] and w.steps_seen == 50
+    save(80, nan_at=70)
+    found = w.poll()
+    assert w.steps_seen == 80
+    assert any(f.kind == "nan" and f.start_step == 70 for f in found)

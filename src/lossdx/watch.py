@@ -44,6 +44,7 @@ class Tail:
         self.plugins: dict[str, str] = {}
         self.identity: tuple[int, int] | None = None
         self.notes: list[str] = []
+        self.seen_step = -(1 << 62)  # files rewritten whole: the last step already returned
 
     def _reset(self) -> None:
         self.offset, self.header, self.dialect, self.plugins = 0, None, None, {}
@@ -86,6 +87,8 @@ class Tail:
                 raise CorruptLog(f"{self.path}: corrupt record at byte {self.offset + used}")
             self.offset += used
             return _canonical(b)
+        if self.fmt == "hf_trainer_state":
+            return self._rewritten()
         end = data.rfind(b"\n") + 1  # complete lines only: a torn last line waits for its end
         if end == 0:
             return {}
@@ -97,6 +100,27 @@ class Tail:
         if self.fmt in ("csv", "jsonl"):
             return self._via_reader(lines)
         return self._text(lines)
+
+    def _rewritten(self) -> dict[str, Series]:
+        """HF's trainer_state.json is rewritten whole at each save: read it again, keep the steps not seen."""
+        from .readers import hf_state
+
+        try:
+            runs = hf_state.read(self.path)
+        except (InputError, ValueError):
+            self.offset = 0  # caught mid-write: read it again at the next poll
+            return {}
+        self.offset = os.path.getsize(self.path)
+        out: dict[str, Series] = {}
+        for name, s in runs[0].series.items():
+            keep = s.steps > self.seen_step
+            if keep.any():
+                out[name] = Series(name, s.steps[keep], s.values[keep],
+                                   None if s.wall_times is None else s.wall_times[keep])
+        steps = [int(s.steps[-1]) for s in out.values() if len(s)]
+        if steps:
+            self.seen_step = max(steps)
+        return out
 
     def _text(self, lines: list[str]) -> dict[str, Series]:
         from .readers import text
