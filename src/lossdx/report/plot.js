@@ -93,11 +93,18 @@
       var tx = el("text", {x: L - 4, y: y + 3, "text-anchor": "end", "font-size": 10, fill: "#555"}, svg);
       tx.textContent = fmt(v);
     });
+    var xfmt = function (v) {  // steps and tokens: 250k, 1.2M, 3B
+      var a = Math.abs(v), units = [[1e9, "B"], [1e6, "M"], [1e3, "k"]];
+      for (var i = 0; i < units.length; i++) {
+        if (a >= units[i][0] && a >= 1e4) return String(Math.round(v / units[i][0] * 100) / 100) + units[i][1];
+      }
+      return fmt(v);
+    };
     ticks(view[0], view[1], 8).forEach(function (v) {
       var x = xs(v);
       el("line", {x1: x, x2: x, y1: T + ph, y2: T + ph + 4, stroke: "#999"}, svg);
       var tx = el("text", {x: x, y: T + ph + 15, "text-anchor": "middle", "font-size": 10, fill: "#555"}, svg);
-      tx.textContent = fmt(v);
+      tx.textContent = xfmt(v);
     });
     // curves
     p.spec.series.forEach(function (s) {
