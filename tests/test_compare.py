@@ -79,3 +79,20 @@ def test_labels_use_the_directory_when_files_share_a_name():
     runs = [_run("x", [1, 2], 1), _run("y", [1, 2], 1)]
     assert labels_for(["a/train.log", "b/train.log"], runs) == ["a/train.log", "b/train.log"]
     assert labels_for(["a/one.log", "a/two.log"], runs) == ["one.log", "two.log"]
+
+
+def test_compare_html_escapes_hostile_file_names(tmp_path):
+    from lossdx.compare import compare_paths
+    from lossdx.report.html import render_compare_html
+
+    paths = []
+    for i, lr in enumerate((1e-3, 3e-3)):
+        d = tmp_path / f"<img src=x onerror=alert({i})>"
+        d.mkdir()
+        (d / "train.log").write_text("".join(f"iter {j}: loss {3 * 0.99 ** (j * (i + 1)) + 1:.4f}, time 1.00ms\n"
+                                             for j in range(200)))
+        (d / "config.json").write_text(json.dumps({"learning_rate": lr, "note": "<script>alert(9)</script>"}))
+        paths.append(str(d / "train.log"))
+    page = render_compare_html(compare_paths(paths))
+    assert "<img" not in page and "<script>alert" not in page
+    assert "&lt;img src=x onerror=alert(0)&gt;" in page

@@ -200,3 +200,24 @@ def test_trainer_state_rewritten_whole_gives_only_new_steps(tmp_path):
     found = w.poll()
     assert w.steps_seen == 80
     assert any(f.kind == "nan" and f.start_step == 70 for f in found)
+
+
+def test_csv_without_a_step_column_keeps_counting_rows(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("loss,lr\n" + "".join(f"{_loss(i):.4f},0.001\n" for i in range(30)))
+    t = Tail(str(path))
+    assert t.poll()["train/loss"].steps.tolist() == list(range(30))
+    with open(path, "a") as fh:
+        fh.write("".join(f"{_loss(i):.4f},0.001\n" for i in range(30, 35)))
+    assert t.poll()["train/loss"].steps.tolist() == list(range(30, 35))
+
+
+def test_a_restarted_log_is_watched_as_a_new_run(tmp_path):
+    path = tmp_path / "train.log"
+    path.write_bytes(b"".join(_text(i, False) for i in range(60)))
+    w = Watcher(str(path))
+    w.poll()
+    path.write_bytes(b"".join(_text(i, i == 20) for i in range(30)))  # a new run from step 0
+    found = w.poll()
+    assert any(f.kind == "nan" and f.start_step == 20 for f in found)
+    assert w.tail.notes

@@ -44,10 +44,12 @@ class Tail:
         self.plugins: dict[str, str] = {}
         self.identity: tuple[int, int] | None = None
         self.notes: list[str] = []
+        self.restarted = False  # set when the file was truncated or replaced: the watcher starts over
+        self.rows_seen = 0  # data rows of CSV / JSONL returned so far (logs without a step column)
         self.seen_step = -(1 << 62)  # files rewritten whole: the last step already returned
 
     def _reset(self) -> None:
-        self.offset, self.header, self.dialect, self.plugins = 0, None, None, {}
+        self.offset, self.header, self.dialect, self.plugins, self.rows_seen = 0, None, None, {}, 0
 
     def _grown(self) -> bytes:
         try:
@@ -56,7 +58,9 @@ class Tail:
             return b""  # not created yet (or being rotated): wait
         ident = (st.st_dev, st.st_ino)
         if self.identity is not None and (ident != self.identity or st.st_size < self.offset):
-            self.notes.append(f"{self.path} was replaced or truncated: reading it from the start")
+            if self.fmt != "hf_trainer_state":  # that one is replaced at every save, by design
+                self.notes.append(f"{self.path} was replaced or truncated: reading it from the start (a new run)")
+                self.restarted = True
             self._reset()
         self.identity = ident
         if st.st_size <= self.offset:
@@ -162,6 +166,11 @@ class Tail:
         out: dict[str, Series] = {}
         for run in runs:
             out.update(run.series)
+        rows = len(lines) - (1 if self.fmt == "csv" else 0)
+        if self.rows_seen and out and all(len(s) and s.steps[0] == 0 and s.steps[-1] < rows for s in out.values()):
+            # no step column: the reader numbered this chunk's rows from 0; continue the file's numbering
+            out = {k: Series(k, s.steps + self.rows_seen, s.values, s.wall_times) for k, s in out.items()}
+        self.rows_seen += rows
         return out
 
 
@@ -191,6 +200,7 @@ class Watcher:
         self.tail = Tail(path, fmt)
         self.detectors = default_detectors()
         ctx = Context(config=dict(config or {}), max_steps=(config or {}).get("max_steps"))
+        self.context = ctx
         for d in self.detectors:
             d.reset(ctx)
         self.last_step: int | None = None
@@ -209,9 +219,20 @@ class Watcher:
             out.append(f)
         return out
 
+    def _start_over(self) -> None:
+        for d in self.detectors:
+            d.reset(self.context)
+        self.last_step = None
+        self._reported.clear()
+        self._nonfinite.clear()
+
     def poll(self) -> list[Finding]:
         found: list[Finding] = []
-        for step, values in _by_step(self.tail.poll()):
+        new = self.tail.poll()
+        if self.tail.restarted:
+            self.tail.restarted = False
+            self._start_over()
+        for step, values in _by_step(new):
             if self.last_step is not None and step < self.last_step:
                 self.late_points += 1  # an online detector cannot go back in time
                 continue
