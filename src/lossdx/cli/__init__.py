@@ -21,6 +21,10 @@ cli.add_command(_demo.demo)
 cli.add_command(_analyze.formats)
 cli.add_command(_calc.calc)
 cli.add_command(_explain.explain)
+from . import _compare  # noqa: E402
+cli.add_command(_compare.compare)
+from . import _watch  # noqa: E402
+cli.add_command(_watch.watch)
 
 
 def main(argv: list[str] | None = None) -> int:

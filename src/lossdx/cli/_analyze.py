@@ -27,18 +27,58 @@ def emit(text: str, output: str | None, protected: tuple[str, ...] = ()) -> None
     os.replace(tmp, target)  # atomic: a failed write never leaves a half report
 
 
+def emit_bytes(data: bytes, output: str, protected: tuple[str, ...] = ()) -> None:
+    import tempfile
+
+    target = os.path.abspath(output)
+    for p in protected:
+        if p and os.path.exists(p) and os.path.exists(target) and os.path.samefile(p, target):
+            raise InputError(f"refusing to write the report over the input {output}")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".lossdx-", suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, target)
+
+
 @click.command()
 @click.argument("path", type=click.Path())
 @input_options
 @report_options
+@click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
+              help="Worker processes for a directory of many runs (default: all CPU cores).")
 def analyze(path: str, config: str | None, no_auto_config: bool, input_format: str | None, run_name: str | None,
-            fmt: str, fail_on: str, output: str | None) -> None:
+            fmt: str, fail_on: str, output: str | None, jobs: int | None = None) -> None:
     """Analyse a training log (file or directory) and report what is wrong, why, and what to change.
 
     Exit codes: 0 healthy, 1 warning/problem (see --fail-on), 2 unreadable input.
     """
-    report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
-                          auto_config=not no_auto_config)
+    if os.path.isdir(path) and config is None and input_format is None and run_name is None:
+        from ..scan import run_inputs
+        from ._scan import scan_directory
+
+        inputs = run_inputs(path)
+        if inputs is not None:  # a directory of many runs: analyse them all
+            raise click.exceptions.Exit(scan_directory(path, inputs, fmt, fail_on, output, jobs, not no_auto_config))
+    if fmt in ("html", "png"):  # the plots need the curves, not only the report
+        from ..report.html import analyze_for_plot, render_plot
+
+        from ._progress import read_progress
+
+        with read_progress(path):
+            report, run = analyze_for_plot(path, config, input_format, run_name, not no_auto_config)
+        plotted = render_plot(report, run, fmt)
+        if isinstance(plotted, bytes):  # png
+            if output is None:
+                raise click.UsageError("--format png writes an image: give it a file with -o report.png")
+            emit_bytes(plotted, output, protected=(path, config or ""))
+        else:
+            emit(plotted, output, protected=(path, config or ""))
+        raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
+    from ._progress import read_progress
+
+    with read_progress(path):  # a progress line on long reads, at a terminal only
+        report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
+                              auto_config=not no_auto_config)
     emit(render(report, fmt), output, protected=(path, config or ""))
     raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
 

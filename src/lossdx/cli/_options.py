@@ -10,8 +10,10 @@ from ..readers import FORMAT_NAMES
 
 
 def report_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "md"]), default="text",
-                      show_default=True, help="Report format (json is the stable contract).")(fn)
+    fn = click.option("--format", "-f", "fmt", type=click.Choice(["text", "json", "md", "html", "png"]),
+                      default="text", show_default=True,
+                      help="Report format (json is the stable contract; html: one self-contained file with plots; "
+                           "png needs the plot extra).")(fn)
     fn = click.option("--fail-on", type=click.Choice(["warning", "problem", "never"]), default="warning",
                       show_default=True, help="Exit 1 when the verdict is at least this bad.")(fn)
     fn = click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,

@@ -86,6 +86,19 @@ def _candidates(directory: str) -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+def _read_all(inputs: list[str]) -> list[Run]:
+    runs: list[Run] = []
+    for p in inputs:
+        try:
+            got = read_runs(p)
+        except InputError:
+            continue  # not a log (a config, a checkpoint): a scan lists these as skipped
+        for r in got:
+            r.meta.setdefault("run_name", os.path.basename(p.rstrip(os.sep)))
+        runs.extend(got)
+    return runs
+
+
 def read_runs(path: str, format: str | None = None) -> list[Run]:
     """Every run the input holds (a W&B export or a TensorBoard directory may hold several)."""
     if not os.path.exists(path):
@@ -95,10 +108,25 @@ def read_runs(path: str, format: str | None = None) -> list[Run]:
             return tensorboard.read(path)
         if format is not None:
             raise InputError(f"{path} is a directory; pass the log file itself with --input-format {format}")
+        from ..scan import run_inputs
+
+        inputs = run_inputs(path)
+        if inputs is not None:  # many runs: read them all, never keep one silently (lossdx.scan analyses them)
+            runs = _read_all(inputs)
+            if runs:
+                return runs
         errors = []
-        for _pref, entry, name in _candidates(path):
+        candidates = _candidates(path)
+        for _pref, entry, name in candidates:
             try:
-                return _read_file(os.path.join(path, entry), name)
+                runs = _read_file(os.path.join(path, entry), name)
+                others = [f"{e} ({n})" for _p, e, n in candidates if e != entry]
+                if others:
+                    for r in runs:
+                        r.meta.setdefault("notes", []).append(
+                            f"read {entry}; also in the directory, taken as the same run in other formats: "
+                            + ", ".join(others))
+                return runs
             except InputError as err:
                 errors.append(str(err))
         reason = f" ({errors[0]})" if errors else ""

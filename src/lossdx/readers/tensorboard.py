@@ -319,6 +319,18 @@ def _parse_records(data: bytes, final: bool, builder: SeriesBuilder, plugins: di
     return pos, records, False
 
 
+def parse_block(data: bytes, builder: SeriesBuilder, plugins: dict[str, str]) -> tuple[int, bool]:
+    """Add the whole records at the start of ``data`` to ``builder``; return (bytes consumed, corrupt record
+    met). A record cut at the end waits: ``lossdx watch`` calls this with the bytes a file grew by."""
+    fast: dict[bytes, tuple[array, bytearray, bytearray]] = {}
+    pos, _n, bad = _parse_records(data, False, builder, plugins, fast)
+    for tag_bytes, (steps, values, walls) in fast.items():
+        builder.add_arrays(tag_bytes.decode("utf-8", "replace"), np.frombuffer(steps, dtype=np.int64).astype(np.float64),
+                           np.frombuffer(bytes(values), dtype="<f4").astype(np.float64),
+                           np.frombuffer(bytes(walls), dtype="<f8").copy())
+    return pos, bad
+
+
 def _event_files(path: str) -> dict[str, list[str]]:
     """Event files grouped by run directory (TensorBoard's notion of a run)."""
     if os.path.isfile(path):

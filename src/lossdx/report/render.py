@@ -114,4 +114,7 @@ RENDERERS: dict[str, Callable[[Report], str]] = {"text": render_text, "json": re
 
 
 def render(report: Report, fmt: str) -> str:
+    if fmt == "html":  # the curves are read again from the report's source (see lossdx.report.html)
+        from .html import render_html
+        return render_html(report)
     return RENDERERS[fmt](report)

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from lossdx import read_runs
+from lossdx.scan import analyze_input, run_inputs, scan, summary_lines
+
+from .conftest import GPU_RUNS, need
+
+
+def _log(path, n=60, spike=None, scale=1.0):
+    lines = []
+    for i in range(n):
+        v = scale * (3 * 0.98 ** i + 1)
+        if spike is not None and i == spike:
+            v *= 6
+        lines.append(f"iter {i}: loss {v:.4f}, time 10.00ms, mfu 1.00%\n")
+    path.write_text("".join(lines))
+
+
+def _runs_dir(tmp_path, n=5):
+    d = tmp_path / "runs"
+    d.mkdir()
+    for i in range(n):
+        _log(d / f"r{i}.log", n=300, spike=150 if i == 2 else None)
+    (d / "notes.bin").write_bytes(b"\x00\x01\x02" * 100)  # not a log: listed, not dropped silently
+    return d
+
+
+def _cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "lossdx", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_directory_of_many_logs_analyses_them_all(tmp_path):
+    d = _runs_dir(tmp_path)
+    res = _cli("analyze", str(d), "-f", "json", "-j", "2")
+    assert res.returncode == 1, res.stderr  # r2 has a spike
+    reports = json.loads(res.stdout)
+    assert isinstance(reports, list) and len(reports) == 5
+    assert sorted(r["source"]["path"].rsplit("/", 1)[1] for r in reports) == [f"r{i}.log" for i in range(5)]
+    assert [r["verdict"] for r in reports].count("healthy") == 4
+
+
+def test_text_scan_prints_one_line_per_run_and_a_summary(tmp_path):
+    d = _runs_dir(tmp_path)
+    res = _cli("analyze", str(d), "-j", "1")
+    lines = res.stdout.splitlines()
+    assert sum(1 for ln in lines if ln.startswith(("OK ", "WARNING ", "PROBLEM "))) == 5
+    assert any("notes.bin" in ln for ln in lines)  # what was not a log is said, not dropped
+    assert "5 runs analysed from 6 inputs" in res.stdout
+    assert res.stderr == ""  # no progress bar when the output is not a terminal
+
+
+def test_one_run_in_several_formats_stays_one_run(tmp_path):
+    g = need(GPU_RUNS / "bad_batch_spike")
+    assert run_inputs(str(g)) is None
+    d = tmp_path / "run"
+    d.mkdir()
+    for name in ("train.log", "metrics.csv", "metrics.jsonl", "config.json"):
+        (d / name).write_bytes((g / name).read_bytes())
+    assert run_inputs(str(d)) is None
+    runs = read_runs(str(d))
+    assert len(runs) == 1
+    assert any("other formats" in n for n in runs[0].meta.get("notes", []))
+
+
+def test_directory_of_run_directories(tmp_path):
+    root = tmp_path / "sweep"
+    for name in ("a", "b", "c"):
+        (root / name).mkdir(parents=True)
+        _log(root / name / "train.log", n=200)
+    (root / "README.md").write_text("# a sweep\n")
+    inputs = run_inputs(str(root))
+    assert inputs is not None and [p.rsplit("/", 1)[1] for p in inputs] == ["a", "b", "c"]
+    runs = read_runs(str(root))  # the library keeps every run too
+    assert len(runs) == 3
+
+
+def test_gpu_runs_directory_is_a_scan():
+    g = need(GPU_RUNS)
+    inputs = run_inputs(str(g))
+    assert inputs is not None and len(inputs) >= 20
+
+
+def test_scan_workers_match_serial(tmp_path):
+    d = _runs_dir(tmp_path)
+    inputs = run_inputs(str(d))
+    serial = [r.to_dict() for res in scan(inputs, jobs=1) for r in res.reports]
+    parallel = [r.to_dict() for res in scan(inputs, jobs=2) for r in res.reports]
+    assert serial == parallel
+    results = list(scan(inputs, jobs=2))
+    assert any("not logs" in ln for ln in summary_lines(results))
+
+
+def test_unreadable_input_is_a_line_not_a_crash(tmp_path):
+    p = tmp_path / "empty.log"
+    p.write_text("")
+    res = analyze_input(str(p))
+    assert res.error and not res.reports
+
+
+def test_many_small_logs_start_reporting_at_once(tmp_path):
+    """R19: a directory of thousands of small logs must not be sniffed whole before anything happens."""
+    d = tmp_path / "many"
+    d.mkdir()
+    body = "".join(f"iter {j}: loss {3 - j * 0.01:.3f}\n" for j in range(20))
+    for i in range(3000):
+        (d / f"r{i:05d}.log").write_text(body)
+    t0 = time.monotonic()
+    inputs = run_inputs(str(d))
+    assert inputs is not None and len(inputs) == 3000
+    assert time.monotonic() - t0 < 1.0
+    proc = subprocess.Popen([sys.executable, "-m", "lossdx", "analyze", str(d), "-j", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    first = proc.stdout.readline()
+    first_after = time.monotonic() - t0
+    out, err = proc.communicate(timeout=300)
+    assert "r00000.log" in first
+    assert first_after < 5.0, f"first line after {first_after:.1f} s"
+    assert "3000 runs analysed from 3000 inputs" in out, err
+
+
+def test_markdown_scan_is_a_table_with_escaped_names(tmp_path):
+    d = _runs_dir(tmp_path, n=2)
+    (d / "r_*evil*`.log").write_text((d / "r0.log").read_text())
+    res = _cli("analyze", str(d), "-f", "md", "-j", "1")
+    assert res.returncode == 0, res.stderr
+    assert "| verdict | run | summary | top cause |" in res.stdout
+    assert "r\\_\\*evil\\*\\`.log" in res.stdout
