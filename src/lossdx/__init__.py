@@ -16,7 +16,9 @@ from .model import Run, Series
 from .readers import read_runs
 from .report import Diagnosis, Report
 
-__version__ = "0.1.0"
+from ._version import version as _version
+
+__version__ = _version()
 
 __all__ = [
     "ConfigError", "CorruptLog", "Diagnosis", "Finding", "InputError", "LossdxError", "NoLossMetric", "Report",

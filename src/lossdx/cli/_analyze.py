@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -11,12 +12,14 @@ from ..exceptions import InputError
 from ..readers import READERS
 from ..readers.text import FORMATS as TEXT_FORMATS
 from ..report import render
-from ._options import exit_code, input_options, report_options
+from ..settings import load_settings
+from ._options import (display_options, exit_code, input_options, report_options, settings_options,
+                       settings_overrides, text_options)
 
 
 def emit(text: str, output: str | None, protected: tuple[str, ...] = ()) -> None:
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=True)  # the renderer colours only when asked: never strip it
         return
     target = os.path.abspath(output)
     if any(p and os.path.abspath(p) == target for p in protected):
@@ -31,16 +34,24 @@ def emit(text: str, output: str | None, protected: tuple[str, ...] = ()) -> None
 @click.argument("path", type=click.Path())
 @input_options
 @report_options
+@display_options
+@settings_options
 def analyze(path: str, config: str | None, no_auto_config: bool, input_format: str | None, run_name: str | None,
-            fmt: str, fail_on: str, output: str | None) -> None:
+            fmt: str, fail_on: str | None, output: str | None, quiet: bool, verbose: bool, show_all: bool,
+            color: str, settings_file: str | None, **overrides: Any) -> None:
     """Analyse a training log (file or directory) and report what is wrong, why, and what to change.
 
-    Exit codes: 0 healthy, 1 warning/problem (see --fail-on), 2 unreadable input.
+    Settings come from [tool.lossdx] in pyproject.toml or a lossdx.toml (the nearest above the log, else above
+    the working directory); the options below override them.
+
+    Exit codes: 0 healthy, 1 warning/problem (see --fail-on), 2 unreadable input, bad usage or an internal error.
     """
+    settings = load_settings(path, settings_file).merged(**settings_overrides(overrides))
     report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
-                          auto_config=not no_auto_config)
-    emit(render(report, fmt), output, protected=(path, config or ""))
-    raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
+                          auto_config=not no_auto_config, settings=settings)
+    opts = text_options(output, quiet, verbose, show_all, color) if fmt == "text" else {}
+    emit(render(report, fmt, **opts), output, protected=(path, config or ""))
+    raise click.exceptions.Exit(exit_code(report.verdict, fail_on or settings.fail_on or "warning"))
 
 
 @click.command()

@@ -1,0 +1,29 @@
+"""The version, from one place: pyproject.toml's ``version``, read back from the installed distribution's
+metadata (or, in a source checkout run with ``PYTHONPATH=src``, from the pyproject.toml beside ``src``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+
+@lru_cache(maxsize=1)
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("lossdx")
+    except PackageNotFoundError:
+        return _source_tree_version()
+
+
+def _source_tree_version() -> str:
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    try:
+        import tomllib
+
+        meta = tomllib.loads(pyproject.read_text("utf-8")).get("project", {})
+    except (OSError, ValueError, ImportError):
+        return "0+unknown"
+    return str(meta.get("version", "0+unknown")) if meta.get("name") == "lossdx" else "0+unknown"
