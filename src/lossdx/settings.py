@@ -66,7 +66,8 @@ class Settings:
         given = {k: v for k, v in overrides.items() if v is not None and v != ()}
         if not given:
             return self
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"}
+        values = {f.name: getattr(self, f.name) for f in fields(self)
+                  if f.name != "sources" and getattr(self, f.name) not in (None, ())}
         values.update(given)
         out = from_mapping(values, origin="the command line")
         out.sources = self.sources + ["command line"]

@@ -49,7 +49,7 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
     settings = load_settings(path, settings_file).merged(**settings_overrides(overrides))
     report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
                           auto_config=not no_auto_config, settings=settings)
-    opts = text_options(output, quiet, verbose, show_all, color) if fmt == "text" else {}
+    opts = text_options(output, quiet, verbose, show_all, color) if fmt == "text" else {"show_all": show_all}
     emit(render(report, fmt, **opts), output, protected=(path, config or ""))
     raise click.exceptions.Exit(exit_code(report.verdict, fail_on or settings.fail_on or "warning"))
 

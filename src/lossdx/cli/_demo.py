@@ -24,5 +24,5 @@ def demo(fmt: str, output: str | None, quiet: bool, verbose: bool, show_all: boo
         log = folder / "train.log"
         report = analyze_path(str(log), config=str(folder / "config.py"))
     report.source["path"] = "lossdx/examples/train.log (bundled example)"
-    opts = text_options(output, quiet, verbose, show_all, color) if fmt == "text" else {}
+    opts = text_options(output, quiet, verbose, show_all, color) if fmt == "text" else {"show_all": show_all}
     emit(render(report, fmt, **opts), output)

@@ -32,6 +32,9 @@ _GROUP_NOUNS = {"spike": "loss spikes", "grad_norm": "gradient-norm explosions",
                 "divergence": "divergences", "instability": "instabilities", "plateau": "plateaus",
                 "lr_schedule": "LR-schedule findings", "throughput": "throughput drops", "config": "config findings",
                 "data_order": "data-order shifts", "log_limit": "log limits"}
+#: kinds whose findings are repeated events of one thing (grouped when many); others say different things
+_EVENT_KINDS = frozenset({"spike", "grad_norm", "nan", "divergence", "instability", "throughput", "data_order",
+                          "plateau"})
 #: a kind with more findings than this is shown as one grouped line unless ``show_all``
 GROUP_ABOVE = 3
 _MARKS = {"healthy": "OK", "warning": "WARNING", "problem": "PROBLEM"}
@@ -95,7 +98,7 @@ def group_findings(findings: list[dict[str, Any]], show_all: bool = False) -> li
     for f in shown:
         key = (f["kind"], f["metric"])
         group = members[key]
-        if len(group) <= GROUP_ABOVE:
+        if len(group) <= GROUP_ABOVE or f["kind"] not in _EVENT_KINDS:
             out.append(f)
         elif key not in done:
             done.add(key)
@@ -117,19 +120,19 @@ def _group_entry(group: list[dict[str, Any]]) -> dict[str, Any]:
         r, big = max(ratios, key=lambda t: t[0])
         at = big["evidence"].get("peak_step", big["start_step"])
         msg += f", largest x{r:.3g} at step {at}"
-    msg += " - --all lists them"
+    msg += " — --all lists them"
     return {"kind": kind, "metric": metric, "severity": worst["severity"], "message": msg,
             "start_step": min(f["start_step"] for f in group), "end_step": max(f["end_step"] for f in group),
             "evidence": {}, "group": group}
 
 
-def _unique_fixes(diagnoses: list[dict[str, Any]]) -> list[list[str]]:
-    """Per diagnosis, its fixes not already printed for a higher-ranked one (no fix printed twice)."""
+def _unique_fixes(diagnoses: list[dict[str, Any]], key: str = "fixes") -> list[list[str]]:
+    """Per diagnosis, its fixes (or checks) not already printed for a higher-ranked one (none printed twice)."""
     seen: set[str] = set()
     out = []
     for dg in diagnoses:
         mine = []
-        for fx in dg["fixes"]:
+        for fx in dg.get(key, []):
             if fx not in seen:
                 seen.add(fx)
                 mine.append(fx)
@@ -171,6 +174,9 @@ def render_text(report: Report, *, width: int | None = None, color: bool = False
         hang = head.cell_len if indent is None else indent
         if hang > wrap_at // 2:
             hang = 4
+        if head.cell_len + 10 > wrap_at:  # a prefix wider than the line: on lines of its own, the body below
+            lines.extend(_stripped(ln) for ln in head.wrap(console, wrap_at, overflow="fold"))
+            head, hang = Text(" " * min(hang, 4)), min(hang, 4)
         first, *rest = text.wrap(console, max(10, wrap_at - head.cell_len), overflow="fold") or [Text("")]
         lines.append(Text.assemble(head, first))
         if rest and hang != head.cell_len:  # the first line had a different width: re-wrap the remainder
@@ -229,7 +235,8 @@ def render_text(report: Report, *, width: int | None = None, color: bool = False
         blank()
         lines.append(Text("likely causes:", style=_STYLES["heading"]))
         fixes = _unique_fixes(d["diagnoses"])
-        for i, (dg, mine) in enumerate(zip(d["diagnoses"], fixes), 1):
+        checks = _unique_fixes(d["diagnoses"], "checks")
+        for i, (dg, mine, my_checks) in enumerate(zip(d["diagnoses"], fixes, checks), 1):
             lines.append(Text.assemble(f"  {i}. ", (dg["cause"], _STYLES["cause"]),
                                        f"  (confidence {dg['confidence']:.2f})"))
             for e in dg["evidence"]:
@@ -238,7 +245,7 @@ def render_text(report: Report, *, width: int | None = None, color: bool = False
                 para("       ", Text.assemble(("fix:", _STYLES["fix"]), "     ", fx), indent=16)
             if dg["fixes"] and not mine:
                 para("       ", Text.assemble(("fix:", _STYLES["fix"]), "     the fixes listed above"), indent=16)
-            for ck in dg.get("checks", []) if verbosity >= 0 else []:
+            for ck in my_checks:
                 para("       ", Text.assemble(("check:", _STYLES["check"]), "   ", ck), indent=16)
     notes = run.get("notes") or []
     if notes:
@@ -293,7 +300,7 @@ def md_escape(s: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", t)
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, *, show_all: bool = False) -> str:
     d = report.to_dict()
     e = md_escape
     out = [f"# lossdx report: {e(d['source'].get('path'))}", "",
@@ -313,7 +320,7 @@ def render_markdown(report: Report) -> str:
     if facts:
         out += ["", "## Facts", "", "| fact | value |", "|---|---|"]
         out += [f"| {e(_FACT_LABELS.get(k, k.replace('_', ' ')))} | {e(_fmt(v))} |" for k, v in facts.items()]
-    shown = group_findings(d["findings"])
+    shown = group_findings(d["findings"], show_all=show_all)
     if shown:
         out += ["", f"## Findings ({e(finding_counts(d['findings']))})", "",
                 "| severity | kind | metric | steps | message |", "|---|---|---|---|---|"]
@@ -322,16 +329,17 @@ def render_markdown(report: Report) -> str:
                        f"| {e(f['message'])} |")
     if d["diagnoses"]:
         out += ["", "## Likely causes", ""]
-        for i, (dg, mine) in enumerate(zip(d["diagnoses"], _unique_fixes(d["diagnoses"])), 1):
+        checks = _unique_fixes(d["diagnoses"], "checks")
+        for i, (dg, mine, my_checks) in enumerate(zip(d["diagnoses"], _unique_fixes(d["diagnoses"]), checks), 1):
             out.append(f"{i}. **{e(dg['cause'])}** (confidence {dg['confidence']:.2f})")
             out += [f"   - evidence: {e(x)}" for x in dg["evidence"]]
             out += [f"   - fix: {e(fx)}" for fx in mine]
             if dg["fixes"] and not mine:
                 out.append("   - fix: the fixes listed above")
-            out += [f"   - check: {e(c)}" for c in dg.get("checks", [])]
+            out += [f"   - check: {e(c)}" for c in my_checks]
     if run.get("notes"):
         out += ["", "## Notes", ""] + [f"- {e(n)}" for n in run["notes"]]
-    out += ["", f"<sub>lossdx {e(d['lossdx_version'])}, analysed {e(d['analyzed_at'])}</sub>"]
+    out += ["", f"*lossdx {e(d['lossdx_version'])}, analysed {e(d['analyzed_at'])}*"]
     return "\n".join(out) + "\n"
 
 
@@ -346,14 +354,14 @@ def _gh_prop(s: str) -> str:
     return _gh_data(s).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(report: Report) -> str:
+def render_github(report: Report, *, show_all: bool = False) -> str:
     """One workflow command per finding shown (``::error``/``::warning``/``::notice file=...::message``), the
     likely causes as notices, then the verdict; a GitHub Actions log turns them into annotations."""
     d = report.to_dict()
     path = _gh_prop(str(d["source"].get("path", "")))
     level = {"error": "error", "warning": "warning", "info": "notice"}
     out = []
-    for f in group_findings(d["findings"]):
+    for f in group_findings(d["findings"], show_all=show_all):
         if f["kind"] == "log_limit":
             continue
         title = _gh_prop(f"lossdx {f['kind']} @ step {_where(f)}")
@@ -439,12 +447,15 @@ def _sarif_time(iso: str) -> str:
     return iso.replace("+00:00", "Z")
 
 
-RENDERERS: dict[str, Callable[[Report], str]] = {"text": render_text, "json": render_json, "md": render_markdown,
+RENDERERS: dict[str, Callable[..., str]] = {"text": render_text, "json": render_json, "md": render_markdown,
                                                  "github": render_github, "sarif": render_sarif}
 
 
 def render(report: Report, fmt: str, **options: Any) -> str:
-    """``report`` in format ``fmt`` (a key of :data:`RENDERERS`); ``options`` go to the text renderer only."""
+    """``report`` in format ``fmt`` (a key of :data:`RENDERERS`). ``options``: ``show_all`` for text, md and
+    github; ``width``, ``color`` and ``verbosity`` for text (see :func:`render_text`)."""
     if fmt == "text":
         return render_text(report, **options)
+    if fmt in ("md", "github"):
+        return RENDERERS[fmt](report, show_all=bool(options.get("show_all")))
     return RENDERERS[fmt](report)
