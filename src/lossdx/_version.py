@@ -3,6 +3,7 @@ metadata (or, in a source checkout run with ``PYTHONPATH=src``, from the pyproje
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,10 +21,12 @@ def version() -> str:
 
 def _source_tree_version() -> str:
     pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-    try:
-        import tomllib
+    if sys.version_info < (3, 11):  # only a source checkout on 3.10 gets here: no TOML parser in the stdlib
+        return "0+unknown"
+    import tomllib
 
+    try:
         meta = tomllib.loads(pyproject.read_text("utf-8")).get("project", {})
-    except (OSError, ValueError, ImportError):
+    except (OSError, ValueError):
         return "0+unknown"
     return str(meta.get("version", "0+unknown")) if meta.get("name") == "lossdx" else "0+unknown"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,7 +11,13 @@ from .. import facts as F
 from ..config import read_config
 
 
-class _Number(click.ParamType):
+if TYPE_CHECKING:  # click >= 8.2 makes ParamType generic; 8.1 (still supported) cannot be subscripted
+    _ParamType = click.ParamType[Any, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class _Number(_ParamType):
     """A finite number within bounds: a calculator input that cannot be negative, zero or NaN says so in one line."""
 
     def __init__(self, kind: type = float, minimum: float | None = 0.0, min_open: bool = True,

@@ -70,4 +70,5 @@ class Report:
 
 def load_schema() -> dict[str, Any]:
     """The JSON Schema of the report, shipped inside the package."""
-    return json.loads(resources.files("lossdx.report").joinpath("schema.json").read_text("utf-8"))
+    schema: dict[str, Any] = json.loads(resources.files("lossdx.report").joinpath("schema.json").read_text("utf-8"))
+    return schema

@@ -412,8 +412,7 @@ def render_sarif(report: Report) -> str:
     d = report.to_dict()
     shown = [f for f in d["findings"] if f["kind"] != "phase"]
     kinds = list(dict.fromkeys(f["kind"] for f in shown))
-    rules = [{"id": k, "name": k, "shortDescription": {"text": _KIND_HELP.get(k, k)},
-              "helpUri": "https://github.com/lossdx/lossdx#what-a-report-holds"} for k in kinds]
+    rules = [{"id": k, "name": k, "shortDescription": {"text": _KIND_HELP.get(k, k)}} for k in kinds]
     level = {"error": "error", "warning": "warning", "info": "note"}
     uri = _artifact_uri(str(d["source"].get("path", "")))
     results = []
@@ -430,8 +429,7 @@ def render_sarif(report: Report) -> str:
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": "lossdx", "version": version(), "semanticVersion": version(),
-                                "informationUri": "https://github.com/lossdx/lossdx", "rules": rules}},
+            "tool": {"driver": {"name": "lossdx", "version": version(), "rules": rules}},
             "invocations": [{"executionSuccessful": True, "endTimeUtc": _sarif_time(d["analyzed_at"])}],
             "artifacts": [{"location": {"uri": uri}, "properties": {"format": d["source"].get("format", "")}}],
             "results": results,
