@@ -175,3 +175,26 @@ def test_internal_error_is_one_line_exit_2_and_debug_shows_the_traceback(tmp_pat
     code, out, err = run_cli("analyze", str(log), "--debug", **env)
     assert code == 2 and "Traceback (most recent call last)" in err and err.rstrip().splitlines()[-1].startswith(
         "lossdx: internal error")
+
+
+# --- R18 through the CLI ------------------------------------------------------------------------------------
+
+def test_r18_hostile_file_names_and_run_names_through_the_cli(tmp_path):
+    """The reproducer of R18: ESC/OSC in a file name reach a terminal raw; a backtick breaks Markdown."""
+    hostile = tmp_path / "run\x1b[2J\x1b]0;pwned-title\x07.log"
+    spiky_log(hostile, n=300)
+    code, out, _ = run_in_pty(["analyze", str(hostile), "--fail-on", "never"])
+    assert code == 0
+    plain = ANSI.sub("", out)
+    assert "\x1b" not in plain and "\x07" not in plain
+    assert "run\\x1b[2J\\x1b]0;pwned-title\\x07.log" in re.sub(r"\n +", "", plain)  # shown, visibly
+    tick = tmp_path / "x`<img src=x onerror=alert(1)>`.log"
+    spiky_log(tick, n=300)
+    code, out, _ = run_cli("analyze", str(tick), "--format", "md", "--fail-on", "never")
+    assert code == 0 and "<img" not in out and "`" not in out.replace("\\`", "")
+    csv = tmp_path / "wandb.csv"
+    rows = ['"Step","a<script>alert(1)</script> - train/loss","b - train/loss"']
+    rows += [f"{i},{3 * 0.98 ** i + 1:.4f},{3 * 0.97 ** i + 1:.4f}" for i in range(60)]
+    csv.write_text("\n".join(rows) + "\n")
+    code, out, _ = run_cli("analyze", str(csv), "--format", "md", "--fail-on", "never")
+    assert code == 0 and "<script>" not in out and "&lt;script&gt;" in out

@@ -179,9 +179,10 @@ def render_text(report: Report, *, width: int | None = None, color: bool = False
             head, hang = Text(" " * min(hang, 4)), min(hang, 4)
         first, *rest = text.wrap(console, max(10, wrap_at - head.cell_len), overflow="fold") or [Text("")]
         lines.append(Text.assemble(head, first))
-        if rest and hang != head.cell_len:  # the first line had a different width: re-wrap the remainder
-            rest = list(Text(" ").join(_stripped(ln) for ln in rest).wrap(console, max(10, wrap_at - hang),
-                                                                        overflow="fold"))
+        if rest and hang != head.cell_len:  # the first line had a different width: wrap the remainder anew
+            remainder = text[len(first.plain):]
+            remainder = remainder[len(remainder.plain) - len(remainder.plain.lstrip(" \n")):]
+            rest = list(remainder.wrap(console, max(10, wrap_at - hang), overflow="fold"))
         for ln in rest:
             lines.append(Text.assemble(" " * hang, ln))
 
