@@ -18,7 +18,12 @@ from .report import Diagnosis, Report
 
 from ._version import version as _version
 
-__version__ = _version()
+
+def __getattr__(name: str) -> str:
+    """``lossdx.__version__``, looked up on first use (importlib.metadata costs ~10 ms at import)."""
+    if name == "__version__":
+        return _version()
+    raise AttributeError(f"module 'lossdx' has no attribute {name!r}")
 
 __all__ = [
     "ConfigError", "CorruptLog", "Diagnosis", "Finding", "InputError", "LossdxError", "NoLossMetric", "Report",

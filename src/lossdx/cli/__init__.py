@@ -15,7 +15,8 @@ from . import _analyze, _calc, _demo, _explain
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(version=version(), prog_name="lossdx")
+@click.option("--version", is_flag=True, is_eager=True, expose_value=False, help="Show the version and exit.",
+              callback=lambda ctx, _param, value: _show_version(ctx) if value else None)
 @click.option("--debug", is_flag=True, expose_value=False,
               help="Show the traceback of an internal error (also accepted after the command).")
 def cli() -> None:
@@ -31,6 +32,11 @@ cli.add_command(_demo.demo)
 cli.add_command(_analyze.formats)
 cli.add_command(_calc.calc)
 cli.add_command(_explain.explain)
+
+
+def _show_version(ctx: click.Context) -> None:
+    click.echo(f"lossdx, version {version()}")
+    ctx.exit()
 
 
 def _take_debug(argv: list[str]) -> tuple[list[str], bool]:
