@@ -198,3 +198,14 @@ def test_r18_hostile_file_names_and_run_names_through_the_cli(tmp_path):
     csv.write_text("\n".join(rows) + "\n")
     code, out, _ = run_cli("analyze", str(csv), "--format", "md", "--fail-on", "never")
     assert code == 0 and "<script>" not in out and "&lt;script&gt;" in out
+
+
+def test_annotations_point_at_the_line_of_the_step(log):
+    _, out, _ = run_cli("analyze", str(log), "-f", "github", "--all")
+    first = next(line for line in out.splitlines() if "lossdx spike" in line)
+    step = int(first.split("@ step ")[1].split(":")[0].split("-")[0].split("::")[0])
+    line = int(first.split(",line=")[1].split(",")[0])
+    assert log.read_text().splitlines()[line - 1].startswith(f"iter {step}:")
+    _, out, _ = run_cli("analyze", str(log), "-f", "sarif")
+    region = json.loads(out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]
+    assert region["startLine"] >= 1

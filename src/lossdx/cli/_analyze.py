@@ -13,6 +13,7 @@ from ..readers import READERS
 from ..readers.text import FORMATS as TEXT_FORMATS
 from ..report import render
 from ..settings import load_settings
+from ._locate import step_lines
 from ._options import (display_options, exit_code, input_options, report_options, settings_options,
                        settings_overrides, text_options)
 
@@ -50,6 +51,9 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
     report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
                           auto_config=not no_auto_config, settings=settings)
     opts = text_options(output, quiet, verbose, show_all, color) if fmt == "text" else {"show_all": show_all}
+    if fmt in ("github", "sarif"):  # annotations point at the line of each finding's first step
+        opts["lines"] = step_lines(str(report.source.get("path", "")), (f.start_step for f in report.findings),
+                                   delimited="csv" in str(report.source.get("format", "")))
     emit(render(report, fmt, **opts), output, protected=(path, config or ""))
     raise click.exceptions.Exit(exit_code(report.verdict, fail_on or settings.fail_on or "warning"))
 

@@ -355,9 +355,10 @@ def _gh_prop(s: str) -> str:
     return _gh_data(s).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(report: Report, *, show_all: bool = False) -> str:
+def render_github(report: Report, *, show_all: bool = False, lines: dict[int, int] | None = None) -> str:
     """One workflow command per finding shown (``::error``/``::warning``/``::notice file=...::message``), the
-    likely causes as notices, then the verdict; a GitHub Actions log turns them into annotations."""
+    likely causes as notices, then the verdict; a GitHub Actions log turns them into annotations. ``lines`` maps
+    a step to its line in the input (``line=`` of an annotation) where known."""
     d = report.to_dict()
     path = _gh_prop(str(d["source"].get("path", "")))
     level = {"error": "error", "warning": "warning", "info": "notice"}
@@ -366,7 +367,9 @@ def render_github(report: Report, *, show_all: bool = False) -> str:
         if f["kind"] == "log_limit":
             continue
         title = _gh_prop(f"lossdx {f['kind']} @ step {_where(f)}")
-        out.append(f"::{level[f['severity']]} file={path},title={title}::{_gh_data(f['metric'] + ': ' + f['message'])}")
+        at = (lines or {}).get(f["start_step"])
+        line = f",line={at}" if at else ""
+        out.append(f"::{level[f['severity']]} file={path}{line},title={title}::{_gh_data(f['metric'] + ': ' + f['message'])}")
     for i, (dg, mine) in enumerate(zip(d["diagnoses"], _unique_fixes(d["diagnoses"])), 1):
         body = f"{dg['cause']} (confidence {dg['confidence']:.2f})"
         if dg["evidence"]:
@@ -406,8 +409,9 @@ def _artifact_uri(path: str) -> str:
     return quote(path.replace(os.sep, "/"))
 
 
-def render_sarif(report: Report) -> str:
-    """The findings as a SARIF 2.1.0 log (GitHub code scanning, IDEs); causes and verdict in property bags."""
+def render_sarif(report: Report, *, lines: dict[int, int] | None = None) -> str:
+    """The findings as a SARIF 2.1.0 log (GitHub code scanning, IDEs); causes and verdict in property bags.
+    ``lines`` maps a step to its line in the input (the result's region) where known."""
     from .._version import version
 
     d = report.to_dict()
@@ -418,10 +422,13 @@ def render_sarif(report: Report) -> str:
     uri = _artifact_uri(str(d["source"].get("path", "")))
     results = []
     for f in shown:
+        location: dict[str, Any] = {"artifactLocation": {"uri": uri}}
+        if (lines or {}).get(f["start_step"]):
+            location["region"] = {"startLine": (lines or {})[f["start_step"]]}
         results.append({
             "ruleId": f["kind"], "ruleIndex": kinds.index(f["kind"]), "level": level[f["severity"]],
             "message": {"text": f"{f['metric']}: {f['message']}"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri}},
+            "locations": [{"physicalLocation": location,
                            "logicalLocations": [{"name": f["metric"], "kind": "variable"}]}],
             "properties": {"metric": f["metric"], "start_step": f["start_step"], "end_step": f["end_step"],
                            "evidence": f["evidence"]},
@@ -452,9 +459,14 @@ RENDERERS: dict[str, Callable[..., str]] = {"text": render_text, "json": render_
 
 def render(report: Report, fmt: str, **options: Any) -> str:
     """``report`` in format ``fmt`` (a key of :data:`RENDERERS`). ``options``: ``show_all`` for text, md and
-    github; ``width``, ``color`` and ``verbosity`` for text (see :func:`render_text`)."""
+    github; ``width``, ``color`` and ``verbosity`` for text (see :func:`render_text`); ``lines`` (step -> line
+    of the input) for github and sarif."""
     if fmt == "text":
         return render_text(report, **options)
-    if fmt in ("md", "github"):
-        return RENDERERS[fmt](report, show_all=bool(options.get("show_all")))
+    if fmt == "md":
+        return render_markdown(report, show_all=bool(options.get("show_all")))
+    if fmt == "github":
+        return render_github(report, show_all=bool(options.get("show_all")), lines=options.get("lines"))
+    if fmt == "sarif":
+        return render_sarif(report, lines=options.get("lines"))
     return RENDERERS[fmt](report)
