@@ -15,7 +15,6 @@ from .findings import Finding
 from .model import Run, Series
 from .readers import read_runs
 from .report import Diagnosis, Report
-
 from ._version import version as _version
 
 
@@ -24,6 +23,7 @@ def __getattr__(name: str) -> str:
     if name == "__version__":
         return _version()
     raise AttributeError(f"module 'lossdx' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError", "CorruptLog", "Diagnosis", "Finding", "InputError", "LossdxError", "NoLossMetric", "Report",

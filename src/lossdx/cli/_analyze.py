@@ -50,7 +50,8 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
     settings = load_settings(path, settings_file).merged(**settings_overrides(overrides))
     report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
                           auto_config=not no_auto_config, settings=settings)
-    opts = text_options(output, quiet, verbose, show_all, color) if fmt == "text" else {"show_all": show_all}
+    opts: dict[str, Any] = (text_options(output, quiet, verbose, show_all, color) if fmt == "text"
+                            else {"show_all": show_all})
     if fmt in ("github", "sarif"):  # annotations point at the line of each finding's first step
         opts["lines"] = step_lines(str(report.source.get("path", "")), (f.start_step for f in report.findings),
                                    delimited="csv" in str(report.source.get("format", "")))
