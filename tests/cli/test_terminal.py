@@ -209,3 +209,11 @@ def test_annotations_point_at_the_line_of_the_step(log):
     _, out, _ = run_cli("analyze", str(log), "-f", "sarif")
     region = json.loads(out)["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["region"]
     assert region["startLine"] >= 1
+
+
+def test_explain_is_wrapped_on_a_terminal():
+    code, out, _ = run_in_pty(["explain", "lr_too_high"], columns=80)
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 80
+    assert "\n                  " in out  # continuation lines under the text column
+    _, piped, _ = run_cli("explain", "lr_too_high")
+    assert max(len(line) for line in piped.splitlines()) > 80  # a pipe gets whole lines

@@ -108,7 +108,7 @@ def use_color(choice: str, to_terminal: bool) -> bool:
 
 def text_options(output: str | None, quiet: bool, verbose: bool, show_all: bool, color: str) -> dict[str, Any]:
     """Keyword arguments of the text renderer: wrapped and coloured only for a terminal (or when forced)."""
-    to_terminal = output is None and _isatty(sys.stdout)
+    to_terminal = output is None and is_terminal(sys.stdout)
     width = shutil.get_terminal_size((80, 24)).columns if to_terminal else None
     if output is None and not to_terminal and os.environ.get("COLUMNS", "").isdigit():
         width = int(os.environ["COLUMNS"])  # an explicit width for a pipe
@@ -116,7 +116,7 @@ def text_options(output: str | None, quiet: bool, verbose: bool, show_all: bool,
             "verbosity": -1 if quiet else (1 if verbose else 0), "show_all": show_all}
 
 
-def _isatty(stream: Any) -> bool:
+def is_terminal(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError):
