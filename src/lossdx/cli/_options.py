@@ -46,24 +46,24 @@ def _kinds_option(value: tuple[str, ...]) -> tuple[str, ...]:
 
 def settings_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Command-line settings; they override ``[tool.lossdx]`` / ``lossdx.toml`` (see ``lossdx.settings``)."""
-    fn = click.option("--settings", "settings_file", type=click.Path(dir_okay=False), default=None,
-                      help="Settings file (lossdx.toml or a pyproject.toml with [tool.lossdx]). Default: the "
-                           "nearest one above the log, else above the working directory.")(fn)
-    fn = click.option("--select", multiple=True, metavar="KINDS",
-                      help="Report only these finding kinds (comma-separated, repeatable).")(fn)
-    fn = click.option("--ignore", multiple=True, metavar="KINDS",
-                      help="Drop these finding kinds, e.g. --ignore throughput,log_limit.")(fn)
-    fn = click.option("--spike-z", type=float, default=None,
-                      help="Sigmas of local noise a loss spike must exceed  [default: 8].")(fn)
-    fn = click.option("--grad-norm-ratio", type=float, default=None,
-                      help="Times its level a gradient norm must reach to be an explosion  [default: 10].")(fn)
-    fn = click.option("--plateau-window", type=float, default=None,
-                      help="Share of the run over which a plateau is judged  [default: 0.33].")(fn)
+    fn = click.option("--typical-lr", type=float, default=None,
+                      help="The learning rate usual for this kind of run (default: derived from the run).")(fn)
     fn = click.option("--plateau-min-improvement", type=float, default=None,
                       help="Relative improvement over that window below which the loss has plateaued  "
                            "[default: 0.015].")(fn)
-    fn = click.option("--typical-lr", type=float, default=None,
-                      help="The learning rate usual for this kind of run (default: derived from the run).")(fn)
+    fn = click.option("--plateau-window", type=float, default=None,
+                      help="Share of the run over which a plateau is judged  [default: 0.33].")(fn)
+    fn = click.option("--grad-norm-ratio", type=float, default=None,
+                      help="Times its level a gradient norm must reach to be an explosion  [default: 10].")(fn)
+    fn = click.option("--spike-z", type=float, default=None,
+                      help="Sigmas of local noise a loss spike must exceed  [default: 8].")(fn)
+    fn = click.option("--ignore", multiple=True, metavar="KINDS",
+                      help="Drop these finding kinds, e.g. --ignore throughput,log_limit.")(fn)
+    fn = click.option("--select", multiple=True, metavar="KINDS",
+                      help="Report only these finding kinds (comma-separated, repeatable).")(fn)
+    fn = click.option("--settings", "settings_file", type=click.Path(dir_okay=False), default=None,
+                      help="Settings file (lossdx.toml or a pyproject.toml with [tool.lossdx]). Default: the "
+                           "nearest one above the log, else above the working directory.")(fn)
     return fn
 
 
