@@ -174,3 +174,29 @@ def test_sarif_structure_without_the_schema_package():
         assert r["level"] in ("error", "warning", "note") and r["message"]["text"]
         assert run["tool"]["driver"]["rules"][r["ruleIndex"]]["id"] == r["ruleId"]
     assert run["invocations"][0]["endTimeUtc"].endswith("Z")
+
+
+# --- property: nothing from the input escapes its place, whatever it holds ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ANY_TEXT = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
+
+
+@settings(max_examples=100, deadline=None)
+@given(path=_ANY_TEXT, metric=_ANY_TEXT, run_name=_ANY_TEXT)
+def test_r18_any_input_string_stays_inert(path, metric, run_name):
+    import re
+
+    from markdown_it import MarkdownIt
+
+    report = make_report(path, n_spikes=2, run_name=run_name, metric=metric)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", render(report, "text", color=True, width=60))
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", text)
+    md = render(report, "md")
+    tokens = MarkdownIt("commonmark").enable("table").parse(md)
+    kinds = {t.type for t in tokens} | {c.type for t in tokens for c in (t.children or [])}
+    assert not kinds & {"html_inline", "html_block", "link_open", "image", "code_inline", "code_block", "fence"}
+    gh = render(report, "github")
+    assert all(line.startswith("::") for line in gh.splitlines())
