@@ -414,7 +414,7 @@ def render_sarif(report: Report, *, lines: dict[int, int] | None = None) -> str:
     ``lines`` maps a step to its line in the input (the result's region) where known."""
     from .._version import version
 
-    d = report.to_dict()
+    d = _cleaned(report.to_dict())  # SARIF viewers print these strings: no control characters from the input
     shown = [f for f in d["findings"] if f["kind"] != "phase"]
     kinds = list(dict.fromkeys(f["kind"] for f in shown))
     rules = [{"id": k, "name": k, "shortDescription": {"text": _KIND_HELP.get(k, k)}} for k in kinds]
