@@ -217,3 +217,8 @@ def test_explain_is_wrapped_on_a_terminal():
     assert "\n                  " in out  # continuation lines under the text column
     _, piped, _ = run_cli("explain", "lr_too_high")
     assert max(len(line) for line in piped.splitlines()) > 80  # a pipe gets whole lines
+
+
+def test_r18_error_messages_show_control_characters_visibly(tmp_path):
+    code, _, err = run_cli("analyze", str(tmp_path / "nope\x1b]0;x\x07.log"))
+    assert code == 2 and "\x1b" not in err and "\x07" not in err and "nope\\x1b]0;x\\x07.log" in err
