@@ -15,8 +15,15 @@ from .findings import Finding
 from .model import Run, Series
 from .readers import read_runs
 from .report import Diagnosis, Report
+from ._version import version as _version
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> str:
+    """``lossdx.__version__``, looked up on first use (importlib.metadata costs ~10 ms at import)."""
+    if name == "__version__":
+        return _version()
+    raise AttributeError(f"module 'lossdx' has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigError", "CorruptLog", "Diagnosis", "Finding", "InputError", "LossdxError", "NoLossMetric", "Report",

@@ -12,6 +12,7 @@ from .findings import Finding
 from .model import Run
 from .readers import read
 from .report import Report
+from .settings import Settings
 
 _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 
@@ -84,12 +85,22 @@ def _drop_unmeasured(run: Run) -> None:
             run.meta.setdefault("notes", []).append(f"{held[0]} is read as the validation loss (no val/loss logged)")
 
 
-def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None) -> Report:
-    """Analyse a run: findings from the detectors, causes from the rules, facts from the config."""
+def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None,
+            settings: Settings | None = None) -> Report:
+    """Analyse a run: findings from the detectors, causes from the rules, facts from the config.
+
+    ``settings`` (:class:`lossdx.settings.Settings`) selects or ignores finding kinds, overrides thresholds
+    (when ``detectors`` is not given) and norms, and is recorded in the report."""
+    if settings is not None and settings.norms():
+        run.meta.setdefault("norms", {}).update(settings.norms())
+    if detectors is None and settings is not None:
+        detectors = settings.detectors()
     dets = list(default_detectors() if detectors is None else detectors)
     _drop_unmeasured(run)
     ctx = Context.from_run(run)
     findings = detect_all(run, dets, ctx)
+    if settings is not None:
+        findings = [f for f in findings if settings.keeps(f.kind)]
     facts = compute_facts(run)
     diagnoses: list = []
     try:
@@ -123,7 +134,7 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
     if run.meta.get("run_name"):
         source["run_name"] = str(run.meta["run_name"])
     return Report(source=source, verdict=verdict, summary=summarize(verdict, findings, diagnoses), run=run_info,
-                  findings=findings, diagnoses=diagnoses)
+                  findings=findings, diagnoses=diagnoses, settings=settings.to_dict() if settings else {})
 
 
 def read_run(path: str, config: str | None = None, input_format: str | None = None, run_name: str | None = None,
@@ -139,10 +150,10 @@ def read_run(path: str, config: str | None = None, input_format: str | None = No
 
 
 def analyze_path(path: str, config: str | None = None, input_format: str | None = None,
-                 run_name: str | None = None, auto_config: bool = True) -> Report:
+                 run_name: str | None = None, auto_config: bool = True, settings: Settings | None = None) -> Report:
     """Read ``path`` (and its config) and analyse it: what ``lossdx analyze`` does."""
     return analyze(read_run(path, config=config, input_format=input_format, run_name=run_name,
-                            auto_config=auto_config))
+                            auto_config=auto_config), settings=settings)
 
 
 __all__ = ["analyze", "analyze_path", "attach_config", "read_run"]

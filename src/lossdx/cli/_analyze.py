@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 
@@ -11,12 +12,15 @@ from ..exceptions import InputError
 from ..readers import READERS
 from ..readers.text import FORMATS as TEXT_FORMATS
 from ..report import render
-from ._options import exit_code, input_options, report_options
+from ..settings import load_settings
+from ._locate import step_lines
+from ._options import (display_options, exit_code, input_options, report_options, settings_options,
+                       settings_overrides, text_options)
 
 
 def emit(text: str, output: str | None, protected: tuple[str, ...] = ()) -> None:
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=True)  # the renderer colours only when asked: never strip it
         return
     target = os.path.abspath(output)
     if any(p and os.path.abspath(p) == target for p in protected):
@@ -46,12 +50,20 @@ def emit_bytes(data: bytes, output: str, protected: tuple[str, ...] = ()) -> Non
 @report_options
 @click.option("--jobs", "-j", type=click.IntRange(1, 256), default=None,
               help="Worker processes for a directory of many runs (default: all CPU cores).")
+@display_options
+@settings_options
 def analyze(path: str, config: str | None, no_auto_config: bool, input_format: str | None, run_name: str | None,
-            fmt: str, fail_on: str, output: str | None, jobs: int | None = None) -> None:
+            fmt: str, fail_on: str | None, output: str | None, quiet: bool, verbose: bool, show_all: bool,
+            color: str, settings_file: str | None, jobs: int | None = None, **overrides: Any) -> None:
     """Analyse a training log (file or directory) and report what is wrong, why, and what to change.
 
-    Exit codes: 0 healthy, 1 warning/problem (see --fail-on), 2 unreadable input.
+    Settings come from [tool.lossdx] in pyproject.toml or a lossdx.toml (the nearest above the log, else above
+    the working directory); the options below override them.
+
+    Exit codes: 0 healthy, 1 warning/problem (see --fail-on), 2 unreadable input, bad usage or an internal error.
     """
+    settings = load_settings(path, settings_file).merged(**settings_overrides(overrides))
+    fail_on = fail_on or settings.fail_on or "warning"
     if os.path.isdir(path) and config is None and input_format is None and run_name is None:
         from ..scan import run_inputs
         from ._scan import scan_directory
@@ -59,13 +71,13 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
         inputs = run_inputs(path)
         if inputs is not None:  # a directory of many runs: analyse them all
             raise click.exceptions.Exit(scan_directory(path, inputs, fmt, fail_on, output, jobs, not no_auto_config))
+    from ._progress import read_progress
+
     if fmt in ("html", "png"):  # the plots need the curves, not only the report
         from ..report.html import analyze_for_plot, render_plot
 
-        from ._progress import read_progress
-
         with read_progress(path):
-            report, run = analyze_for_plot(path, config, input_format, run_name, not no_auto_config)
+            report, run = analyze_for_plot(path, config, input_format, run_name, not no_auto_config, settings)
         plotted = render_plot(report, run, fmt)
         if isinstance(plotted, bytes):  # png
             if output is None:
@@ -74,12 +86,15 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
         else:
             emit(plotted, output, protected=(path, config or ""))
         raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
-    from ._progress import read_progress
-
     with read_progress(path):  # a progress line on long reads, at a terminal only
         report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
-                              auto_config=not no_auto_config)
-    emit(render(report, fmt), output, protected=(path, config or ""))
+                              auto_config=not no_auto_config, settings=settings)
+    opts: dict[str, Any] = (text_options(output, quiet, verbose, show_all, color) if fmt == "text"
+                            else {"show_all": show_all})
+    if fmt in ("github", "sarif"):  # annotations point at the line of each finding's first step
+        opts["lines"] = step_lines(str(report.source.get("path", "")), (f.start_step for f in report.findings),
+                                   delimited="csv" in str(report.source.get("format", "")))
+    emit(render(report, fmt, **opts), output, protected=(path, config or ""))
     raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
 
 

@@ -3,11 +3,46 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import facts as F
 from ..config import read_config
+
+
+if TYPE_CHECKING:  # click >= 8.2 makes ParamType generic; 8.1 (still supported) cannot be subscripted
+    _ParamType = click.ParamType[Any, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class _Number(_ParamType):
+    """A finite number within bounds: a calculator input that cannot be negative, zero or NaN says so in one line."""
+
+    def __init__(self, kind: type = float, minimum: float | None = 0.0, min_open: bool = True,
+                 maximum: float | None = None) -> None:
+        self.kind, self.minimum, self.min_open, self.maximum = kind, minimum, min_open, maximum
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            x = self.kind(value) if self.kind is int else float(value)
+        except (TypeError, ValueError, OverflowError):
+            self.fail(f"{value!r} is not a{'n integer' if self.kind is int else ' number'}", param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        lo = self.minimum
+        if lo is not None and (x <= lo if self.min_open else x < lo):
+            self.fail(f"{value} must be {'above' if self.min_open else 'at least'} {lo:g}", param, ctx)
+        if self.maximum is not None and x > self.maximum:
+            self.fail(f"{value} must be at most {self.maximum:g}", param, ctx)
+        return x
+
+
+POSITIVE = _Number(float)
+POSITIVE_INT = _Number(int)
+COUNT = _Number(int, minimum=1, min_open=False)
 
 
 def _n(x: float) -> str:
@@ -22,10 +57,10 @@ def calc() -> None:
 
 
 @calc.command()
-@click.option("--n-layer", type=int, required=True)
-@click.option("--n-embd", type=int, required=True)
-@click.option("--vocab-size", type=int, required=True)
-@click.option("--block-size", type=int, default=0, help="Learned position embeddings (GPT-2/nanoGPT); 0 for RoPE.")
+@click.option("--n-layer", type=COUNT, required=True)
+@click.option("--n-embd", type=COUNT, required=True)
+@click.option("--vocab-size", type=COUNT, required=True)
+@click.option("--block-size", type=_Number(int, minimum=0, min_open=False), default=0, help="Learned position embeddings (GPT-2/nanoGPT); 0 for RoPE.")
 @click.option("--bias/--no-bias", default=False)
 @click.option("--untied", is_flag=True, help="Separate input and output embeddings.")
 def params(n_layer: int, n_embd: int, vocab_size: int, block_size: int, bias: bool, untied: bool) -> None:
@@ -37,12 +72,12 @@ def params(n_layer: int, n_embd: int, vocab_size: int, block_size: int, bias: bo
 
 
 @calc.command()
-@click.option("--batch-size", type=int, required=True, help="Micro-batch size (sequences).")
-@click.option("--grad-accum", type=int, default=1, show_default=True)
-@click.option("--seq-len", type=int, required=True)
-@click.option("--world-size", type=int, default=1, show_default=True)
-@click.option("--steps", type=int, default=None, help="Iterations run.")
-@click.option("--dataset-tokens", type=float, default=None)
+@click.option("--batch-size", type=COUNT, required=True, help="Micro-batch size (sequences).")
+@click.option("--grad-accum", type=COUNT, default=1, show_default=True)
+@click.option("--seq-len", type=COUNT, required=True)
+@click.option("--world-size", type=COUNT, default=1, show_default=True)
+@click.option("--steps", type=COUNT, default=None, help="Iterations run.")
+@click.option("--dataset-tokens", type=POSITIVE, default=None)
 def tokens(batch_size: int, grad_accum: int, seq_len: int, world_size: int, steps: int | None,
            dataset_tokens: float | None) -> None:
     """Tokens per iteration, tokens seen and epochs over the dataset."""
@@ -57,11 +92,11 @@ def tokens(batch_size: int, grad_accum: int, seq_len: int, world_size: int, step
 
 
 @calc.command()
-@click.option("--params", "n_params", type=float, required=True, help="N, e.g. 7e9.")
-@click.option("--tokens", type=float, required=True, help="D, e.g. 2e12.")
-@click.option("--flops-per-gpu", type=float, default=4e14, show_default=True,
+@click.option("--params", "n_params", type=POSITIVE, required=True, help="N, e.g. 7e9.")
+@click.option("--tokens", type=POSITIVE, required=True, help="D, e.g. 2e12.")
+@click.option("--flops-per-gpu", type=POSITIVE, default=4e14, show_default=True,
               help="Sustained FLOP/s per GPU (H100 bf16 at a realistic MFU: ~4e14).")
-@click.option("--gpus", type=int, default=8, show_default=True)
+@click.option("--gpus", type=COUNT, default=8, show_default=True)
 def compute(n_params: float, tokens: float, flops_per_gpu: float, gpus: int) -> None:
     """Training compute C = 6ND and the GPU time it takes."""
     c = F.train_flops(n_params, tokens)
@@ -75,18 +110,21 @@ def compute(n_params: float, tokens: float, flops_per_gpu: float, gpus: int) -> 
 
 
 @calc.command()
-@click.option("--params", "n_params", type=float, required=True)
-@click.option("--tokens-per-sec", type=float, required=True)
-@click.option("--peak-flops", type=float, default=989e12, show_default=True, help="H100 SXM dense bf16: 989e12.")
+@click.option("--params", "n_params", type=POSITIVE, required=True)
+@click.option("--tokens-per-sec", type=POSITIVE, required=True)
+@click.option("--peak-flops", type=POSITIVE, default=989e12, show_default=True, help="H100 SXM dense bf16: 989e12.")
 def mfu(n_params: float, tokens_per_sec: float, peak_flops: float) -> None:
     """Model FLOPs utilisation from throughput."""
-    click.echo(f"MFU = 6 x {_n(n_params)} x {_n(tokens_per_sec)} / {peak_flops:.3g} = "
-               f"{100 * F.mfu(n_params, tokens_per_sec, peak_flops):.1f}%")
+    value = F.mfu(n_params, tokens_per_sec, peak_flops)
+    click.echo(f"MFU = 6 x {_n(n_params)} x {_n(tokens_per_sec)} / {peak_flops:.3g} = {100 * value:.1f}%")
+    if value > 1.0:  # physically impossible: one of the inputs is wrong
+        click.echo(f"lossdx: warning: an MFU above 100% is impossible: check --params (N, not tokens), "
+                   f"--tokens-per-sec (per GPU when --peak-flops is one GPU's) and --peak-flops", err=True)
 
 
 @calc.command()
-@click.option("--params", "n_params", type=float, default=None)
-@click.option("--tokens", type=float, default=None)
+@click.option("--params", "n_params", type=POSITIVE, default=None)
+@click.option("--tokens", type=POSITIVE, default=None)
 def chinchilla(n_params: float | None, tokens: float | None) -> None:
     """Compute-optimal pairing: ~20 tokens per parameter."""
     if n_params is None and tokens is None:
@@ -98,9 +136,9 @@ def chinchilla(n_params: float | None, tokens: float | None) -> None:
 
 
 @calc.command()
-@click.option("--lr", type=float, required=True)
-@click.option("--batch", type=float, required=True, help="Old (global) batch size.")
-@click.option("--new-batch", type=float, required=True)
+@click.option("--lr", type=POSITIVE, required=True)
+@click.option("--batch", type=POSITIVE, required=True, help="Old (global) batch size.")
+@click.option("--new-batch", type=POSITIVE, required=True)
 def lr(lr: float, batch: float, new_batch: float) -> None:
     """Rescale the LR for a new batch size (linear and square-root rules)."""
     click.echo(f"linear rule:      {lr:.3g} x {new_batch / batch:.3g} = {F.scale_lr(lr, batch, new_batch):.3g}")
@@ -109,15 +147,22 @@ def lr(lr: float, batch: float, new_batch: float) -> None:
 
 
 @calc.command()
-@click.argument("loss", type=float)
+@click.argument("loss", type=_Number(float, minimum=0.0, min_open=False))
 def ppl(loss: float) -> None:
-    """Perplexity = exp(loss)."""
-    click.echo(f"perplexity = exp({loss:g}) = {F.perplexity(loss):.4g}")
+    """Perplexity = exp(loss) of a cross-entropy loss in nats (never negative)."""
+    if loss < 700:
+        click.echo(f"perplexity = exp({loss:g}) = {F.perplexity(loss):.4g}")
+        return
+    # past ~709 exp() overflows a float: write the power of ten out instead
+    exponent = loss / math.log(10)
+    mantissa = 10 ** (exponent - math.floor(exponent))
+    click.echo(f"perplexity = exp({loss:g}) = {mantissa:.4g}e+{math.floor(exponent)}"
+               f" (a loss this high means the model is broken: ln(vocab) is ~10-12)")
 
 
 @calc.command("config")
 @click.argument("path", type=click.Path())
-@click.option("--steps", type=int, default=None, help="Iterations run (default: max_iters of the config).")
+@click.option("--steps", type=COUNT, default=None, help="Iterations run (default: max_iters of the config).")
 def from_config(path: str, steps: int | None) -> None:
     """Everything above, from a training config (config.py / JSON / YAML)."""
     h, _raw, _notes = read_config(path)
@@ -134,7 +179,7 @@ def from_config(path: str, steps: int | None) -> None:
         if n:
             rows.append(("training compute 6ND", f"{F.train_flops(n, seen):.3g} FLOPs"))
             rows.append(("Chinchilla-optimal tokens", f"{F.chinchilla_tokens(n):.3g} (you use {seen / F.chinchilla_tokens(n):.2g}x)"))
-    if h.get("vocab_size"):
+    if isinstance(h.get("vocab_size"), (int, float)) and h["vocab_size"] > 0:
         rows.append(("expected initial loss ln(V)", f"{math.log(h['vocab_size']):.4f}"))
     for k, v in rows:
         click.echo(f"{k:<30} {v}")

@@ -283,18 +283,12 @@ def _reread(report: Report) -> Run:
 
 
 def analyze_for_plot(path: str, config: str | None = None, input_format: str | None = None,
-                     run_name: str | None = None, auto_config: bool = True) -> tuple[Report, Run]:
+                     run_name: str | None = None, auto_config: bool = True, settings: Any = None) -> tuple[Report, Run]:
     """What ``analyze_path`` does, keeping the run for the plots."""
-    import os
+    from ..analyze import analyze, read_run
 
-    from ..analyze import analyze, attach_config
-    from ..readers import read
-
-    run = read(path, format=input_format, run=run_name)
-    used = attach_config(run, config, auto=auto_config)
-    if used:
-        run.meta["config_path"] = os.path.relpath(used) if not os.path.isabs(path) else used
-    return analyze(run), run
+    run = read_run(path, config=config, input_format=input_format, run_name=run_name, auto_config=auto_config)
+    return analyze(run, settings=settings), run
 
 
 def render_png(report: Report, run: Run) -> bytes:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
+from .._version import version
 from ..findings import Finding, _jsonable
 
 SCHEMA_ID = "lossdx.report/1"
@@ -43,6 +45,10 @@ class Report:
     run: dict[str, Any]
     findings: list[Finding] = field(default_factory=list)
     diagnoses: list[Diagnosis] = field(default_factory=list)
+    #: the settings in force (``lossdx.settings.Settings.to_dict``): kinds selected or ignored, thresholds
+    settings: dict[str, Any] = field(default_factory=dict)
+    #: when the analysis ran, UTC, ISO 8601
+    analyzed_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -53,6 +59,9 @@ class Report:
             "run": _jsonable(self.run),
             "findings": [f.to_dict() for f in self.findings],
             "diagnoses": [d.to_dict() for d in self.diagnoses],
+            "lossdx_version": version(),
+            "analyzed_at": self.analyzed_at,
+            "settings": _jsonable(self.settings),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -61,4 +70,5 @@ class Report:
 
 def load_schema() -> dict[str, Any]:
     """The JSON Schema of the report, shipped inside the package."""
-    return json.loads(resources.files("lossdx.report").joinpath("schema.json").read_text("utf-8"))
+    schema: dict[str, Any] = json.loads(resources.files("lossdx.report").joinpath("schema.json").read_text("utf-8"))
+    return schema
