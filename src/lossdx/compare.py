@@ -145,14 +145,14 @@ def compare(runs: Sequence[Run], labels: Sequence[str] | None = None, axis: str 
     ends = []
     for r, k in zip(results, scale):
         s = r.run.series.get(metric) or r.run.series.get("train/loss")
-        ends.append(float(s.steps[-1]) * float(k) if s is not None and len(s) else 0.0)
+        ends.append(float(s.steps[-1]) * float(k or 1.0) if s is not None and len(s) else 0.0)
     longest = max(ends) if ends else 0.0
     full = [e for e in ends if e >= 0.5 * longest]
     horizon = min(full) if full else longest
     for r, k, end in zip(results, scale, ends):
         s = r.run.series.get(metric) or r.run.series.get("train/loss")
         if s is not None and len(s):
-            r.value = _level(s.steps.astype(np.float64) * float(k), s.values, horizon)
+            r.value = _level(s.steps.astype(np.float64) * float(k or 1.0), s.values, horizon)
         if end < 0.5 * longest:
             r.flags.append(f"stopped early (at {_fmt(end)} {unit(axis)} of {_fmt(longest)})")
         for f in r.report.findings:

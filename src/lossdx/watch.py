@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -154,7 +154,7 @@ class Tail:
                 return {}
             lines = [self.header, *lines]
         read = delimited.read if self.fmt == "csv" else jsonl.read
-        fd, tmp = tempfile.mkstemp(prefix="lossdx-watch-", suffix="." + self.fmt)
+        fd, tmp = tempfile.mkstemp(prefix="lossdx-watch-", suffix="." + str(self.fmt))
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write("\n".join(lines) + "\n")
@@ -194,7 +194,7 @@ def _by_step(series: Mapping[str, Series]) -> list[tuple[int, dict[str, float]]]
 class Watcher:
     """Online analysis of one growing log: :meth:`poll` returns the findings new since the last call."""
 
-    def __init__(self, path: str, fmt: str | None = None, config: Mapping | None = None) -> None:
+    def __init__(self, path: str, fmt: str | None = None, config: Mapping[str, Any] | None = None) -> None:
         from .detectors import Context, default_detectors
 
         self.tail = Tail(path, fmt)
@@ -267,7 +267,7 @@ class Watcher:
         return self._new(found)
 
 
-def post_webhook(url: str, payload: dict, timeout: float = 5.0) -> str | None:
+def post_webhook(url: str, payload: dict[str, Any], timeout: float = 5.0) -> str | None:
     """POST the JSON payload; return an error message instead of raising (a dead hook must not stop the watch)."""
     import json
     import urllib.error
@@ -285,7 +285,7 @@ def post_webhook(url: str, payload: dict, timeout: float = 5.0) -> str | None:
     return None
 
 
-def run_hook(cmd: str, payload: dict, timeout: float = 60.0) -> str | None:
+def run_hook(cmd: str, payload: dict[str, Any], timeout: float = 60.0) -> str | None:
     """Run the user's --on-problem command with the finding as JSON on stdin and in $LOSSDX_FINDING."""
     import json
     import subprocess
@@ -300,7 +300,7 @@ def run_hook(cmd: str, payload: dict, timeout: float = 60.0) -> str | None:
 
 
 def watch(path: str, on_finding: Callable[[Finding], bool], interval: float = 2.0, timeout: float | None = None,
-          fmt: str | None = None, config: Mapping | None = None,
+          fmt: str | None = None, config: Mapping[str, Any] | None = None,
           sleep: Callable[[float], None] | None = None) -> Watcher:
     """Poll ``path`` every ``interval`` seconds until ``timeout`` (or forever), calling ``on_finding`` for each
     new finding; stop early when it returns True. Returns the watcher (its ``finish`` has run)."""

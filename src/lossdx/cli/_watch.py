@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -91,7 +92,7 @@ def watch(path: str, interval: float, timeout: float | None, fmt: str, on_proble
     raise click.exceptions.Exit(hit["code"])
 
 
-def _config(path: str, explicit: str | None) -> dict:
+def _config(path: str, explicit: str | None) -> dict[str, Any]:
     from ..config import find_config_near, read_config
     from ..exceptions import InputError
 

@@ -116,7 +116,7 @@ def plot_data(report: Report, run: Run) -> dict[str, Any]:
     phases = [{"name": str(p.get("name", "")).replace("_", " "), "start": p.get("start_step"), "end": p.get("end_step")}
               for p in report.run.get("phases", []) if isinstance(p, dict)]
     panels = []
-    placed = set()
+    placed: set[str] = set()
     for title, metrics, height, log in PANELS:
         series = [sp for m in metrics
                   if (sp := series_spec(run, m, pinned=pinned, dash=m.startswith("val/"))) is not None]
