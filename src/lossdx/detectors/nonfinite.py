@@ -54,12 +54,21 @@ class NonFiniteDetector(Detector):
         self.reported_[m] = self.reported_.get(m, 0) + 1
         what = "Inf" if math.isinf(value) else "NaN"
         tail = f"recovered at step {recovered_at}" if recovered_at is not None else "until the end of the log"
-        if m == "train/grad_norm" and loss_ok:
+        dtype = str(self.context_.config.get("dtype", "")).lower()
+        fp16 = "16" in dtype and "bf" not in dtype
+        severity = "error"
+        if m == "train/grad_norm" and fp16 and recovered_at is not None and count <= 2:
+            # float16 with a loss scaler: an overflowing step's gradients are Inf, the scaler skips the step and
+            # lowers its scale — routine, as long as it stays rare
+            msg = (f"gradient norm was {what} at step {first} and finite again at step {recovered_at} in a float16 "
+                   f"run: an overflow the loss scaler skipped")
+            severity = "info"
+        elif m == "train/grad_norm" and loss_ok:
             msg = (f"gradient norm became {what} at step {first} while the logged loss stayed finite: the NaN loss "
                    f"was probably hidden by HF's logging_nan_inf_filter ({count} point(s), {tail})")
         else:
             msg = f"{m} became {what} at step {first} ({count} logged point(s), {tail})"
-        return Finding("nan", m, first, last, "error", msg, {
+        return Finding("nan", m, first, last, severity, msg, {
             "first_step": first, "count": count, "recovered": recovered_at is not None,
             "recovered_at": recovered_at, "value": what, "hidden_by_window": bool(loss_ok)})
 

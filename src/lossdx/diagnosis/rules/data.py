@@ -316,7 +316,8 @@ def distribution_shift(ev: Evidence) -> Hit | None:
         # a step (reached within a few points), of +10..100 %, followed by a fresh descent of >= 5 %
         if level <= 0 or not (1.1 * level <= top <= 2.0 * level) or tail > 0.95 * top or tail <= level * 1.02:
             continue
-        if ev.typed("instability", "grad_growth") or ev.typed("grad_norm", "precursor"):
+        if [g for g in ev.typed("instability", "grad_growth") + ev.typed("grad_norm", "precursor")
+                if g.severity != "info"]:
             return None  # the gradients were building up: an optimisation event
         hit = Hit(0.6, [f"the loss stepped up from ~{num(level)} to {num(top)} at step {f.start_step} within "
                         f"{jump_end} logged points and then fell again to {num(tail)}: a new data distribution being "

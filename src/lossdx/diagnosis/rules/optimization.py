@@ -273,15 +273,18 @@ def _bumps_after(ev: Evidence, horizon: int) -> list[tuple[str, int, float, floa
             continue
         ok = np.isfinite(s.values)
         st, v = s.steps[ok], s.values[ok]
-        for k in range(1, int(last[1] // horizon) + 1):
+        edges = range(1, int(last[1] // horizon) + 1)
+        found = []
+        for k in edges:
             edge = k * horizon
             before = v[(st <= edge) & (st > edge - horizon // 4)]
             after = v[(st > edge) & (st <= edge + horizon // 3)]
             if before.size and after.size and float(after.max()) >= 1.03 * float(before.min()) and \
                     float(after.max()) > float(before.max()):
-                out.append((metric, int(st[st > edge][0]), float(before[-1]), float(after.max())))
-        if out:
-            return out
+                found.append((metric, int(st[st > edge][0]), float(before[-1]), float(after.max())))
+        # a restart shows at every horizon: one bump among several edges is noise
+        if found and len(found) >= max(1, len(edges) // 2):
+            return found
     return out
 
 
@@ -326,8 +329,8 @@ def gradient_explosion(ev: Evidence) -> Hit | None:
     huge = finite.size and float(np.max(finite)) >= 1e4 * max(float(np.median(finite)), 1e-12)
     # a precursor comes first: a grad norm that turns non-finite at the same step as the loss says nothing
     precursor = (g_nan is not None and (loss_nan is None or g_nan.start_step < loss_nan.start_step)) or huge or big
-    if not precursor or not (loss_nan or ev.has("divergence") or growth):
-        return None
+    if not precursor or not (loss_nan or ev.has("divergence") or (growth and (huge or big))):
+        return None  # a lone non-finite norm the run shrugs off is a skipped step, not an explosion
     if fp16_skipped_steps(ev) is not None and not ev.has("divergence") and not growth:
         return None  # inf gradients of skipped float16 steps are the scaler at work, not an explosion
     hit = Hit(0.6, [])
