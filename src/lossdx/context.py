@@ -230,7 +230,7 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     if s is None or len(s) < 200:
         return False, 1.0, 0.0
     v = s.values[np.isfinite(s.values)]
-    start = float(np.median(v[:5]))
+    start = float(np.min(v[:5]))  # the early level; a median would already include a blow-up
     v = v[v.size // 2:]
     if start > 0 and float(np.median(v)) > 1.5 * start:
         return False, 1.0, 0.0  # a loss far above where it started is a broken run, not noisy batches

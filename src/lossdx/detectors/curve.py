@@ -644,3 +644,42 @@ class InstabilityDetector(WholeRunDetector):
                         f"the training loss moves by ~{100 * t_noise:.0f}%", {"type": "val_swings",
                                                                              "val_noise": v_noise,
                                                                              "train_noise": t_noise})]
+
+
+class ChanceLevelDetector(WholeRunDetector):
+    """A classifier whose held-out accuracy sits at 1/C while its loss sits at ln C: it predicts the class prior and
+    ignores its inputs — the signature of labels that do not pair with the inputs (Qwen2.5 post-mortem), whatever
+    the training loss does (a model can memorise shuffled labels on its training set)."""
+
+    name = "chance_level"
+    requires = ("val/loss", "val/accuracy", "train/loss")
+
+    def __init__(self, *, min_points: int = 4, tol: float = 0.35) -> None:
+        self.min_points = min_points
+        self.tol = tol
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        vs, vv = clean(series.get("val/loss"))
+        as_, av = clean(series.get("val/accuracy"))
+        if vv.size < self.min_points or av.size < self.min_points or self.context_.profile.kind != "classifier":
+            return []
+        half_v, half_a = vv[vv.size // 2:], av[av.size // 2:]
+        acc = float(np.median(half_a))
+        if acc > 1.0:
+            acc /= 100.0  # logged in percent
+        if not 0 < acc < 0.5:
+            return []
+        c = self.context_.profile.n_classes or round(1 / acc)
+        if c < 2:
+            return []
+        loss = float(np.median(half_v))
+        chance_acc = abs(acc * c - 1) <= self.tol
+        chance_loss = 0.95 * math.log(c) <= loss <= 1.15 * math.log(c)
+        if not (chance_acc and chance_loss):
+            return []
+        return [Finding("plateau", "val/loss", int(vs[0]), int(vs[-1]), "warning",
+                        f"validation accuracy {100 * acc:.1f}% and loss {fmt_num(loss)} sit at chance for {c} classes "
+                        f"(1/{c} = {100 / c:.1f}%, ln({c}) = {math.log(c):.3f}): the model predicts the class prior "
+                        f"and ignores its inputs", {"level": loss, "flat_since": int(vs[0]), "flat_share": 1.0,
+                                                     "uniform_classes": c, "val_accuracy": acc,
+                                                     "type": "chance_level", "tail_improvement": 0.0})]

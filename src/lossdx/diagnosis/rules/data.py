@@ -241,9 +241,19 @@ def label_leak(ev: Evidence) -> Hit | None:
 
 def labels_unlearnable(ev: Evidence) -> Hit | None:
     """Loss stuck from the very start at a level the model should beat: targets independent of the inputs."""
-    p = next((f for f in ev.of("plateau") if f.evidence.get("flat_share", 0) >= 0.7), None)
+    p = next((f for f in ev.of("plateau") if f.evidence.get("type") == "chance_level"), None) or \
+        next((f for f in ev.of("plateau") if f.evidence.get("flat_share", 0) >= 0.7), None)
     if p is None:
         return None
+    if p.evidence.get("type") == "chance_level":
+        hit = Hit(0.75, [p.message, "held-out data is predicted no better than by the class frequencies, so the "
+                                    "training labels carry no signal the model can use on new inputs"])
+        if ev.has("overfitting") or ev.has("too_good"):
+            hit.evidence.append("the training loss fell below chance meanwhile: the model memorises labels that do "
+                                "not generalise")
+        hit.fixes += ["check that labels stay paired with their inputs (a shuffle, sort or join applied to one and not "
+                      "the other)", "run the single-batch overfit test and print a few (input, label) pairs"]
+        return hit
     lr_ok = not ev.of("slow_convergence") and not any(f.evidence.get("key") == "lr" for f in ev.of("config", serious=False))
     tiny = (ev.facts.get("n_params") or 1e12) < 1e6
     wd_ok = not any(f.evidence.get("key") == "weight_decay" for f in ev.of("config", serious=False))
