@@ -320,16 +320,25 @@ def distribution_shift(ev: Evidence) -> Hit | None:
         if before.size < 3 or after.size < 8:
             continue
         level = float(np.median(before))
+        up = np.flatnonzero(after >= 1.1 * level)
+        if level <= 0 or not up.size:
+            continue
+        after = after[up[0]:]  # from the jump itself (a finding may open at the best point before it)
         jump_end = min(after.size, 4)
         top = float(np.max(after[:jump_end]))
         tail = float(np.median(after[-max(3, after.size // 5):]))
-        # a step (reached within a few points), of +10..100 %, followed by a fresh descent of >= 5 %
-        if level <= 0 or not (1.1 * level <= top <= 2.0 * level) or tail > 0.95 * top or tail <= level * 1.02:
+        at = int(st[st >= f.start_step][up[0]])
+        # a step (reached within a few points), of +10..200 %, followed by a fresh descent of >= 5 %
+        if level <= 0 or not (1.1 * level <= top <= 3.0 * level) or tail > 0.95 * top or tail <= level * 1.02:
             continue
+        if _scale_drop_at(ev, at) or [g for g in ev.of("grad_norm", serious=False)
+                                      if g.evidence.get("type") == "explosion"
+                                      and abs(g.start_step - at) <= 3 * ev.profile.log_interval]:
+            continue  # a float16 overflow or a gradient burst at the jump: an optimisation event
         if [g for g in ev.typed("instability", "grad_growth") + ev.typed("grad_norm", "precursor")
                 if g.severity != "info"]:
             return None  # the gradients were building up: an optimisation event
-        hit = Hit(0.6, [f"the loss stepped up from ~{num(level)} to {num(top)} at step {f.start_step} within "
+        hit = Hit(0.6, [f"the loss stepped up from ~{num(level)} to {num(top)} at step {at} within "
                         f"{jump_end} logged points and then fell again to {num(tail)}: a new data distribution being "
                         "learned, not a blow-up (which climbs on) or one bad batch (gone at once)",
                         "no gradient-norm build-up before the step"])

@@ -273,13 +273,17 @@ def _bumps_after(ev: Evidence, horizon: int) -> list[tuple[str, int, float, floa
             continue
         ok = np.isfinite(s.values)
         st, v = s.steps[ok], s.values[ok]
+        # a bump must stand out of the curve's own point-to-point noise
+        noise = 1.4826 * float(np.median(np.abs(np.diff(v[v.size // 4:])))) / np.sqrt(2.0)
+        rel = noise / max(float(np.median(np.abs(v))), 1e-12)
+        need = max(0.03, 2 * rel)
         edges = range(1, int(last[1] // horizon) + 1)
         found = []
         for k in edges:
             edge = k * horizon
             before = v[(st <= edge) & (st > edge - horizon // 4)]
             after = v[(st > edge) & (st <= edge + horizon // 3)]
-            if before.size and after.size and float(after.max()) >= 1.03 * float(before.min()) and \
+            if before.size and after.size and float(after.max()) >= (1 + need) * float(before.min()) and \
                     float(after.max()) > float(before.max()):
                 found.append((metric, int(st[st > edge][0]), float(before[-1]), float(after.max())))
         # a restart shows at every horizon: one bump among several edges is noise
