@@ -92,6 +92,12 @@ class PlateauDetector(WholeRunDetector):
             # more than 10 % from eval to eval says nothing about a level: judge the train loss
             use_val = not (int(np.argmin(vv)) < vv.size - 2 and float(np.mean(vv[-2:])) > 1.03 * float(np.min(vv))
                            and tv.size >= 30) and _rel_noise(vv) < 0.1
+        if use_val and tv.size >= 30 and int(np.sum(vs >= vs[-1] - self.tail * (vs[-1] - vs[0]))) < 4:
+            # too few evaluations in the tail to fit a slope: the train loss says more, unless the last evaluations
+            # still improve (then it is no plateau whatever the noisy train loss does)
+            if vv.size >= 3 and float(vv[-1]) < 0.99 * float(vv[-3]):
+                return []
+            use_val = False
         if use_val:
             metric, steps, vals = "val/loss", vs, vv
         elif tv.size >= 30:

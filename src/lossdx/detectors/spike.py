@@ -71,7 +71,11 @@ class BlockEventDetector(Detector):
         """A rise above the first logged value counts only where that value is a baseline: not when one point
         is one heavy-tailed per-batch loss (tiny batches), nor when the log starts mid-run (an excerpt)."""
         prof = self.context_.profile
-        return None if prof.heavy_tailed else self.early_rise
+        if prof.heavy_tailed or self.early_rise is None:
+            return None
+        # a first point is only as good a baseline as the curve is calm: a rise must clear ~4 sigma of the noise
+        # of one logged point (per-batch losses near zero jump by 50 % from batch to batch)
+        return max(self.early_rise, 4.0 * prof.rel_noise)
 
     def _recover_level(self, med: float, sigma: float) -> float:
         raise NotImplementedError

@@ -63,9 +63,10 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
     per_param = tokens / n if n else 0
     if per_param < 20 and n >= 1e6:
         return None
-    hit = Hit(0.55, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}",
-                     f"{n:,} parameters for {tokens:,} tokens ({per_param:.0f} tokens per parameter; Chinchilla-optimal "
-                     "is ~20): the model, not the data, is the limit"])
+    size = (f"{n:,} parameters for {tokens:,} tokens ({per_param:.0f} tokens per parameter; Chinchilla-optimal is "
+            "~20): the model, not the data, is the limit") if tokens else \
+        f"{n:,} parameters (tokens seen unknown: give batch size and sequence length to compare with the data)"
+    hit = Hit(0.55, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}", size])
     if n < 1e6:
         hit.confidence = 0.7
         hit.evidence.append(f"a very small model (n_layer={ev.cfg('n_layer')}, n_embd={ev.cfg('n_embd')})")

@@ -364,6 +364,9 @@ def gradient_explosion(ev: Evidence) -> Hit | None:
                             f"{norm!r}): gradients multiply layer by layer")
     if len(hit.evidence) < 2:
         return None
+    if "batch" in str(ev.cfg("normalization", "")).lower() and (ev.cfg_num("batch_size") or 99) <= 4:
+        hit.confidence *= 0.7  # explaining away: BatchNorm over a handful of samples makes these bursts itself
+        hit.evidence.append("(BatchNorm over a batch of <= 4 samples produces such bursts by itself)")
     clip_fix(ev, hit)
     hit.fixes.append("lower the learning rate (halve it) and use a scaled init (std 0.02, residual projections "
                      "scaled by 1/sqrt(2*n_layer)); add normalisation or residual connections to deep stacks")
