@@ -92,7 +92,10 @@ def metrics(results: list[dict]) -> dict:
     def pct(a, b):
         return f"{len(a)}/{len(b)} ({100 * len(a) / len(b):.0f} %)" if b else "0/0"
 
+    strong = [r for r in problems if r["strength"] in STRONG]
+    strong_flagged = [r for r in strong if r["verdict"] not in ("healthy", "unreadable")]
     return {"false_alarms": pct(fa, healthy), "problems_flagged": pct(flagged, problems),
+            "strong_flagged": pct(strong_flagged, strong),
             "top_cause_right": pct(right, causal), "_fa": fa, "_missed": [r for r in problems if r not in flagged],
             "_wrong": [r for r in causal if r not in right]}
 
@@ -120,7 +123,8 @@ def main() -> int:
                 continue
             m = metrics(rs)
             print(f"{set_name:10s} {split:8s} n={len(rs):3d}  false alarms {m['false_alarms']:14s}  "
-                  f"problems flagged {m['problems_flagged']:14s}  top cause right {m['top_cause_right']}")
+                  f"problems flagged {m['problems_flagged']:14s} (established/by_symptom {m['strong_flagged']})  "
+                  f"top cause right {m['top_cause_right']}")
             if args.show and split == "all":
                 for tag, key in (("FALSE ALARM", "_fa"), ("MISSED", "_missed"), ("WRONG CAUSE", "_wrong")):
                     for r in m[key]:
