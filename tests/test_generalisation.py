@@ -254,3 +254,16 @@ def test_evidence_is_true_to_the_run(reports):
                 for step in re.findall(r"at step (\d+)", e):
                     lo, hi = rep.run["steps"]
                     assert lo <= int(step) <= hi, where
+
+
+def test_a_loss_creeping_up_over_the_log_is_flagged():
+    """A resumed run whose loss rises a little, chunk after chunk, with no single jump (schedule restarted at
+    the peak LR): no healthy run does that."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(140_000, 197_000, 50)
+    loss = 3.68 * (1 + 0.035 * (steps - steps[0]) / (steps[-1] - steps[0])) + 0.03 * rng.standard_normal(steps.size)
+    rep = analyze(_run({"train/loss": (steps, loss)}))
+    creep = [f for f in _serious(rep) if f.kind == "divergence" and f.evidence.get("type") == "creep"]
+    assert creep and rep.diagnoses
+    flat = 3.68 + 0.03 * rng.standard_normal(steps.size)
+    assert not [f for f in _serious(analyze(_run({"train/loss": (steps, flat)}))) if f.kind == "divergence"]

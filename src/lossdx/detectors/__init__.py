@@ -12,7 +12,7 @@ from ..findings import Finding
 from ..model import Run
 from .base import Context, Detector
 from .config_check import ConfigCheckDetector
-from .curve import (ChanceLevelDetector, DataOrderDetector, InitLossDetector, InstabilityDetector, OverfittingDetector, PhaseDetector,
+from .curve import (ChanceLevelDetector, CreepDetector, DataOrderDetector, InitLossDetector, InstabilityDetector, OverfittingDetector, PhaseDetector,
                     PlateauDetector, SlowConvergenceDetector, TooGoodDetector)
 from .divergence import DivergenceDetector
 from .loglimits import LogLimitsDetector
@@ -30,7 +30,7 @@ def default_detectors() -> list[Detector]:
         PlateauDetector(), SlowConvergenceDetector(), OverfittingDetector(), InitLossDetector(), TooGoodDetector(),
         DataOrderDetector(), InstabilityDetector(), LRScheduleDetector(), ClipSaturationDetector(),
         ThroughputDetector(), ConfigCheckDetector(), PrecursorDetector(), LogLimitsDetector(), ShortLogDetector(),
-        ChanceLevelDetector(),
+        ChanceLevelDetector(), CreepDetector(),
     ]
 
 

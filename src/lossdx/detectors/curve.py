@@ -689,3 +689,40 @@ class ChanceLevelDetector(WholeRunDetector):
                         f"and ignores its inputs", {"level": loss, "flat_since": int(vs[0]), "flat_share": 1.0,
                                                      "uniform_classes": c, "val_accuracy": acc,
                                                      "type": "chance_level", "tail_improvement": 0.0})]
+
+
+class CreepDetector(WholeRunDetector):
+    """A training loss that creeps up over the whole log: no single jump, but chunk after chunk a little higher —
+    a run resumed with its LR schedule restarted at the peak, an LR too high to settle, a drifting data mix. A
+    healthy run's loss never rises steadily over hundreds of points."""
+
+    name = "creep"
+    requires = ("train/loss", "val/loss")
+
+    def __init__(self, *, chunks: int = 10, min_points: int = 200, min_rise: float = 0.03,
+                 min_rank_corr: float = 0.85) -> None:
+        self.chunks = chunks
+        self.min_points = min_points
+        self.min_rise = min_rise
+        self.min_rank_corr = min_rank_corr
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        ts, tv = clean(series.get("train/loss"))
+        if tv.size < self.min_points:
+            return []
+        mids, meds = chunk_medians(ts.astype(float), tv, self.chunks)
+        if meds.size < 5 or meds[0] <= 0:
+            return []
+        rise = float(meds[-1] / meds[0] - 1)
+        ranks = np.argsort(np.argsort(meds))
+        corr = float(np.corrcoef(ranks, np.arange(meds.size))[0, 1])
+        if rise < self.min_rise or corr < self.min_rank_corr:
+            return []
+        vs, vv = clean(series.get("val/loss"))
+        if vv.size >= 3 and float(vv[-1]) < float(vv[0]):
+            return []  # held-out loss still improving: a harder data mix, not a run going wrong
+        return [Finding("divergence", "train/loss", int(ts[0]), int(ts[-1]), "warning",
+                        f"train/loss crept up {100 * rise:.0f}% over the log ({fmt_num(float(meds[0]))} -> "
+                        f"{fmt_num(float(meds[-1]))}), chunk after chunk (rank correlation {corr:.2f}) with no single "
+                        f"jump", {"type": "creep", "best": float(meds[0]), "best_step": int(mids[0]),
+                                  "peak": float(meds[-1]), "rise": rise, "rank_corr": corr})]
