@@ -15,9 +15,11 @@ import numpy as np
 from ..exceptions import CorruptLog
 from ..keys import canonical, pick_step_name
 from ..model import Run, Series
-from .base import decode_text, ensure_loss, make_run
+from .base import decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
 
 CHUNK_LINES = 20_000
+#: A longer line is cut (and then skipped as unparseable): W&B rows with histograms stay well below.
+MAX_RECORD_BYTES = 1 << 20
 
 
 def sniff(head: bytes, path: str) -> float:
@@ -30,7 +32,7 @@ def sniff(head: bytes, path: str) -> float:
             try:
                 if isinstance(json.loads(ln), dict):
                     ok += 1
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: a line nested ~1000 deep
                 pass
     n = len(lines[:-1] or lines)
     # a pretty-printed JSON document starts with "{" alone on a line: that is not JSONL
@@ -93,13 +95,13 @@ def _parse_chunk(lines: list[str], bad: list[int]) -> list[dict]:
         rows = json.loads("[" + ",".join(lines) + "]")
         if all(isinstance(r, dict) for r in rows):
             return rows
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     rows = []
     for ln in lines:  # salvage: skip what does not parse (a torn last line, a stray print)
         try:
             r = json.loads(ln)
-        except ValueError:
+        except (ValueError, RecursionError):
             bad.append(1)
             continue
         if isinstance(r, dict):
@@ -129,12 +131,9 @@ def _flatten(rows: list[dict]) -> list[dict]:
 def read(path: str) -> list[Run]:
     cols = _Columns()
     bad: list[int] = []
-    with open(path, "rb") as fh:
-        while True:
-            raw = fh.readlines(CHUNK_LINES * 120)
-            if not raw:
-                break
-            text = decode_text(b"".join(raw), path)
+    with open_regular(path) as fh:
+        for raw in iter_line_blocks(fh, path, block=CHUNK_LINES * 120, max_line=MAX_RECORD_BYTES):
+            text = decode_text(raw, path)
             lines = [ln for ln in text.split("\n") if ln.strip()]
             rows = _parse_chunk(lines, bad)
             if rows:

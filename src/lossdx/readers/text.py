@@ -18,7 +18,10 @@ from ..exceptions import CorruptLog
 from ..model import Run, SeriesBuilder
 from .base import ensure_loss, make_run, read_text
 
-NUM = r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)"
+# Every regex here sees user text: each is linear in the line (possessive quantifiers, keys that start only
+# where a token starts, segments anchored at their separator), and lines are capped (base.MAX_LINE_BYTES).
+# tests/readers/test_repro_readers.py times each on hostile lines.
+NUM = r"[-+]?(?:(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?|nan|inf(?:inity)?)"
 _NUM_RE = re.compile(NUM, re.I)
 
 # decoration that precedes the payload: quote marks, timestamps, rank prefixes, log levels
@@ -93,7 +96,7 @@ def _parse_build_logtxt(line: str) -> Record | None:
 
 # --- modded-nanogpt: "step:125/1750 val_loss:4.2 train_time:61ms step_avg:nanms" (step_avg nan is not a NaN loss)
 _MODDED = re.compile(r"^step:(\d+)/(\d+)\s+(.*)$")
-_MODDED_KV = re.compile(rf"(\w+):({NUM})(ms|s)?", re.I)
+_MODDED_KV = re.compile(rf"(?<!\w)(\w++):({NUM})(ms|s)?", re.I)
 
 
 def _parse_modded(line: str) -> Record | None:
@@ -130,7 +133,7 @@ def _parse_llmc(line: str) -> Record | None:
 _BUILD_STEP = re.compile(rf"^step\s+(\d+)\s*\|\s*loss:\s*({NUM})(.*)$", re.I)
 _BUILD_VAL = re.compile(rf"^validation loss:\s*({NUM})", re.I)
 _BUILD_HELLA = re.compile(rf"^HellaSwag accuracy:\s*\d+/\d+=({NUM})", re.I)
-_PIPE_KV = re.compile(rf"([A-Za-z][\w/ ]*?):?\s+({NUM})\s*(ms)?\s*(?:\||$)")
+_PIPE_KV = re.compile(rf"(?:^|\|)[^|A-Za-z]*+([A-Za-z][\w/]*+(?: ++[\w/]++)*?):?\s++({NUM})\s*+(ms)?\s*+(?=\||$)")
 
 
 def _parse_build_stdout(line: str) -> Record | None:
@@ -168,8 +171,10 @@ def _parse_hf_console(line: str) -> Record | None:
 # --- Megatron-LM / DeepSpeed / GPT-NeoX: records joined by _join_megatron before parsing
 _MEG_ITER = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|(.*)$", re.I)
 _MEG_VAL = re.compile(r"validation loss at iteration\s+(\d+)\s*\|(.*)$", re.I)
-_MEG_KV = re.compile(rf"([A-Za-z][\w ()/\-]*?)\s*:\s*({NUM})\s*(?=\||$)", re.I)
-_MEG_OVERFLOW = re.compile(r"OVERFLOW!.*?Attempted loss scale:\s*(" + NUM + r").*?reducing to\s*(" + NUM + ")", re.I)
+_MEG_KV = re.compile(rf"(?:^|\|)[^|A-Za-z]*+([A-Za-z][\w()/\-]*+(?: ++[\w()/\-]++)*?)\s*+:\s*+({NUM})\s*+(?=\||$)",
+                     re.I)
+_MEG_OVERFLOW = re.compile(r"OVERFLOW!", re.I)
+_MEG_OVERFLOW_TO = re.compile(r"reducing to\s*+(" + NUM + ")", re.I)
 
 
 def _parse_megatron(line: str) -> Record | None:
@@ -199,9 +204,11 @@ def _parse_megatron(line: str) -> Record | None:
                 vals["val/ppl"] = to_float(v)
         return Record(int(m.group(1)), vals) if vals else None
     m = _MEG_OVERFLOW.search(line)
-    if m:
-        return Record(None, {"train/overflow": 1.0, "train/loss_scale_after_overflow": to_float(m.group(2))},
-                      step_after=True)
+    if m and "attempted loss scale:" in line.lower():
+        to = _MEG_OVERFLOW_TO.search(line, m.end())
+        if to:
+            return Record(None, {"train/overflow": 1.0, "train/loss_scale_after_overflow": to_float(to.group(1))},
+                          step_after=True)
     return None
 
 
@@ -211,7 +218,8 @@ def _join_megatron(lines: list[str]) -> list[str]:
     for ln in lines:
         s = ln.strip()
         if out and s and not re.search(r"iteration\s+\d+\s*/|validation loss at|OVERFLOW|^\W*$", s, re.I) \
-                and re.search(r"\|\s*$|[a-z]$|:\s*$", out[-1]) and "|" in out[-1] and not s.startswith(("[", "-", "#")):
+                and re.search(r"\|\s*+$|[a-z]$|:\s*+$", out[-1]) and "|" in out[-1] \
+                and not s.startswith(("[", "-", "#")) and len(out[-1]) < 4096:  # no record is longer
             out[-1] = out[-1].rstrip() + " " + s
         else:
             out.append(ln)
@@ -219,9 +227,9 @@ def _join_megatron(lines: list[str]) -> list[str]:
 
 
 # --- fairseq (legacy, hydra and tqdm layouts) and fairseq-lua
-_FS_UPDATES = re.compile(r"num_updates[=\s]+(\d+)")
-_FS_LUA_UPDATES = re.compile(r"(\d+)\s+updates\b")
-_FS_KV = re.compile(rf"([A-Za-z_][\w ]*?)(?:=|\s+)({NUM})%?\s*(?=[,|\]]|$)", re.I)
+_FS_UPDATES = re.compile(r"num_updates[=\s]++(\d++)")
+_FS_LUA_UPDATES = re.compile(r"(?<!\d)(\d++)\s++updates\b")
+_FS_KV = re.compile(rf"(?<!\w)([A-Za-z_]\w*+(?: \w++){{0,3}}?)(?:=|\s++)({NUM})%?\s*+(?=[,|\]]|$)", re.I)
 
 
 def _parse_fairseq(line: str) -> Record | None:
@@ -254,7 +262,7 @@ def _parse_fairseq(line: str) -> Record | None:
 # --- Keras fit(): "Epoch 3/150" then "518/518 [====] - 536s 1s/step - loss: 6.5920 - val_loss: 6.2037"
 _KERAS_EPOCH = re.compile(r"^Epoch\s+(\d+)/(\d+)\s*$")
 _KERAS_LINE = re.compile(r"^(\d+)/(\d+)\s+\[[=>.]+\]")
-_KERAS_KV = re.compile(rf"(\w+):\s*({NUM})")
+_KERAS_KV = re.compile(rf"(?<!\w)(\w++):\s*+({NUM})")
 
 
 class _KerasState:
@@ -275,14 +283,16 @@ class _KerasState:
 
 # --- generic "key: value" lines
 _GEN_KV = re.compile(
-    rf"(?P<key>[A-Za-z_][A-Za-z0-9_./\-]*(?: [A-Za-z][A-Za-z0-9_./\-]*){{0,3}})\s*(?:[:=]\s*|\s+)(?P<val>{NUM})(?P<unit>ms\b|s\b|%)?",
+    rf"(?<![A-Za-z0-9_./\-])(?P<key>[A-Za-z_][A-Za-z0-9_./\-]*+(?: [A-Za-z][A-Za-z0-9_./\-]*+){{0,3}})"
+    rf"(?:\s*+[:=]\s*+|\s++)(?P<val>{NUM})(?P<unit>ms\b|s\b|%)?",
     re.I,
 )
 _STEP_KEYS = {"step", "steps", "iter", "iters", "iteration", "iterations", "it", "global step", "global_step",
               "num_updates", "update", "updates", "s"}
-_REVERSE_STEP = re.compile(r"\b(\d+)\s+(?:iter|iters|iteration|step|steps|updates)\b", re.I)
+_REVERSE_STEP = re.compile(r"\b(\d++)\s++(?:iter|iters|iteration|step|steps|updates)\b", re.I)
 _EPOCH_BATCH = re.compile(
-    r"epoch\s*:?\s*\[?\s*(\d+)(?:\s*/\s*\d+)?\s*\]?\s*[:,]?\s*(?:[^\d\[(]*?\|\s*)?[\[(]?\s*(\d+)\s*/\s*(\d+)", re.I)
+    r"epoch\s*+:?\s*+\[?\s*+(\d++)(?:\s*+/\s*+\d++)?\s*+\]?\s*+[:,]?\s*+(?:[^\d\[(|]*+\|\s*+)?[\[(]?\s*+(\d++)\s*+/\s*+(\d++)",
+    re.I)
 _LEADING_FRACTION = re.compile(r"^(\d+)\s*/\s*(\d+)\b")
 
 
@@ -360,10 +370,11 @@ FORMATS: list[TextFormat] = [
     TextFormat("buildnanogpt", re.compile(r"^step\s+\d+\s*\|\s*loss:|^validation loss:", re.I), _parse_build_stdout, 1.2),
     TextFormat("megatron", re.compile(r"iteration\s+\d+\s*/\s*\d+\s*\||validation loss at iteration", re.I),
                _parse_megatron, 1.2),
-    TextFormat("fairseq", re.compile(r"num_updates[=\s]+\d+|\d+ updates \|"), _parse_fairseq, 1.15),
+    TextFormat("fairseq", re.compile(r"num_updates[=\s]++\d|(?<!\d)\d++ updates \|"), _parse_fairseq, 1.15),
     TextFormat("hf_console", _HF_DICT, _parse_hf_console, 1.2),
     TextFormat("keras", re.compile(r"^(?:Epoch\s+\d+/\d+\s*$|\d+/\d+\s+\[[=>.]+\])"), _parse_generic, 1.1),
-    TextFormat("generic", re.compile(rf"loss\w*\s*(?:[:=]\s*|\s+){NUM}|xent:\s*{NUM}", re.I), _parse_generic, 0.5),
+    TextFormat("generic", re.compile(rf"loss\w*+(?:\s*+[:=]\s*+|\s++){NUM}|xent:\s*+{NUM}", re.I), _parse_generic,
+               0.5),
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 
