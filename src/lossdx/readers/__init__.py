@@ -37,6 +37,8 @@ _DIR_PREFERENCE = ("tensorboard", "jsonl", "csv", "hf_trainer_state", "text")
 def sniff(path: str) -> tuple[str, float]:
     """The best reader for a file and how sure it is."""
     head = read_head(path)
+    if not looks_binary(head):
+        head = head.rstrip(b"\x00")
     if not head.strip():
         raise InputError(f"{path} is empty")
     scores = [(r.sniff(head, path), r.name) for r in READERS]

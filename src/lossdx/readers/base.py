@@ -166,7 +166,9 @@ def _cap_lines(body: bytes, max_line: int) -> bytes:
 
 
 def looks_binary(head: bytes) -> bool:
-    return b"\x00" in head[:8192]
+    i = head.find(b"\x00", 0, 8192)
+    # a zero-filled tail (a crash before the data reached the disk, a preallocated file) is not binary
+    return i >= 0 and bool(head[i:].strip(b"\x00"))
 
 
 def decode_text(data: bytes, path: str) -> str:
