@@ -7,6 +7,7 @@ issue sets: 5 s and 300 MB per input, exit 0/1 with a report or exit 2 with one 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import struct
@@ -85,20 +86,26 @@ def _text_patterns() -> list[tuple[str, re.Pattern]]:
     return found + [(f"FORMATS[{f.name}]", f.sniff_re) for f in text.FORMATS]
 
 
+def _seconds(pattern: re.Pattern, line: str) -> float:
+    best = math.inf
+    for _ in range(2):  # the better of two: a busy machine may stall one
+        t0 = time.perf_counter()
+        for _m in pattern.finditer(line):
+            pass
+        best = min(best, time.perf_counter() - t0)
+        if best < 0.05:
+            break
+    return best
+
+
 @pytest.mark.parametrize("name,pattern", _text_patterns(), ids=lambda x: x if isinstance(x, str) else "")
 def test_r02_every_text_regex_is_linear_on_hostile_lines(name, pattern):
     n = 16 * 1024  # the longest line a reader passes on (base.MAX_LINE_BYTES)
-    t0 = time.perf_counter()
-    for trig in _TRIGGERS:
-        for fill in _FILLS:
-            line = trig + (fill * n)[:n] + "x"
-            for _ in pattern.finditer(line):
-                pass
-        for _ in pattern.finditer((trig + " ") * (n // (len(trig) + 1))):
-            pass
-    # ~400 hostile 16 KB lines: a linear regex takes well under a second on a busy machine, a quadratic
-    # one minutes
-    assert time.perf_counter() - t0 < 4.0, name
+    lines = [trig + (fill * n)[:n] + "x" for trig in _TRIGGERS for fill in _FILLS]
+    lines += [(trig + " ") * (n // (len(trig) + 1)) for trig in _TRIGGERS]
+    # a linear regex takes well under a millisecond on a 16 KB line; a quadratic one 0.1 s to minutes
+    slow = [(line[:40], s) for line in lines if (s := _seconds(pattern, line)) > 0.05]
+    assert not slow, (name, slow[:3])
 
 
 def test_r02_over_long_lines_are_cut_not_slurped(tmp_path):

@@ -235,3 +235,58 @@ def ensure_loss(run: Run, path: str) -> Run:
     run.series[target] = Series(target, s.steps, s.values, s.wall_times)
     run.meta.setdefault("notes", []).append(f"'{best}' taken as {target}")
     return run
+
+
+class Progress:
+    """A one-line progress bar on stderr for reads longer than about a second; only when stderr is a
+    terminal (never in pipes, files or CI logs), and erased when the read is done."""
+
+    DELAY_S = 1.0
+    EVERY_S = 0.1
+
+    def __init__(self, path: str, total: int | None = None) -> None:
+        import sys
+        import time
+
+        self._clock = time.monotonic
+        self._start = self._clock()
+        self._last = 0.0
+        self._done = 0
+        self._shown = False
+        self._stream = sys.stderr
+        try:
+            self._enabled = bool(self._stream.isatty())
+        except (AttributeError, ValueError):
+            self._enabled = False
+        self._name = os.path.basename(path) or path
+        if total is None and self._enabled:
+            try:
+                total = os.stat(path).st_size
+            except OSError:
+                total = None
+        self._total = total
+
+    def advance(self, nbytes: int) -> None:
+        self._done += nbytes
+        if not self._enabled:
+            return
+        now = self._clock()
+        if now - self._start < self.DELAY_S or now - self._last < self.EVERY_S:
+            return
+        self._last = now
+        mb = self._done / 1e6
+        if self._total:
+            frac = min(1.0, self._done / self._total)
+            bar = "#" * int(frac * 20)
+            text = f"lossdx: reading {self._name} [{bar:<20}] {frac:4.0%} ({mb:,.0f} of {self._total / 1e6:,.0f} MB)"
+        else:
+            text = f"lossdx: reading {self._name} ({mb:,.0f} MB)"
+        self._stream.write("\r" + text[:78])
+        self._stream.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            self._stream.write("\r" + " " * 78 + "\r")
+            self._stream.flush()
+            self._shown = False
