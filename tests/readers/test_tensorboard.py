@@ -100,3 +100,35 @@ def test_big_steps_and_long_tags_use_the_general_path(tmp_path):
     run = read(str(f))
     assert run.series["train/loss"].points() == [(2**40 + 3, 0.25)]
     assert any(s.points() == [(10**12, 0.5)] for s in run.series.values())
+
+
+def _events_file(path, points, tag="train/loss"):
+    with open(path, "wb") as fh:
+        write_events(fh, [scalar_event(tag, v, s, 1000.0 + s) for s, v in points])
+
+
+def test_unrelated_runs_in_one_directory_are_kept_apart(tmp_path):
+    d = tmp_path / "tb"
+    d.mkdir()
+    _events_file(d / "events.out.tfevents.1000.host", [(i, 3.0 - i / 100) for i in range(100)])
+    _events_file(d / "events.out.tfevents.2000.host", [(i, 9.0 - i / 100) for i in range(50)])  # starts over
+    runs = read_runs(str(d))
+    assert [len(r.series["train/loss"]) for r in runs] == [100, 50]
+    assert runs[1].series["train/loss"].values[0] == 9.0
+    names = [r.meta["run_name"] for r in runs]
+    assert len(set(names)) == 2 and all("tfevents" in n for n in names)
+    assert read(str(d), run=names[1]).series["train/loss"].values[0] == 9.0
+
+
+def test_a_resume_and_a_second_writer_stay_one_run(tmp_path):
+    d = tmp_path / "tb"
+    d.mkdir()
+    _events_file(d / "events.out.tfevents.1000.host", [(i, 3.0 - i / 100) for i in range(100)])
+    _events_file(d / "events.out.tfevents.2000.host", [(i, 2.0 - i / 1000) for i in range(80, 200)])  # resume
+    _events_file(d / "events.out.tfevents.3000.host", [(i * 10, 3.5) for i in range(20)], tag="val/loss")
+    runs = read_runs(str(d))
+    assert len(runs) == 1
+    loss = runs[0].series["train/loss"]
+    assert loss.steps.tolist() == list(range(200))
+    assert loss.values[80] == pytest.approx(1.92)  # the resumed run overwrites the steps it repeats (not 2.2)
+    assert len(runs[0].series["val/loss"]) == 20

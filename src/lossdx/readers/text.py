@@ -558,7 +558,6 @@ class _Parser:
         self._feed_joined(lines)
 
     def _feed_joined(self, lines: list[str]) -> None:
-        sniff_re = self.fmt.sniff_re.search
         like = _RECORD_LIKE.search
         add = self.segments.add
         for ln in lines:
@@ -567,7 +566,7 @@ class _Parser:
                 self.seen += 1
                 self.read += 1
                 add(rec)
-            elif like(ln) or sniff_re(ln):
+            elif like(ln):
                 self.seen += 1
 
     def finish(self) -> list[SeriesBuilder]:
