@@ -94,3 +94,24 @@ def test_dense_parser_is_exact_and_strict():
         assert (np.isnan(v) and np.isnan(ref)) or v == ref, t
     for bad in (b"1,2\n", b"abc\n", b"1e\n", b"--1\n", b"1.2.3\n"):
         assert delimited._parse_dense(bad, ",", 1) is None, bad
+
+
+def test_pyarrow_and_numpy_paths_agree_exactly(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("pyarrow")
+    from lossdx.readers import _arrow
+
+    path = str(_big_csv(tmp_path / "metrics.csv"))
+    calls = []
+    real = _arrow.read_csv_matrix
+    monkeypatch.setattr(_arrow, "read_csv_matrix", lambda *a: calls.append(1) or real(*a))
+    fast = read(path)
+    assert calls, "the pyarrow path was not taken"
+    monkeypatch.setattr(_arrow, "available", lambda p: False)
+    slow = read(path)
+    assert sorted(fast.series) == sorted(slow.series)
+    for k in fast.series:
+        assert np.array_equal(fast.series[k].steps, slow.series[k].steps), k
+        assert np.array_equal(fast.series[k].values, slow.series[k].values, equal_nan=True), k

@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from lossdx.readers import read
 
 
@@ -36,3 +38,34 @@ def test_many_rows_across_chunks(tmp_path):
     assert len(run.series["train/loss"]) == n
     assert len(run.series["val/loss"]) == n // 1000
     assert run.series["train/loss"].values[-1] == 1.0 + 1.0 / n
+
+
+def test_pyarrow_and_python_paths_agree_exactly(tmp_path, monkeypatch):
+    import json
+    import random
+
+    import numpy as np
+
+    pytest.importorskip("pyarrow")
+    from lossdx.readers import _arrow
+
+    rnd = random.Random(1)
+    p = tmp_path / "metrics.jsonl"
+    with open(p, "w") as fh:
+        for i in range(30_000):
+            row = {"step": i, "loss": rnd.random() * 3, "lr": 3e-4, "grad_norm": rnd.random(), "skipped": i % 7 == 0}
+            if i % 100 == 0:
+                row = {"step": i, "val_loss": rnd.random() * 3, "note": None}
+            fh.write(json.dumps(row) + "\n")
+    assert p.stat().st_size > _arrow.MIN_BYTES
+    calls = []
+    real = _arrow.read_jsonl_columns
+    monkeypatch.setattr(_arrow, "read_jsonl_columns", lambda *a: calls.append(1) or real(*a))
+    fast = read(str(p))
+    assert calls and real(str(p)) is not None, "the pyarrow path was not taken"
+    monkeypatch.setattr(_arrow, "available", lambda path: False)
+    slow = read(str(p))
+    assert sorted(fast.series) == sorted(slow.series)
+    for k in fast.series:
+        assert np.array_equal(fast.series[k].steps, slow.series[k].steps), k
+        assert np.array_equal(fast.series[k].values, slow.series[k].values, equal_nan=True), k

@@ -21,6 +21,7 @@ import numpy as np
 from ..exceptions import CorruptLog
 from ..keys import ALIASES, canonical, is_step_name, pick_step_name
 from ..model import Run, Series
+from . import _arrow
 from .base import decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
 
 #: Marks an empty cell in the fast path; a value no logger writes.
@@ -153,6 +154,10 @@ def _read_matrix(path: str) -> tuple[list[str], np.ndarray]:
         else:
             trailing = False
         ncols = len(header) + (1 if trailing else 0)
+        if _arrow.available(path):
+            fast = _arrow.read_csv_matrix(path, d, ncols, _EMPTY)
+            if fast is not None:
+                return header, fast[:, : len(header)]
         blocks = []
         db = d.encode()
         for chunk in itertools.chain([rest], blocks_in):

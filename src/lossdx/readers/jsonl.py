@@ -15,6 +15,7 @@ import numpy as np
 from ..exceptions import CorruptLog
 from ..keys import canonical, pick_step_name
 from ..model import Run, Series
+from . import _arrow
 from .base import decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
 
 CHUNK_LINES = 20_000
@@ -128,9 +129,25 @@ def _flatten(rows: list[dict]) -> list[dict]:
     return out
 
 
-def read(path: str) -> list[Run]:
+class _ReadyColumns:
+    """Columns parsed elsewhere (the pyarrow path), with _Columns' interface."""
+
+    def __init__(self, rows: int, columns: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> None:
+        self.rows = rows
+        self.parts = columns
+
+    def pop_column(self, k: str) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.parts.pop(k)
+
+
+def _read_columns(path: str, bad: list[int]) -> _Columns | _ReadyColumns:
+    if _arrow.available(path):
+        with open_regular(path):  # the same refusal of FIFOs and devices as the plain path
+            pass
+        fast = _arrow.read_jsonl_columns(path)
+        if fast is not None:
+            return _ReadyColumns(*fast)
     cols = _Columns()
-    bad: list[int] = []
     with open_regular(path) as fh:
         for raw in iter_line_blocks(fh, path, block=CHUNK_LINES * 120, max_line=MAX_RECORD_BYTES):
             text = decode_text(raw, path)
@@ -138,6 +155,12 @@ def read(path: str) -> list[Run]:
             rows = _parse_chunk(lines, bad)
             if rows:
                 cols.add_chunk(_flatten(rows))
+    return cols
+
+
+def read(path: str) -> list[Run]:
+    bad: list[int] = []
+    cols = _read_columns(path, bad)
     if cols.rows == 0:
         raise CorruptLog(f"{path}: no JSON object lines")
     step_key = pick_step_name(sorted(cols.parts))

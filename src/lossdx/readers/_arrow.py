@@ -1,0 +1,103 @@
+"""Optional fast paths through pyarrow (``pip install "lossdx[fast]"``): multi-threaded C++ parsers for
+large CSV and JSONL logs. Each returns None whenever the file holds anything the numpy/Python readers
+would treat differently (text cells, NaN literals, nested records), so both paths give the same run;
+tests/readers/test_delimited.py and test_jsonl.py check that they agree exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+#: Below this size the plain readers are as fast and pyarrow's import is not worth it.
+MIN_BYTES = 1 << 20
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.csv  # noqa: F401
+        import pyarrow.json  # noqa: F401
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def available(path: str) -> bool:
+    try:
+        big = os.path.getsize(path) >= MIN_BYTES
+    except OSError:
+        return False
+    return big and _pyarrow() is not None
+
+
+def _numeric(pa: Any, col: Any, fill: float) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(float64 values with nulls filled, mask of present cells or None when all are) or None."""
+    t = col.type
+    if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)):
+        return None
+    if pa.types.is_null(t):
+        return np.full(len(col), fill), np.zeros(len(col), dtype=bool)
+    if pa.types.is_integer(t):
+        col = pa.compute.cast(col, pa.float64())
+    elif t != pa.float64():
+        col = pa.compute.cast(col, pa.float64())
+    present = None
+    if col.null_count:
+        present = np.asarray(pa.compute.is_valid(col))
+        col = col.fill_null(fill)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64), present
+
+
+def read_csv_matrix(path: str, delimiter: str, ncols: int, empty: float) -> np.ndarray | None:
+    """The numeric body of a CSV as a (rows, ncols) float64 array (empty cells = ``empty``), or None."""
+    pa = _pyarrow()
+    if pa is None:
+        return None
+    import pyarrow.csv as pacsv
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError):
+        return None
+    if table.num_columns != ncols or table.num_rows == 0:
+        return None
+    out = np.empty((ncols, table.num_rows))
+    for j in range(ncols):
+        got = _numeric(pa, table.column(j), empty)
+        if got is None:
+            return None  # a text cell: the plain reader decides what it means
+        out[j] = got[0]
+    return out.T  # column-major: the reader's transpose is then free
+
+
+def read_jsonl_columns(path: str) -> tuple[int, dict[str, tuple[np.ndarray, np.ndarray | None]]] | None:
+    """(rows, {key: (values, present mask or None)}) of a JSONL file of flat numeric records, or None."""
+    pa = _pyarrow()
+    if pa is None:
+        return None
+    import pyarrow.json as pajson
+
+    try:
+        table = pajson.read_json(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError):
+        return None  # NaN literals, a torn line, mixed types: the Python reader salvages what it can
+    if any(pa.types.is_struct(f.type) for f in table.schema):
+        return None
+    cols: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_boolean(col.type):
+            col = pa.compute.cast(col, pa.float64())
+        got = _numeric(pa, col, np.nan)
+        if got is None:
+            return None
+        cols[name] = got
+    return table.num_rows, cols
