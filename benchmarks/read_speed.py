@@ -88,7 +88,7 @@ hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()
 print(json.dumps({{"seconds": dt, "rss_mb": int(hwm) / 1024, "n": n}}))
 """
 
-_NANO_RE = r"^iter (\\d+): loss ([\\d.]+), time ([\\d.]+)ms, mfu (-?[\\d.]+)%$"
+_NANO_RE = r"^iter (\d+): loss ([\d.]+), time ([\d.]+)ms, mfu (-?[\d.]+)%$"
 COMPETITORS = {
     "csv": [("pyarrow.csv.read_csv", "import pyarrow.csv as pc", "n = pc.read_csv({p!r}).num_rows"),
             ("polars.read_csv", "import polars as pl", "n = pl.read_csv({p!r}).height")],

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from lossdx.readers import read, read_runs, text
+from lossdx.readers import read, text
 from lossdx.testing.events import file_version_event, record, scalar_event
 
 LIMIT_S = 5.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import gzip
 import lzma
 import os
 import shutil
