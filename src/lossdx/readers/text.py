@@ -617,13 +617,16 @@ def _nanogpt_block(block: str, parser: _Parser) -> bool:
     if len(tokens) != 8 * n_it or any(tokens[k::8].count(word) != n_it
                                        for k, word in ((0, "iter"), (2, "loss"), (4, "time"), (6, "mfu"))):
         return False
-    cols = [_column(tokens[k::8], suffix, n_it) for k, suffix in ((1, ":"), (3, ","), (5, "ms,"), (7, "%"))]
-    if any(c is None for c in cols):
-        return False
-    steps, loss, dt, mfu = cols  # type: ignore[misc]
+    cols: list[np.ndarray] = []
+    for k, suffix in ((1, ":"), (3, ","), (5, "ms,"), (7, "%")):
+        c = _column(tokens[k::8], suffix, n_it)
+        if c is None:
+            return False
+        cols.append(c)
+    steps, loss, dt, mfu = cols
     if not bool((steps == np.floor(steps)).all()):
         return False
-    mfu_ok = mfu >= 0  # nanoGPT prints -100 % until its MFU estimate warms up
+    mfu_ok: np.ndarray = mfu >= 0  # nanoGPT prints -100 % until its MFU estimate warms up
     columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
         "train/loss": (loss, None), "perf/step_time": (dt, None),
         "perf/mfu": (mfu, None if bool(mfu_ok.all()) else mfu_ok)}
@@ -631,10 +634,13 @@ def _nanogpt_block(block: str, parser: _Parser) -> bool:
         evs = _NANO_EVAL_FAST.findall(blk)
         if len(evs) != n_ev:
             return False
-        ev_cols = [_column([t[k] for t in evs], "", n_ev) for k in range(3)]
-        if any(c is None for c in ev_cols):
-            return False
-        ev = np.stack(ev_cols, axis=1)  # type: ignore[arg-type]
+        ev_cols: list[np.ndarray] = []
+        for k in range(3):
+            c = _column([t[k] for t in evs], "", n_ev)
+            if c is None:
+                return False
+            ev_cols.append(c)
+        ev = np.stack(ev_cols, axis=1)
         # the eval line of a step comes before its iter line: merge both in step order
         all_steps = np.concatenate([ev[:, 0], steps])
         if not (bool((steps[1:] >= steps[:-1]).all()) and bool((ev[1:, 0] >= ev[:-1, 0]).all())):
