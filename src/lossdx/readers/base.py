@@ -141,7 +141,7 @@ def iter_line_blocks(fh: BinaryIO, path: str, block: int = BLOCK_BYTES,
             nl = data.find(b"\n")
             if nl < 0:
                 continue
-            data = data[nl:]
+            data = data[nl + 1:]  # the cut line already ended with its own newline
             skipping = False
         data = carry + data
         last_nl = data.rfind(b"\n")

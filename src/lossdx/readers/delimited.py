@@ -22,7 +22,7 @@ from ..exceptions import CorruptLog
 from ..keys import ALIASES, canonical, is_step_name, pick_step_name
 from ..model import Run, Series
 from . import _arrow
-from .base import decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
+from .base import Progress, decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
 
 #: Marks an empty cell in the fast path; a value no logger writes.
 _EMPTY = -9.876543219876543e307
@@ -160,7 +160,9 @@ def _read_matrix(path: str) -> tuple[list[str], np.ndarray]:
                 return header, fast[:, : len(header)]
         blocks = []
         db = d.encode()
+        progress = Progress(path)
         for chunk in itertools.chain([rest], blocks_in):
+            progress.advance(len(chunk))
             if not chunk.strip():
                 continue
             decode_text(chunk, path)  # same error for a bad byte whichever path parses it
@@ -170,6 +172,7 @@ def _read_matrix(path: str) -> tuple[list[str], np.ndarray]:
             if block is None:
                 block = _parse_slow(chunk.decode("utf-8-sig"), ncols, d)
             blocks.append(block[:, : len(header)])
+        progress.done()
     matrix = np.concatenate(blocks) if blocks else np.empty((0, len(header)))
     return header, matrix
 

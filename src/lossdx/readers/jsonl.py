@@ -15,7 +15,7 @@ import numpy as np
 from ..exceptions import CorruptLog
 from ..keys import canonical, pick_step_name
 from ..model import Run, Series
-from .base import decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
+from .base import Progress, decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
 
 CHUNK_LINES = 20_000
 #: A longer line is cut (and then skipped as unparseable): W&B rows with histograms stay well below.
@@ -173,8 +173,10 @@ def _flatten(rows: list[dict]) -> list[dict]:
 
 def _read_columns(path: str, bad: list[int]) -> _Columns:
     cols = _Columns()
+    progress = Progress(path)
     with open_regular(path) as fh:
         for raw in iter_line_blocks(fh, path, block=CHUNK_LINES * 120, max_line=MAX_RECORD_BYTES):
+            progress.advance(len(raw))
             text = decode_text(raw, path)
             uniform = _uniform_chunk(text)
             if uniform is not None:
@@ -184,6 +186,7 @@ def _read_columns(path: str, bad: list[int]) -> _Columns:
             rows = _parse_chunk(lines, bad)
             if rows:
                 cols.add_chunk(_flatten(rows))
+    progress.done()
     return cols
 
 

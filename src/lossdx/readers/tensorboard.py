@@ -18,7 +18,7 @@ import numpy as np
 
 from ..exceptions import CorruptLog
 from ..model import Run, Series, SeriesBuilder
-from .base import ensure_loss, is_regular_file, iter_blocks, make_run, open_regular
+from .base import Progress, ensure_loss, is_regular_file, iter_blocks, make_run, open_regular
 
 _U64 = struct.Struct("<Q")
 _F32 = struct.Struct("<f")
@@ -258,8 +258,10 @@ def read_events(path: str, builder: SeriesBuilder, plugins: dict[str, str]) -> d
             raise CorruptLog(f"{path}: not a TensorBoard event file (bad record header)")
         carry = head
         for_final = iter_blocks(fh, path, _BLOCK)
+        progress = Progress(path)
         while True:
             block = next(for_final, b"")
+            progress.advance(len(block))
             data = carry + block if carry else block
             final = not block
             pos, bad = _parse_records(data, builder, plugins, counts)
@@ -270,6 +272,7 @@ def read_events(path: str, builder: SeriesBuilder, plugins: dict[str, str]) -> d
             if final:
                 truncated = bool(carry)
                 break
+        progress.done()
     return {"records": counts["records"], "corrupt": counts["corrupt"], "truncated": truncated}
 
 
