@@ -80,10 +80,20 @@ def read_csv_matrix(path: str, delimiter: str, ncols: int, empty: float) -> np.n
         return None
     if table.num_columns != ncols or table.num_rows == 0:
         return None
-    out = np.empty((ncols, table.num_rows))
+    columns = table.columns
+    n = table.num_rows
+    del table  # each column's buffers go as soon as it is converted: peak = the result + one column
+    if any(_numeric_type(pa, c.type) is None for c in columns):
+        return None  # a text cell: the plain reader decides what it means
+    out = np.empty((ncols, n))
     for j in range(ncols):
-        got = _numeric(pa, table.column(j), empty)
+        got = _numeric(pa, columns[j], empty)
+        columns[j] = None  # type: ignore[call-overload]
         if got is None:
-            return None  # a text cell: the plain reader decides what it means
+            return None
         out[j] = got[0]
     return out.T  # column-major: the reader's transpose is then free
+
+
+def _numeric_type(pa: Any, t: Any) -> bool | None:
+    return True if (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)) else None
