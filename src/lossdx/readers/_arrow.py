@@ -63,35 +63,44 @@ def _numeric(pa: Any, col: Any, fill: float) -> tuple[np.ndarray, np.ndarray | N
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64), present
 
 
-def read_csv_matrix(path: str, delimiter: str, ncols: int, empty: float) -> np.ndarray | None:
-    """The numeric body of a CSV as a (rows, ncols) float64 array (empty cells = ``empty``), or None."""
+def read_csv_matrix(path: str, delimiter: str, header: list[str], ncols: int, empty: float) -> np.ndarray | None:
+    """The numeric body of a CSV as a (rows, ncols) float64 array (empty cells = ``empty``), or None.
+    Streamed batch by batch with every column read as float64, so memory is the result plus one batch."""
     pa = _pyarrow()
     if pa is None:
         return None
     import pyarrow.csv as pacsv
 
+    names = list(header) + [""] * (ncols - len(header))
+    if len(set(names)) != len(names):
+        return None  # duplicate names: the plain reader keeps them apart by position
+    parts: list[list[np.ndarray]] = [[] for _ in range(ncols)]
     try:
-        table = pacsv.read_csv(
+        reader = pacsv.open_csv(
             path,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=8 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
-            convert_options=pacsv.ConvertOptions(null_values=[""], strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError):
+            convert_options=pacsv.ConvertOptions(column_types={n: pa.float64() for n in names}, null_values=[""],
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+        for batch in reader:
+            if batch.num_columns != ncols:
+                return None
+            for j in range(ncols):
+                col = batch.column(j)
+                if col.null_count:
+                    col = col.fill_null(empty)
+                parts[j].append(np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64))
+            del batch
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError, UnicodeDecodeError, StopIteration):
+        return None  # a text cell, a ragged row: the plain reader decides what it means
+    n = sum(p.size for p in parts[0])
+    if n == 0:
         return None
-    if table.num_columns != ncols or table.num_rows == 0:
-        return None
-    columns = table.columns
-    n = table.num_rows
-    del table  # each column's buffers go as soon as it is converted: peak = the result + one column
-    if any(_numeric_type(pa, c.type) is None for c in columns):
-        return None  # a text cell: the plain reader decides what it means
     out = np.empty((ncols, n))
     for j in range(ncols):
-        got = _numeric(pa, columns[j], empty)
-        columns[j] = None  # type: ignore[call-overload]
-        if got is None:
-            return None
-        out[j] = got[0]
+        out[j] = np.concatenate(parts[j]) if len(parts[j]) > 1 else parts[j][0]
+        parts[j] = []
+    pa.default_memory_pool().release_unused()
     return out.T  # column-major: the reader's transpose is then free
 
 

@@ -155,7 +155,7 @@ def _read_matrix(path: str) -> tuple[list[str], np.ndarray]:
             trailing = False
         ncols = len(header) + (1 if trailing else 0)
         if _arrow.available(path):
-            fast = _arrow.read_csv_matrix(path, d, ncols, _EMPTY)
+            fast = _arrow.read_csv_matrix(path, d, header, ncols, _EMPTY)
             if fast is not None:
                 return header, fast[:, : len(header)]
         blocks = []
