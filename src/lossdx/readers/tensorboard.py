@@ -446,13 +446,8 @@ def _parse_event(data: bytes, start: int, end: int, plugins: dict[str, str]) -> 
 def parse_block(data: bytes, builder: SeriesBuilder, plugins: dict[str, str]) -> tuple[int, bool]:
     """Add the whole records at the start of ``data`` to ``builder``; return (bytes consumed, corrupt record
     met). A record cut at the end waits: ``lossdx watch`` calls this with the bytes a file grew by."""
-    fast: dict[bytes, tuple[array, bytearray, bytearray]] = {}
-    pos, _n, bad = _parse_records(data, False, builder, plugins, fast)
-    for tag_bytes, (steps, values, walls) in fast.items():
-        builder.add_arrays(tag_bytes.decode("utf-8", "replace"), np.frombuffer(steps, dtype=np.int64).astype(np.float64),
-                           np.frombuffer(bytes(values), dtype="<f4").astype(np.float64),
-                           np.frombuffer(bytes(walls), dtype="<f8").copy())
-    return pos, bad
+    counts = {"records": 0, "corrupt": 0}
+    return _parse_records(data, builder, plugins, counts)
 
 
 def _event_files(path: str) -> dict[str, list[str]]:
