@@ -61,7 +61,7 @@ def _big_csv(path, n=60_000):
     return path
 
 
-def test_native_and_numpy_paths_agree_exactly(tmp_path, monkeypatch):
+def test_numpy_and_csv_module_paths_agree_exactly(tmp_path, monkeypatch):
     import numpy as np
 
     from lossdx.readers import delimited
@@ -69,7 +69,8 @@ def test_native_and_numpy_paths_agree_exactly(tmp_path, monkeypatch):
     path = str(_big_csv(tmp_path / "metrics.csv"))
     assert (tmp_path / "metrics.csv").stat().st_size > (1 << 20)
     fast = read(path)
-    monkeypatch.setattr(delimited, "_fastcsv", None)
+    monkeypatch.setattr(delimited, "_parse_dense", lambda *a: None)
+    monkeypatch.setattr(delimited, "_parse_fast", lambda *a: None)
     slow = read(path)
     assert sorted(fast.series) == sorted(slow.series)
     for k in fast.series:
@@ -78,21 +79,39 @@ def test_native_and_numpy_paths_agree_exactly(tmp_path, monkeypatch):
     assert len(fast.series["val/loss"]) == 60_000 // 50
 
 
-def test_native_parser_is_exact_and_strict():
+def test_dense_parser_is_exact_and_strict():
     import numpy as np
-    import pytest
 
     from lossdx.readers import delimited
 
-    if delimited._fastcsv is None:
-        pytest.skip("C accelerator not built")
     texts = ["0.1", "1e-7", "123456789012345678901234", "2.2250738585072014e-308", "-0", "3.14159265358979323846",
              "NaN", "-inf", "Infinity", "7", ".5", "5.", "1E+3", "9007199254740993"]
     body = ("\n".join(texts) + "\n").encode()
-    dst = np.empty(len(texts))
-    assert delimited._fastcsv.parse_into(body, ",", 1, -1.0, dst) == len(texts)
-    for t, v in zip(texts, dst):
+    got = delimited._parse_dense(body, ",", 1)
+    assert got is not None and got.shape == (len(texts), 1)
+    for t, v in zip(texts, got[:, 0]):
         ref = float(t)
         assert (np.isnan(v) and np.isnan(ref)) or v == ref, t
     for bad in (b"1,2\n", b"abc\n", b"1e\n", b"--1\n", b"1.2.3\n"):
-        assert delimited._fastcsv.parse_into(bad, ",", 1, 0.0, np.empty(4)) == -1, bad
+        assert delimited._parse_dense(bad, ",", 1) is None, bad
+
+
+def test_pyarrow_and_numpy_paths_agree_exactly(tmp_path, monkeypatch):
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("pyarrow")
+    from lossdx.readers import _arrow
+
+    path = str(_big_csv(tmp_path / "metrics.csv"))
+    calls = []
+    real = _arrow.read_csv_matrix
+    monkeypatch.setattr(_arrow, "read_csv_matrix", lambda *a: calls.append(r := real(*a)) or r)
+    fast = read(path)
+    assert calls and calls[0] is not None, "the pyarrow path was not taken"
+    monkeypatch.setattr(_arrow, "available", lambda p: False)
+    slow = read(path)
+    assert sorted(fast.series) == sorted(slow.series)
+    for k in fast.series:
+        assert np.array_equal(fast.series[k].steps, slow.series[k].steps), k
+        assert np.array_equal(fast.series[k].values, slow.series[k].values, equal_nan=True), k

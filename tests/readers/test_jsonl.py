@@ -1,5 +1,7 @@
 import math
 
+import pytest
+
 from lossdx.readers import read
 
 
@@ -36,3 +38,48 @@ def test_many_rows_across_chunks(tmp_path):
     assert len(run.series["train/loss"]) == n
     assert len(run.series["val/loss"]) == n // 1000
     assert run.series["train/loss"].values[-1] == 1.0 + 1.0 / n
+
+
+def test_uniform_fast_path_and_json_path_agree_exactly(tmp_path, monkeypatch):
+    import json
+    import random
+
+    import numpy as np
+
+    from lossdx.readers import jsonl
+
+    rnd = random.Random(1)
+    p = tmp_path / "metrics.jsonl"
+    with open(p, "w") as fh:
+        for i in range(30_000):
+            row = {"step": i, "loss": rnd.random() * 3, "lr": 3e-4, "grad_norm": rnd.random(), "tokens": i * 2 ** 40}
+            if i % 1000 == 0:
+                row = {"step": i, "val_loss": rnd.random() * 3}  # irregular rows: those chunks take the json path
+            fh.write(json.dumps(row, separators=(",", ":") if i > 20_000 else (", ", ": ")) + "\n")
+    monkeypatch.setattr(jsonl, "CHUNK_LINES", 50)  # many chunks: most uniform, some not
+    calls = []
+    real = jsonl._uniform_chunk
+    monkeypatch.setattr(jsonl, "_uniform_chunk", lambda text: calls.append(r := real(text)) or r)
+    fast = read(str(p))
+    assert sum(c is not None for c in calls) > len(calls) // 2, "the uniform path was not taken"
+    monkeypatch.setattr(jsonl, "_uniform_chunk", lambda text: None)
+    slow = read(str(p))
+    assert sorted(fast.series) == sorted(slow.series)
+    for k in fast.series:
+        assert np.array_equal(fast.series[k].steps, slow.series[k].steps), k
+        assert np.array_equal(fast.series[k].values, slow.series[k].values, equal_nan=True), k
+
+
+@pytest.mark.parametrize("text", [
+    '{"step": 1, "loss": true}\n{"step": 2, "loss": false}\n',
+    '{"step": 1, "loss": "1.5"}\n{"step": 2, "loss": "2.5"}\n',
+    '{"step": 1, "loss": 1.5, "name": "a b"}\n{"step": 2, "loss": 2.5, "name": "a b"}\n',
+    '{"step": 1, "train": {"loss": 1.5}}\n{"step": 2, "train": {"loss": 2.5}}\n',
+    '{"step": 1, "loss": 1.5}\n{"step": 2, "lr": 2.5}\n',
+    '{"step": 1, "loss": 1.5}\n{"step": 2, "loss": 2.5',
+    '{"a:b": 1, "loss": 1.5}\n{"a:b": 2, "loss": 2.5}\n',
+])
+def test_uniform_fast_path_declines_what_it_cannot_read_exactly(text):
+    from lossdx.readers import jsonl
+
+    assert jsonl._uniform_chunk(text) is None

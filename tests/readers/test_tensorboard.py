@@ -100,3 +100,62 @@ def test_big_steps_and_long_tags_use_the_general_path(tmp_path):
     run = read(str(f))
     assert run.series["train/loss"].points() == [(2**40 + 3, 0.25)]
     assert any(s.points() == [(10**12, 0.5)] for s in run.series.values())
+
+
+def _events_file(path, points, tag="train/loss"):
+    with open(path, "wb") as fh:
+        write_events(fh, [scalar_event(tag, v, s, 1000.0 + s) for s, v in points])
+
+
+def test_unrelated_runs_in_one_directory_are_kept_apart(tmp_path):
+    d = tmp_path / "tb"
+    d.mkdir()
+    _events_file(d / "events.out.tfevents.1000.host", [(i, 3.0 - i / 100) for i in range(100)])
+    _events_file(d / "events.out.tfevents.2000.host", [(i, 9.0 - i / 100) for i in range(50)])  # starts over
+    runs = read_runs(str(d))
+    assert [len(r.series["train/loss"]) for r in runs] == [100, 50]
+    assert runs[1].series["train/loss"].values[0] == 9.0
+    names = [r.meta["run_name"] for r in runs]
+    assert len(set(names)) == 2 and all("tfevents" in n for n in names)
+    assert read(str(d), run=names[1]).series["train/loss"].values[0] == 9.0
+
+
+def test_a_resume_and_a_second_writer_stay_one_run(tmp_path):
+    d = tmp_path / "tb"
+    d.mkdir()
+    _events_file(d / "events.out.tfevents.1000.host", [(i, 3.0 - i / 100) for i in range(100)])
+    _events_file(d / "events.out.tfevents.2000.host", [(i, 2.0 - i / 1000) for i in range(80, 200)])  # resume
+    _events_file(d / "events.out.tfevents.3000.host", [(i * 10, 3.5) for i in range(20)], tag="val/loss")
+    runs = read_runs(str(d))
+    assert len(runs) == 1
+    loss = runs[0].series["train/loss"]
+    assert loss.steps.tolist() == list(range(200))
+    assert loss.values[80] == pytest.approx(1.92)  # the resumed run overwrites the steps it repeats (not 2.2)
+    assert len(runs[0].series["val/loss"]) == 20
+
+
+def test_bulk_and_record_by_record_decoding_agree(tmp_path, monkeypatch):
+    import numpy as np
+
+    from lossdx.readers import tensorboard
+
+    f = tmp_path / "events.out.tfevents.9.host"
+    evs = []
+    for i in range(3000):
+        step = i * 97 if i != 1500 else -3  # 1- to 3-byte varints, and a negative (10-byte) step
+        evs.append(scalar_event("train/loss", 3.0 - i / 1000 if i % 500 else float("nan"), step, 1e9 + i))
+        if i % 10 == 0:
+            evs.append(scalar_event("a/much/longer/tag/name/for/the/learning_rate", 1e-3, step, 1e9 + i))
+            evs.append(scalar_event("val/loss", 2.0, step, tensor=True, plugin="scalars"))
+    _write(f, evs)
+    bulk = read(str(f))
+    monkeypatch.setattr(tensorboard, "_simple_scalars",
+                        lambda buf, st, ln, builder: np.zeros(st.size, dtype=bool))
+    one_by_one = read(str(f))
+    assert sorted(bulk.series) == sorted(one_by_one.series)
+    for k in bulk.series:
+        a, b = bulk.series[k], one_by_one.series[k]
+        assert np.array_equal(a.steps, b.steps), k
+        assert np.array_equal(a.values, b.values, equal_nan=True), k
+        assert np.array_equal(a.wall_times, b.wall_times), k
+    assert -3 in bulk.series["train/loss"].steps

@@ -198,3 +198,119 @@ def test_sniffing_ignores_the_file_name(tmp_path):
     f.write_text("iter 0: loss 9.0886, time 37.62ms, mfu -100.00%\niter 10: loss 7.1132, time 42.14ms, mfu 1.64%\n")
     assert sniff(str(f))[0] == "text"
     assert read_runs(str(f))[0].source["format"] == "nanogpt"
+
+
+# --- issue 7 reader phenomena (#10, #4, #8)
+@pytest.mark.parametrize("text", [
+    # Keras 2 (standalone) verbose=2
+    "Epoch 1/10\n - 4s - loss: 0.3100 - acc: 0.9061 - val_loss: 0.1525 - val_acc: 0.9541\n"
+    "Epoch 2/10\n - 3s - loss: 0.1400 - acc: 0.9580 - val_loss: 0.1100 - val_acc: 0.9660\n",
+    # tf.keras 2.x verbose=2
+    "Epoch 1/10\n1875/1875 - 4s - loss: 0.3100 - accuracy: 0.9061 - val_loss: 0.1525 - 4s/epoch - 2ms/step\n"
+    "Epoch 2/10\n1875/1875 - 3s - loss: 0.1400 - accuracy: 0.9580 - val_loss: 0.1100 - 3s/epoch - 2ms/step\n",
+    # Keras 3 verbose=2
+    "Epoch 1/10\n1875/1875 - 4s - 2ms/step - accuracy: 0.9061 - loss: 0.3100 - val_loss: 0.1525\n"
+    "Epoch 2/10\n1875/1875 - 3s - 2ms/step - accuracy: 0.9580 - loss: 0.1400 - val_loss: 0.1100\n",
+])
+def test_keras_verbose_2(tmp_path, text):
+    run = _read(tmp_path, text)
+    assert run.source["format"] == "keras"
+    assert pts(run, "train/loss") == [(1, 0.31), (2, 0.14)]
+    assert pts(run, "val/loss") == [(1, 0.1525), (2, 0.11)]
+    assert run.meta["record_lines_read"] == run.meta["record_lines_seen"] == 2
+
+
+def test_pipe_lines_with_a_bare_step_number(tmp_path):
+    run = _read(tmp_path, "   100 | loss 4.3210 | lr 3.00e-04 | 152.3 ms\n   110 | loss 4.2980 | lr 3.00e-04 | 150.1 ms\n"
+                          "   120 | loss 4.2711 | lr 2.90e-04 | 151.0 ms\n")
+    assert pts(run, "train/loss") == [(100, 4.321), (110, 4.298), (120, 4.2711)]
+    assert pts(run, "train/lr")[-1] == (120, 2.9e-4)
+    assert pts(run, "perf/step_time") == [(100, 152.3), (110, 150.1), (120, 151.0)]
+
+
+def test_char_rnn_grad_param_norm_is_a_grad_norm_series_that_says_what_it_is(tmp_path):
+    run = _read(tmp_path, "924/9500 (epoch 4.863), train_loss = 1.63392434, grad/param norm = 3.0235e-02, time/batch = 0.1694s\n"
+                          "925/9500 (epoch 4.868), train_loss = 1.61581607, grad/param norm = 2.8926e-02, time/batch = 0.1699s\n")
+    assert pts(run, "train/grad_norm") == [(924, 0.030235), (925, 0.028926)]
+    assert "grad/param_norm" not in run.series
+    assert "ratio" in run.meta["series_meaning"]["train/grad_norm"]
+    assert any("grad/param norm" in n for n in run.meta["notes"])
+
+
+@pytest.mark.parametrize("text,expected", [
+    # 1-based epochs: epoch 2 batch 100 of 500 is global step 600 (500 batches done, then 100)
+    ("Epoch 1, batch 400/500, loss: 0.90\nEpoch 1, batch 500/500, loss: 0.80\nEpoch 2, batch 100/500, loss: 0.70\n",
+     [(400, 0.9), (500, 0.8), (600, 0.7)]),
+    # 0-based epochs
+    ("Epoch 0, batch 400/500, loss: 0.90\nEpoch 1, batch 100/500, loss: 0.70\n", [(400, 0.9), (600, 0.7)]),
+    # "step" as a per-epoch counter is not the global step
+    ("Epoch [2/10], Step [100/600], Loss: 0.7000\nEpoch [2/10], Step [200/600], Loss: 0.6500\n",
+     [(700, 0.7), (800, 0.65)]),
+    # an excerpt that starts mid-run keeps the global steps of its epochs
+    ("Epoch 5, batch 100/500, loss: 0.50\nEpoch 5, batch 200/500, loss: 0.48\n", [(2100, 0.5), (2200, 0.48)]),
+    # PyTorch's MNIST example (1-based epochs, samples as the counter)
+    ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.300000\nTrain Epoch: 1 [640/60000 (1%)]\tLoss: 2.100000\n"
+     "Train Epoch: 2 [0/60000 (0%)]\tLoss: 0.300000\n", [(0, 2.3), (640, 2.1), (60000, 0.3)]),
+])
+def test_per_epoch_batch_counters_become_global_steps(tmp_path, text, expected):
+    run = _read(tmp_path, text)
+    assert pts(run, "train/loss") == expected
+    assert "batch" not in run.series
+
+
+def test_record_lines_seen_and_read(tmp_path):
+    lines = ["iter %d: loss %.2f, time 10.00ms, mfu 1.00%%" % (i, 3 - i / 100) for i in range(3)]
+    lines += ["iter 3 | loss 2.9 (it looks like a record but no dialect reads it)"] * 5
+    lines += ["number of parameters: 13.87M", "compiling the model..."]
+    run = _read(tmp_path, "\n".join(lines) + "\n")
+    assert run.meta["record_lines_read"] == 3
+    assert run.meta["record_lines_seen"] == 8
+    assert isinstance(run.meta["record_lines_seen"], int)
+
+
+def _nanogpt_log(n, restart_at=None, resume_at=None):
+    out = ["number of parameters: 13.87M"]
+    i = 0
+    while i < n:
+        if i % 500 == 0:
+            out.append(f"step {i}: train loss {5 - i / n:.4f}, val loss {5.1 - i / n:.4f}")
+        mfu = "-100.00" if i < 5 else f"{1 + (i % 7) / 10:.2f}"
+        out.append(f"iter {i}: loss {5 - i / n + (i % 13) / 100:.4f}, time {40 + i % 5:.2f}ms, mfu {mfu}%")
+        i += 1
+        if resume_at is not None and i == resume_at:
+            resume_at, i = None, i - 300  # a resume from a checkpoint 300 steps back: overwrites
+        if restart_at is not None and i == restart_at:
+            restart_at, i = None, 0  # a second run pasted after the first
+            out.append("number of parameters: 13.87M")
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("kw", [{}, {"resume_at": 7000}, {"restart_at": 6000}])
+def test_nanogpt_fast_path_equals_line_by_line(tmp_path, monkeypatch, kw):
+    from lossdx.readers import base, text as text_mod
+
+    log = _nanogpt_log(12_000, **kw)
+    monkeypatch.setattr(base, "BLOCK_BYTES", 64 * 1024)  # many blocks, records cut at block edges
+    fast = _read(tmp_path, log)
+    monkeypatch.setattr(text_mod, "_FAST_PATHS", {})
+    slow = _read(tmp_path, log, name="log2.txt")
+    fast, slow = (r if isinstance(r, list) else [r] for r in (fast, slow))
+    assert len(fast) == len(slow) == (2 if "restart_at" in kw else 1)
+    for a, b in zip(fast, slow):
+        assert sorted(a.series) == sorted(b.series)
+        for k in a.series:
+            assert pts(a, k) == pts(b, k), k
+        assert a.meta["record_lines_read"] == b.meta["record_lines_read"]
+        assert a.meta["record_lines_seen"] == b.meta["record_lines_seen"]
+    assert fast[0].series["perf/mfu"].steps[0] == 5  # nanoGPT's -100 % warm-up MFU is no value
+
+
+def test_megatron_record_cut_by_a_block_edge(tmp_path, monkeypatch):
+    from lossdx.readers import base
+
+    line = (" iteration {i:8d}/  159576 | consumed samples: 260912 | elapsed time per iteration (ms): 18706.1 | "
+            "learning rate: 6.000E-05 | lm loss: {l:.6E} | loss scale: 2048.0 | grad norm: 9.265 |\n")
+    log = "".join(line.format(i=i, l=6 - i / 1000) for i in range(1, 400))
+    monkeypatch.setattr(base, "BLOCK_BYTES", 4096)
+    run = _read(tmp_path, log)
+    assert run.series["train/loss"].steps.tolist() == list(range(1, 400))

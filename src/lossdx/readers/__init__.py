@@ -16,7 +16,7 @@ import struct
 
 from ..exceptions import CorruptLog, InputError, UnsupportedFormat
 from ..model import Run
-from . import delimited, hf_state, jsonl, tensorboard, text
+from . import _inputs, delimited, hf_state, jsonl, tensorboard, text
 from .base import FunctionReader, Reader, looks_binary, read_head
 
 READERS: tuple[Reader, ...] = (
@@ -37,6 +37,8 @@ _DIR_PREFERENCE = ("tensorboard", "jsonl", "csv", "hf_trainer_state", "text")
 def sniff(path: str) -> tuple[str, float]:
     """The best reader for a file and how sure it is."""
     head = read_head(path)
+    if not looks_binary(head):
+        head = head.rstrip(b"\x00")
     if not head.strip():
         raise InputError(f"{path} is empty")
     scores = [(r.sniff(head, path), r.name) for r in READERS]
@@ -100,7 +102,26 @@ def _read_all(inputs: list[str]) -> list[Run]:
 
 
 def read_runs(path: str, format: str | None = None) -> list[Run]:
-    """Every run the input holds (a W&B export or a TensorBoard directory may hold several)."""
+    """Every run the input holds (a W&B export or a TensorBoard directory may hold several). ``-`` reads
+    standard input; gzip, bzip2, xz and zstd logs are decompressed on the fly (see ``_inputs``)."""
+    if path != _inputs.STDIN and not os.path.exists(path):
+        raise InputError(f"{path}: no such file or directory")
+    with _inputs.plain_input(path) as (real, source, notes):
+        if real == path:
+            return _read_runs(path, format)
+        try:
+            runs = _read_runs(real, format)
+        except InputError as err:
+            shown = "standard input" if path == _inputs.STDIN else path
+            raise type(err)(str(err).replace(real, shown)) from None
+    for run in runs:
+        run.source.update(source, path=path)
+        if notes:
+            run.meta.setdefault("notes", []).extend(notes)
+    return runs
+
+
+def _read_runs(path: str, format: str | None) -> list[Run]:
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or directory")
     if os.path.isdir(path):

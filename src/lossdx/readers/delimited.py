@@ -1,32 +1,28 @@
 """CSV/TSV logs: Lightning CSVLogger (sparse rows), W&B exports (wide, ``__MIN``/``__MAX``, quoted
 numbers), and generic tables.
 
-Numbers are parsed by numpy in chunks (``np.fromstring`` on the raw bytes, empty cells marked with a
-sentinel so "not logged" stays distinct from a logged NaN); only irregular files fall back to the
-``csv`` module. That keeps a 1M-row file within 1.5x of ``pandas.read_csv`` and well under 200 MB.
+Numbers are parsed by numpy in 8 MB blocks of whole lines: ``loadtxt`` (C) for dense blocks, else
+``np.fromstring`` on the raw bytes with empty cells marked by a sentinel (so "not logged" stays distinct
+from a logged NaN); only irregular blocks fall back to the ``csv`` module. Reading in blocks through a
+plain ``read`` (no mmap: a file rewritten while read must not kill the process) keeps memory flat.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import mmap
+import itertools
 import os
 import re
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-
-try:  # optional C accelerator, built at install time when a compiler is there
-    from .. import _fastcsv  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on the build
-    _fastcsv = None
 
 from ..exceptions import CorruptLog
 from ..keys import ALIASES, canonical, is_step_name, pick_step_name
 from ..model import Run, Series
-from .base import decode_text, ensure_loss, make_run
+from . import _arrow
+from .base import Progress, decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
 
 #: Marks an empty cell in the fast path; a value no logger writes.
 _EMPTY = -9.876543219876543e307
@@ -104,51 +100,14 @@ def _parse_fast(chunk: bytes, ncols: int, d: bytes) -> np.ndarray | None:
     return arr.reshape(nlines, ncols)
 
 
-def _parse_native(path: str, d: str, ncols: int) -> np.ndarray | None:
-    """The C accelerator (``lossdx._fastcsv``): two halves of the file on two cores, empty cells as
-    the sentinel, exact doubles. None when it is not built or the table is irregular."""
-    if _fastcsv is None or os.path.getsize(path) < (1 << 20):
-        return None  # small files: not worth a thread pool
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        start = mm.find(b"\n") + 1
-        mid = mm.find(b"\n", (start + len(mm)) // 2) + 1
-        bounds = [(start, mid), (mid, len(mm))] if 0 < start < mid < len(mm) else [(start, len(mm))]
-        with memoryview(mm) as view:
-            parts = [view[a:b] for a, b in bounds]
-            # a part that ends with a newline holds exactly that many rows; the last may lack one
-            caps = [_fastcsv.count_lines(p) for p in parts]
-            caps[-1] += 1
-            dst = np.empty(sum(caps) * ncols)
-            offsets = [0, caps[0] * ncols][: len(parts)]
-
-            def work(i: int) -> int:
-                return _fastcsv.parse_into(parts[i], d, ncols, _EMPTY, dst[offsets[i]:offsets[i] + caps[i] * ncols])
-
-            with ThreadPoolExecutor(len(parts)) as ex:
-                rows = list(ex.map(work, range(len(parts))))
-            for p in parts:
-                p.release()
-    if any(r < 0 for r in rows):
-        return None
-    if len(rows) == 1:
-        flat = dst[: rows[0] * ncols]
-    elif offsets[1] == rows[0] * ncols:  # no blank line in the first half: already contiguous
-        flat = dst[: (rows[0] + rows[1]) * ncols]
-    else:
-        flat = np.concatenate([dst[: rows[0] * ncols], dst[offsets[1]:offsets[1] + rows[1] * ncols]])
-    return flat.reshape(-1, ncols)
-
-
-def _parse_dense(path: str, d: str, ncols: int) -> np.ndarray | None:
-    """numpy's C parser over the whole file: the fast path for dense numeric tables (no empty cells)."""
-    native = _parse_native(path, d, ncols)
-    if native is not None:
-        return native if native.shape[0] else None
+def _parse_dense(block: bytes, d: str, ncols: int) -> np.ndarray | None:
+    """numpy's C parser (``loadtxt``) over a block of whole lines: the fast path for dense numeric
+    tables (no empty cells). None when the block is irregular."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            m = np.loadtxt(path, delimiter=d, quotechar='"', dtype=np.float64, ndmin=2, comments=None,
-                           encoding="utf-8-sig", skiprows=1)
+            m = np.loadtxt(io.StringIO(block.decode("utf-8")), delimiter=d, quotechar='"', dtype=np.float64,
+                           ndmin=2, comments=None)
         except (ValueError, UnicodeDecodeError):
             return None
     if m.shape[0] == 0 or m.shape[1] != ncols:
@@ -177,11 +136,15 @@ def _parse_slow(text: str, ncols: int, d: str) -> np.ndarray:
 
 
 def _read_matrix(path: str) -> tuple[list[str], np.ndarray]:
-    with open(path, "rb") as fh:
-        first = fh.readline()
+    with open_regular(path) as fh:
+        blocks_in = iter_line_blocks(fh, path, CHUNK_BYTES)
+        first_block = next(blocks_in, b"")
+        if first_block.startswith(b"\xef\xbb\xbf"):
+            first_block = first_block[3:]
+        nl = first_block.find(b"\n")
+        first, rest = (first_block, b"") if nl < 0 else (first_block[: nl + 1], first_block[nl + 1:])
         header_text = decode_text(first, path).strip("\r\n")
-        peek = fh.read(4096)
-        fh.seek(len(first))
+        peek = rest[:4096]
         lines = [header_text] + decode_text(peek[: peek.rfind(b"\n") + 1] or peek, path).splitlines()[:5]
         d = _delimiter(lines) or ","
         header = [h.strip() for h in next(csv.reader([header_text], delimiter=d))]
@@ -191,24 +154,25 @@ def _read_matrix(path: str) -> tuple[list[str], np.ndarray]:
         else:
             trailing = False
         ncols = len(header) + (1 if trailing else 0)
-        body_start = fh.tell()
-        dense = _parse_dense(path, d, ncols)
-        if dense is not None:
-            return header, dense[:, : len(header)]
-        fh.seek(body_start)
+        if _arrow.available(path):
+            fast = _arrow.read_csv_matrix(path, d, header, ncols, _EMPTY)
+            if fast is not None:
+                return header, fast[:, : len(header)]
         blocks = []
         db = d.encode()
-        while True:
-            chunk = fh.read(CHUNK_BYTES)
-            if not chunk:
-                break
-            if not chunk.endswith(b"\n"):
-                chunk += fh.readline()
+        progress = Progress(path)
+        for chunk in itertools.chain([rest], blocks_in):
+            progress.advance(len(chunk))
+            if not chunk.strip():
+                continue
             decode_text(chunk, path)  # same error for a bad byte whichever path parses it
-            block = _parse_fast(chunk, ncols, db)
+            block = _parse_dense(chunk, d, ncols)
+            if block is None:
+                block = _parse_fast(chunk, ncols, db)
             if block is None:
                 block = _parse_slow(chunk.decode("utf-8-sig"), ncols, d)
             blocks.append(block[:, : len(header)])
+        progress.done()
     matrix = np.concatenate(blocks) if blocks else np.empty((0, len(header)))
     return header, matrix
 

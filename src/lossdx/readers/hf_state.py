@@ -44,11 +44,13 @@ def _number(v: object) -> float | None:
 
 
 def read(path: str) -> list[Run]:
-    text = read_text(path)
+    text = read_text(path, cap_lines=False)  # one JSON document: a compact one is a single long line
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise CorruptLog(f"{path}: invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
+    except RecursionError:
+        raise CorruptLog(f"{path}: JSON nested too deeply to be a trainer_state.json") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("log_history"), list):
         raise CorruptLog(f"{path}: no log_history list; not a trainer_state.json")
     b = SeriesBuilder()

@@ -9,16 +9,22 @@ OpenNMT, tqdm bars ...). Every parser turns a line into ``(step, {raw_name: valu
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
 
 from ..exceptions import CorruptLog
 from ..model import Run, SeriesBuilder
-from .base import ensure_loss, make_run, read_text
+from .base import Progress, decode_text, ensure_loss, iter_line_blocks, looks_binary, make_run, open_regular, read_text
 
-NUM = r"[-+]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf(?:inity)?)"
+# Every regex here sees user text: each is linear in the line (possessive quantifiers, keys that start only
+# where a token starts, segments anchored at their separator), and lines are capped (base.MAX_LINE_BYTES).
+# tests/readers/test_repro_readers.py times each on hostile lines.
+NUM = r"[-+]?(?:(?:\d++(?:\.\d*+)?|\.\d++)(?:[eE][-+]?\d++)?|nan|inf(?:inity)?)"
 _NUM_RE = re.compile(NUM, re.I)
 
 # decoration that precedes the payload: quote marks, timestamps, rank prefixes, log levels
@@ -49,6 +55,8 @@ class Record:
     step: float | None
     values: dict[str, float]
     step_after: bool = False  # belongs to the next step line (build-nanogpt prints val before the step)
+    # (epoch, batch, batches per epoch, epochs count from 0 in this dialect): the step comes later
+    epoch_batch: tuple[int, int, int, bool] | None = None
 
 
 @dataclass
@@ -93,7 +101,7 @@ def _parse_build_logtxt(line: str) -> Record | None:
 
 # --- modded-nanogpt: "step:125/1750 val_loss:4.2 train_time:61ms step_avg:nanms" (step_avg nan is not a NaN loss)
 _MODDED = re.compile(r"^step:(\d+)/(\d+)\s+(.*)$")
-_MODDED_KV = re.compile(rf"(\w+):({NUM})(ms|s)?", re.I)
+_MODDED_KV = re.compile(rf"(?<!\w)(\w++):({NUM})(ms|s)?", re.I)
 
 
 def _parse_modded(line: str) -> Record | None:
@@ -130,7 +138,7 @@ def _parse_llmc(line: str) -> Record | None:
 _BUILD_STEP = re.compile(rf"^step\s+(\d+)\s*\|\s*loss:\s*({NUM})(.*)$", re.I)
 _BUILD_VAL = re.compile(rf"^validation loss:\s*({NUM})", re.I)
 _BUILD_HELLA = re.compile(rf"^HellaSwag accuracy:\s*\d+/\d+=({NUM})", re.I)
-_PIPE_KV = re.compile(rf"([A-Za-z][\w/ ]*?):?\s+({NUM})\s*(ms)?\s*(?:\||$)")
+_PIPE_KV = re.compile(rf"(?:^|\|)[^|A-Za-z]*+([A-Za-z][\w/]*+(?: ++[\w/]++)*?):?\s++({NUM})\s*+(ms)?\s*+(?=\||$)")
 
 
 def _parse_build_stdout(line: str) -> Record | None:
@@ -168,8 +176,10 @@ def _parse_hf_console(line: str) -> Record | None:
 # --- Megatron-LM / DeepSpeed / GPT-NeoX: records joined by _join_megatron before parsing
 _MEG_ITER = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|(.*)$", re.I)
 _MEG_VAL = re.compile(r"validation loss at iteration\s+(\d+)\s*\|(.*)$", re.I)
-_MEG_KV = re.compile(rf"([A-Za-z][\w ()/\-]*?)\s*:\s*({NUM})\s*(?=\||$)", re.I)
-_MEG_OVERFLOW = re.compile(r"OVERFLOW!.*?Attempted loss scale:\s*(" + NUM + r").*?reducing to\s*(" + NUM + ")", re.I)
+_MEG_KV = re.compile(rf"(?:^|\|)[^|A-Za-z]*+([A-Za-z][\w()/\-]*+(?: ++[\w()/\-]++)*?)\s*+:\s*+({NUM})\s*+(?=\||$)",
+                     re.I)
+_MEG_OVERFLOW = re.compile(r"OVERFLOW!", re.I)
+_MEG_OVERFLOW_TO = re.compile(r"reducing to\s*+(" + NUM + ")", re.I)
 
 
 def _parse_megatron(line: str) -> Record | None:
@@ -199,9 +209,11 @@ def _parse_megatron(line: str) -> Record | None:
                 vals["val/ppl"] = to_float(v)
         return Record(int(m.group(1)), vals) if vals else None
     m = _MEG_OVERFLOW.search(line)
-    if m:
-        return Record(None, {"train/overflow": 1.0, "train/loss_scale_after_overflow": to_float(m.group(2))},
-                      step_after=True)
+    if m and "attempted loss scale:" in line.lower():
+        to = _MEG_OVERFLOW_TO.search(line, m.end())
+        if to:
+            return Record(None, {"train/overflow": 1.0, "train/loss_scale_after_overflow": to_float(to.group(1))},
+                          step_after=True)
     return None
 
 
@@ -211,7 +223,8 @@ def _join_megatron(lines: list[str]) -> list[str]:
     for ln in lines:
         s = ln.strip()
         if out and s and not re.search(r"iteration\s+\d+\s*/|validation loss at|OVERFLOW|^\W*$", s, re.I) \
-                and re.search(r"\|\s*$|[a-z]$|:\s*$", out[-1]) and "|" in out[-1] and not s.startswith(("[", "-", "#")):
+                and re.search(r"\|\s*+$|[a-z]$|:\s*+$", out[-1]) and "|" in out[-1] \
+                and not s.startswith(("[", "-", "#")) and len(out[-1]) < 4096:  # no record is longer
             out[-1] = out[-1].rstrip() + " " + s
         else:
             out.append(ln)
@@ -219,9 +232,9 @@ def _join_megatron(lines: list[str]) -> list[str]:
 
 
 # --- fairseq (legacy, hydra and tqdm layouts) and fairseq-lua
-_FS_UPDATES = re.compile(r"num_updates[=\s]+(\d+)")
-_FS_LUA_UPDATES = re.compile(r"(\d+)\s+updates\b")
-_FS_KV = re.compile(rf"([A-Za-z_][\w ]*?)(?:=|\s+)({NUM})%?\s*(?=[,|\]]|$)", re.I)
+_FS_UPDATES = re.compile(r"num_updates[=\s]++(\d++)")
+_FS_LUA_UPDATES = re.compile(r"(?<!\d)(\d++)\s++updates\b")
+_FS_KV = re.compile(rf"(?<!\w)([A-Za-z_]\w*+(?: \w++){{0,3}}?)(?:=|\s++)({NUM})%?\s*+(?=[,|\]]|$)", re.I)
 
 
 def _parse_fairseq(line: str) -> Record | None:
@@ -254,7 +267,10 @@ def _parse_fairseq(line: str) -> Record | None:
 # --- Keras fit(): "Epoch 3/150" then "518/518 [====] - 536s 1s/step - loss: 6.5920 - val_loss: 6.2037"
 _KERAS_EPOCH = re.compile(r"^Epoch\s+(\d+)/(\d+)\s*$")
 _KERAS_LINE = re.compile(r"^(\d+)/(\d+)\s+\[[=>.]+\]")
-_KERAS_KV = re.compile(rf"(\w+):\s*({NUM})")
+# verbose=2: one line per epoch, no bar: " - 4s - loss: 0.31 - acc: 0.90" (Keras 2),
+# "1875/1875 - 4s - loss: 0.31 - accuracy: 0.91 - 4s/epoch - 2ms/step" (TF 2), "1875/1875 - 4s - 2ms/step - ..."
+_KERAS_V2 = re.compile(rf"^(?:\d++/\d++\s++)?-?\s*+{NUM}\s*+(?:ms|s|m)\s++-\s")
+_KERAS_KV = re.compile(rf"(?<!\w)(\w++):\s*+({NUM})")
 
 
 class _KerasState:
@@ -267,22 +283,39 @@ class _KerasState:
             self.epoch = int(m.group(1))
             return None
         m = _KERAS_LINE.match(line)
-        if m and m.group(1) == m.group(2) and self.epoch is not None:  # the epoch's final line only
-            tail = line[m.end():]
+        if m and self.epoch is not None:
+            if m.group(1) != m.group(2):
+                return Record(self.epoch, {})  # a progress line within the epoch: understood, superseded
+            tail = line[m.end():]  # the epoch's final line
             return Record(self.epoch, {k: to_float(v) for k, v in _KERAS_KV.findall(tail) if k != "ETA"})
+        m = _KERAS_V2.match(line)
+        if m and self.epoch is not None:
+            vals = {k: to_float(v) for k, v in _KERAS_KV.findall(line[m.end() - 1:]) if k != "ETA"}
+            return Record(self.epoch, vals) if vals else None
         return None
 
 
 # --- generic "key: value" lines
 _GEN_KV = re.compile(
-    rf"(?P<key>[A-Za-z_][A-Za-z0-9_./\-]*(?: [A-Za-z][A-Za-z0-9_./\-]*){{0,3}})\s*(?:[:=]\s*|\s+)(?P<val>{NUM})(?P<unit>ms\b|s\b|%)?",
+    rf"(?<![A-Za-z0-9_./\-])(?P<key>[A-Za-z_][A-Za-z0-9_./\-]*+(?: [A-Za-z][A-Za-z0-9_./\-]*+){{0,3}})"
+    rf"(?:\s*+[:=]\s*+|\s++)(?P<val>{NUM})(?P<unit>ms\b|s\b|%)?",
     re.I,
 )
 _STEP_KEYS = {"step", "steps", "iter", "iters", "iteration", "iterations", "it", "global step", "global_step",
               "num_updates", "update", "updates", "s"}
-_REVERSE_STEP = re.compile(r"\b(\d+)\s+(?:iter|iters|iteration|step|steps|updates)\b", re.I)
+_REVERSE_STEP = re.compile(r"\b(\d++)\s++(?:iter|iters|iteration|step|steps|updates)\b", re.I)
 _EPOCH_BATCH = re.compile(
-    r"epoch\s*:?\s*\[?\s*(\d+)(?:\s*/\s*\d+)?\s*\]?\s*[:,]?\s*(?:[^\d\[(]*?\|\s*)?[\[(]?\s*(\d+)\s*/\s*(\d+)", re.I)
+    r"epoch\s*+[:#]?\s*+\[?\s*+(\d++)(?:\s*+/\s*+\d++)?\s*+\]?\s*+[:,]?\s*+(?:[^\d\[(|]*+\|\s*+)?"
+    r"(?:(?:batch|step|iter(?:ation)?|it)s?\s*+[:#]?\s*+)?[\[(]?\s*+(\d++)\s*+/\s*+(\d++)",
+    re.I)
+# "   100 | loss 4.3210 | lr 3.00e-04 | 152.3 ms": a bare step number opens a pipe-separated record
+_ZERO_BASED_EPOCHS = re.compile(r"epoch:\s*+\[\d++\]\s*+\[", re.I)
+_LEADING_PIPE_STEP = re.compile(r"^(\d++)\s*+\|")
+_PIPE_MS = re.compile(rf"\|\s*+({NUM})\s*+ms\s*+(?=\||$)")
+#: Metrics whose raw name says what they are but not in words lossdx knows:
+#: canonical(raw name) -> (the series it stands for, what it is)
+_RENAMED = {"grad/param_norm": ("train/grad_norm", "char-rnn's 'grad/param norm' (the gradient norm divided by the "
+                                                   "parameter norm, a ratio) read as train/grad_norm")}
 _LEADING_FRACTION = re.compile(r"^(\d+)\s*/\s*(\d+)\b")
 
 
@@ -309,25 +342,35 @@ def _parse_generic(line: str) -> Record | None:
         if unit == "s" and kl in ("time", "dt", "step_time"):
             kl, x = kl, x * 1000.0
         vals.setdefault(kl, x)
-    if step is None:
-        m = _EPOCH_BATCH.search(line)
+    epoch_batch = None
+    m = _EPOCH_BATCH.search(line)
+    if m and (step is None or int(step) == int(m.group(2))):  # "Epoch 2, step 100/500": a per-epoch counter
+        epoch, i, n = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        if 0 < n and i <= n:
+            # the global step needs the log's epoch base (see _Segments); "Epoch: [21][1390/1930]" is
+            # pytorch/examples' ImageNet meter, whose epochs count from 0
+            zero_based = _ZERO_BASED_EPOCHS.match(m.group(0)) is not None
+            epoch_batch, step = (epoch, i, n, zero_based), None
+            for k in [k for k in vals if k.split()[-1] in ("epoch", "batch")]:
+                vals.pop(k)
+    if step is None and epoch_batch is None:
+        m = _LEADING_PIPE_STEP.match(line)
         if m:
-            epoch, i, n = int(m.group(1)), int(m.group(2)), int(m.group(3))
-            if 0 < n:
-                step = float(epoch * n + i)
-                vals.pop("epoch", None)
-                vals["epoch"] = epoch + i / n
-        if step is None:
-            m = _REVERSE_STEP.search(line)
-            if m:
-                step = float(int(m.group(1)))
+            step = float(int(m.group(1)))
+            ms = _PIPE_MS.search(line)
+            if ms:
+                vals.setdefault("perf/step_time", to_float(ms.group(1)))
+    if step is None and epoch_batch is None:
+        m = _REVERSE_STEP.search(line)
+        if m:
+            step = float(int(m.group(1)))
         if step is None:
             m = _LEADING_FRACTION.match(line)
             if m:
                 step = float(int(m.group(1)))
     if not any("loss" in k or k in ("xent", "trl", "tel", "ppl", "perplexity") for k in vals):
         return None  # a line without a loss is not a training record (config dumps, banners)
-    return Record(step, vals)
+    return Record(step, vals, epoch_batch=epoch_batch)
 
 
 # --- a whitespace/tab table pasted into text: "Epoch\ttrain/loss (avg)\tval/loss" then rows
@@ -360,10 +403,12 @@ FORMATS: list[TextFormat] = [
     TextFormat("buildnanogpt", re.compile(r"^step\s+\d+\s*\|\s*loss:|^validation loss:", re.I), _parse_build_stdout, 1.2),
     TextFormat("megatron", re.compile(r"iteration\s+\d+\s*/\s*\d+\s*\||validation loss at iteration", re.I),
                _parse_megatron, 1.2),
-    TextFormat("fairseq", re.compile(r"num_updates[=\s]+\d+|\d+ updates \|"), _parse_fairseq, 1.15),
+    TextFormat("fairseq", re.compile(r"num_updates[=\s]++\d|(?<!\d)\d++ updates \|"), _parse_fairseq, 1.15),
     TextFormat("hf_console", _HF_DICT, _parse_hf_console, 1.2),
-    TextFormat("keras", re.compile(r"^(?:Epoch\s+\d+/\d+\s*$|\d+/\d+\s+\[[=>.]+\])"), _parse_generic, 1.1),
-    TextFormat("generic", re.compile(rf"loss\w*\s*(?:[:=]\s*|\s+){NUM}|xent:\s*{NUM}", re.I), _parse_generic, 0.5),
+    TextFormat("keras", re.compile(r"^(?:Epoch\s+\d+/\d+\s*$|\d+/\d+\s+\[[=>.]+\]|" + _KERAS_V2.pattern[1:] + ")"),
+               _parse_generic, 1.1),
+    TextFormat("generic", re.compile(rf"loss\w*+(?:\s*+[:=]\s*+|\s++){NUM}|xent:\s*+{NUM}", re.I), _parse_generic,
+               0.5),
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 
@@ -408,79 +453,316 @@ def _is_eval_record(values: dict[str, float]) -> bool:
     return all(k.startswith(("eval", "val")) or k == "epoch" for k in values)
 
 
-def parse_lines(lines: list[str], fmt_name: str) -> list[SeriesBuilder]:
-    """Parse lines in one format; a step counter that starts over begins a new run (logs of
-    several runs pasted together), while a step that goes back part-way is a resume and overwrites."""
-    fmt = _BY_NAME[fmt_name]
-    parse = _KerasState() if fmt_name == "keras" else fmt.parse
-    if fmt_name == "megatron":
-        lines = _join_megatron(lines)
-    records = [r for r in map(parse, lines) if r is not None]
-    if not records:
-        return []
-    if all(r.step is None for r in records):
-        # a log with no steps at all (HF console dicts, pasted excerpts): number the train records in
-        # order; an eval record belongs to the step it follows
-        b = SeriesBuilder()
-        counter = -1
-        for r in records:
-            if counter < 0 or not _is_eval_record(r.values):
-                counter += 1
-            b.add_many(counter, r.values)
-        return [b]
-    segments: list[SeriesBuilder] = [SeriesBuilder()]
-    b = segments[0]
-    first_step: float | None = None
-    last_step: float | None = None
-    pending: list[dict[str, float]] = []
-    for rec in records:
+class _Segments:
+    """Records in file order -> one SeriesBuilder per run. A step counter that starts over begins a new
+    run (logs of several runs pasted together); a step that goes back part-way is a resume and overwrites.
+    Fed block by block, so a long log never holds all its records at once."""
+
+    def __init__(self) -> None:
+        self.segments: list[SeriesBuilder] = [SeriesBuilder()]
+        self.b = self.segments[0]
+        self.first_step: float | None = None
+        self.last_step: float | None = None
+        self.pending: list[dict[str, float]] = []
+        self.epoch_base: int | None = None
+
+    def _new_segment_if_restart(self, step: float) -> None:
+        if self.last_step is not None and self.first_step is not None and step < self.last_step \
+                and step <= self.first_step and len(self.b):
+            self.b = SeriesBuilder()
+            self.segments.append(self.b)
+            self.first_step = None
+        if self.first_step is None:
+            self.first_step = step
+
+    def add(self, rec: Record) -> None:
+        if rec.epoch_batch is not None:
+            epoch, i, n, zero_based = rec.epoch_batch
+            if self.epoch_base is None:
+                # epochs count from 1 (PyTorch's MNIST example, Keras) unless the log shows an epoch 0 or the
+                # dialect counts from 0; an excerpt that starts at epoch 5 still gets the global steps of epoch 5
+                self.epoch_base = 0 if epoch == 0 or zero_based else 1
+            done = max(0, epoch - self.epoch_base)
+            rec = Record(float(done * n + i), {**rec.values, "epoch": done + i / n})
         if rec.step is None:
-            if rec.step_after or last_step is None:
-                pending.append(rec.values)  # belongs to the next step line
+            if rec.step_after or self.last_step is None:
+                self.pending.append(rec.values)  # belongs to the next step line
             else:
-                b.add_many(last_step, rec.values)  # context: the step printed last
-            continue
-        if last_step is not None and first_step is not None and rec.step < last_step \
-                and rec.step <= first_step and len(b):
+                self.b.add_many(self.last_step, rec.values)  # context: the step printed last
+            return
+        self._new_segment_if_restart(rec.step)
+        for vals in self.pending:
+            self.b.add_many(rec.step, vals)
+        self.pending.clear()
+        self.b.add_many(rec.step, rec.values)
+        self.last_step = rec.step
+
+    def add_columns(self, steps: np.ndarray, columns: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> bool:
+        """Many records at once (the fast paths): False, adding nothing, unless they hold no restart
+        (steps never go down, and not below the last step)."""
+        if not steps.size:
+            return True
+        if (self.last_step is not None and steps[0] < self.last_step) or bool((steps[1:] < steps[:-1]).any()):
+            return False
+        self._new_segment_if_restart(float(steps[0]))
+        for vals in self.pending:
+            self.b.add_many(float(steps[0]), vals)
+        self.pending.clear()
+        for name, (values, mask) in columns.items():
+            if mask is None:
+                self.b.add_arrays(name, steps, values)
+            elif mask.any():
+                self.b.add_arrays(name, steps[mask], values[mask])
+        self.last_step = float(steps[-1])
+        return True
+
+    def finish(self) -> list[SeriesBuilder]:
+        if self.last_step is None:
+            # a log with no steps at all (HF console dicts, pasted excerpts): number the train records in
+            # order; an eval record belongs to the step it follows
             b = SeriesBuilder()
-            segments.append(b)
-            first_step = None
-        if first_step is None:
-            first_step = rec.step
-        for vals in pending:
-            b.add_many(rec.step, vals)
-        pending.clear()
-        b.add_many(rec.step, rec.values)
-        last_step = rec.step
-    for vals in pending:  # trailing records with nothing after them: the last step
-        b.add_many(last_step, vals)
-    return [seg for seg in segments if len(seg)]
+            counter = -1
+            for vals in self.pending:
+                if counter < 0 or not _is_eval_record(vals):
+                    counter += 1
+                b.add_many(counter, vals)
+            return [b] if len(b) else []
+        for vals in self.pending:  # trailing records with nothing after them: the last step
+            self.b.add_many(self.last_step, vals)
+        self.pending.clear()
+        return [seg for seg in self.segments if len(seg)]
+
+
+#: A line that looks like a training record whatever its dialect: a loss-like name and a number.
+_RECORD_LIKE = re.compile(rf"(?:loss|xent|ppl|perplexity)\w*+(?:\s*+[:=]\s*+|\s++){NUM}", re.I)
+
+
+class _Parser:
+    """One text dialect parsed line by line, counting the lines that look like records and the lines
+    understood (``record_lines_seen`` / ``record_lines_read`` in the run's meta)."""
+
+    def __init__(self, fmt_name: str) -> None:
+        self.fmt = _BY_NAME[fmt_name]
+        self.parse = _KerasState() if fmt_name == "keras" else self.fmt.parse
+        self.segments = _Segments()
+        self.seen = 0
+        self.read = 0
+        self._megatron_tail: str | None = None  # a record that the next block may continue
+
+    def feed(self, lines: list[str]) -> None:
+        if self.fmt.name == "megatron":
+            if self._megatron_tail is not None:
+                lines = [self._megatron_tail, *lines]
+            lines = _join_megatron(lines)
+            self._megatron_tail = lines.pop() if lines else None
+        self._feed_joined(lines)
+
+    def _feed_joined(self, lines: list[str]) -> None:
+        like = _RECORD_LIKE.search
+        add = self.segments.add
+        for ln in lines:
+            rec = self.parse(ln)
+            if rec is not None:
+                self.seen += 1
+                self.read += 1
+                add(rec)
+            elif like(ln):
+                self.seen += 1
+
+    def finish(self) -> list[SeriesBuilder]:
+        if self._megatron_tail is not None:
+            tail, self._megatron_tail = self._megatron_tail, None
+            self._feed_joined([tail])
+        return self.segments.finish()
+
+
+def parse_lines(lines: list[str], fmt_name: str) -> list[SeriesBuilder]:
+    """Parse lines in one format (see :class:`_Segments` for how runs and resumes are told apart)."""
+    parser = _Parser(fmt_name)
+    parser.feed(lines)
+    return parser.finish()
+
+
+# --- fast paths: a whole block of clean lines of the commonest dialect in a few C-speed passes
+# (str.count / str.replace / one literal-led regex / np.fromstring), checked by counts so that anything
+# irregular sends the block line by line; tests/readers/test_text.py proves both give the same runs.
+_NANO_EVAL_FAST = re.compile(r"\nstep (\d++): train loss ([^,\n]++), val loss ([^\n]++)(?=\n)")
+_NOT_ITER_LINE = re.compile(r"\n(?!iter )[^\n]*+")
+
+
+def _column(tokens: list[str], suffix: str, n: int) -> np.ndarray | None:
+    """Tokens that all end in ``suffix`` ("12:", "3.2,", "41.5ms,") as n floats, or None."""
+    text = " ".join(tokens)
+    if suffix:
+        if text.count(suffix) != n:
+            return None
+        text = text.replace(suffix, "")
+    try:
+        values = np.array(list(map(float, text.split())), dtype=np.float64)
+    except ValueError:
+        return None
+    return values if values.size == n else None
+
+
+def _nanogpt_block(block: str, parser: _Parser) -> bool:
+    """A block of nanoGPT stdout at C speed: True when every record line in it was taken (and added),
+    False (nothing added) when anything is irregular and the block must go line by line."""
+    blk = "\n" + block if block.endswith("\n") else "\n" + block + "\n"
+    n_it = blk.count("\niter ")
+    n_ev = blk.count("\nstep ")
+    if not n_it or blk.count("loss") != n_it + 2 * n_ev or blk.count("train loss") != n_ev:
+        return False
+    # only iter lines: "iter N: loss X, time Yms, mfu Z%", 8 tokens each
+    tokens = _NOT_ITER_LINE.sub("", blk).split()
+    if len(tokens) != 8 * n_it or any(tokens[k::8].count(word) != n_it
+                                       for k, word in ((0, "iter"), (2, "loss"), (4, "time"), (6, "mfu"))):
+        return False
+    cols: list[np.ndarray] = []
+    for k, suffix in ((1, ":"), (3, ","), (5, "ms,"), (7, "%")):
+        c = _column(tokens[k::8], suffix, n_it)
+        if c is None:
+            return False
+        cols.append(c)
+    steps, loss, dt, mfu = cols
+    if not bool((steps == np.floor(steps)).all()):
+        return False
+    mfu_ok: np.ndarray = mfu >= 0  # nanoGPT prints -100 % until its MFU estimate warms up
+    columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
+        "train/loss": (loss, None), "perf/step_time": (dt, None),
+        "perf/mfu": (mfu, None if bool(mfu_ok.all()) else mfu_ok)}
+    if n_ev:
+        evs = _NANO_EVAL_FAST.findall(blk)
+        if len(evs) != n_ev:
+            return False
+        ev_cols: list[np.ndarray] = []
+        for k in range(3):
+            c = _column([t[k] for t in evs], "", n_ev)
+            if c is None:
+                return False
+            ev_cols.append(c)
+        ev = np.stack(ev_cols, axis=1)
+        # the eval line of a step comes before its iter line: merge both in step order
+        all_steps = np.concatenate([ev[:, 0], steps])
+        if not (bool((steps[1:] >= steps[:-1]).all()) and bool((ev[1:, 0] >= ev[:-1, 0]).all())):
+            return False
+        order = np.argsort(all_steps, kind="stable")
+        is_it = np.concatenate([np.zeros(n_ev, dtype=bool), np.ones(n_it, dtype=bool)])[order]
+        pad = np.full(n_ev, np.nan)
+
+        def col(x: np.ndarray, first: bool) -> np.ndarray:
+            return (np.concatenate([x, np.full(n_it, np.nan)]) if first else np.concatenate([pad, x]))[order]
+
+        columns = {"train/loss": (col(loss, False), is_it), "perf/step_time": (col(dt, False), is_it),
+                   "perf/mfu": (col(mfu, False), is_it & (col(mfu, False) >= 0)),
+                   "train/loss_eval": (col(ev[:, 1], True), ~is_it), "val/loss": (col(ev[:, 2], True), ~is_it)}
+        steps = all_steps[order]
+    if not parser.segments.add_columns(steps, columns):
+        return False
+    parser.seen += n_it + n_ev
+    parser.read += n_it + n_ev
+    return True
+
+
+_FAST_PATHS = {"nanogpt": _nanogpt_block}
+
+
+def _blocks_of_lines(path: str) -> Iterator[str]:
+    with open_regular(path) as fh:
+        head = fh.read(8192)
+        if looks_binary(head):
+            raise CorruptLog(f"{path} is a binary file, not a training log")
+        fh.seek(0)
+        first = True
+        for raw in iter_line_blocks(fh, path):
+            if first and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            first = False
+            yield decode_text(raw, path)
+
+
+def _needs_prefix_strip(block: str) -> bool:
+    if any(c in block for c in _SPLITLINES_EXTRA):
+        return True
+    return _PREFIX_HINT.search(block) is not None or _PREFIX_HINT.match("\n" + block[:64]) is not None
+
+
+#: What _PREFIX strips starts a line like this (and str.splitlines splits on more than "\n"); a block with
+#: none of it is split on "\n" and stripped of white space: the same lines for a fraction of the cost.
+#: The pattern starts with a literal newline so the regex engine skips to newlines at C speed.
+_PREFIX_HINT = re.compile(r"\n[ \t]*+(?:>|\[|\d{4}-\d\d-\d\d|\d++:\s)")
+_SPLITLINES_EXTRA = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _lines_of(block: str) -> list[str]:
+    if _needs_prefix_strip(block):
+        return _payload_lines(block)
+    return [s for s in (ln.strip() for ln in block.split("\n")) if s and not s.startswith("# source:")]
+
+
+def _feed_block(parser: _Parser, block: str) -> None:
+    fast = _FAST_PATHS.get(parser.fmt.name)
+    if fast is not None and not _needs_prefix_strip(block) and fast(block, parser):
+        return
+    parser.feed(_lines_of(block))
 
 
 def read(path: str, fmt_name: str | None = None) -> list[Run]:
-    text = read_text(path)
-    lines = _payload_lines(text)
-    if not lines:
-        raise CorruptLog(f"{path}: empty log")
+    """Every run in a text log, streamed block by block (8 MB of whole lines at a time)."""
     name = fmt_name
-    if name is None:
-        name, _score = sniff_text(lines[:2000])
-    segments = parse_lines(lines, name) if name else []
+    parser = _Parser(name) if name is not None else None
+    early_blocks: list[str] = []  # blocks read before the dialect is known (the first 2000 lines decide)
+    early_lines: list[str] = []
+    progress = Progress(path)
+    for block in _blocks_of_lines(path):
+        progress.advance(len(block))
+        if parser is not None:
+            _feed_block(parser, block)
+            continue
+        early_blocks.append(block)
+        early_lines.extend(_lines_of(block))
+        if name is None and len(early_lines) >= 2000:
+            name, _score = sniff_text(early_lines[:2000])
+            if name is None:
+                name = ""  # no dialect: keep every line for the table reader
+            else:
+                parser = _Parser(name)
+                for blk in early_blocks:
+                    _feed_block(parser, blk)
+                early_blocks, early_lines = [], []
+    progress.done()
+    if parser is None and early_lines and not name:
+        name, _score = sniff_text(early_lines[:2000])
+        if name is not None:
+            parser = _Parser(name)
+            for blk in early_blocks:
+                _feed_block(parser, blk)
+    if parser is None and not early_lines:
+        raise CorruptLog(f"{path}: empty log")
+    segments = parser.finish() if parser is not None else []
     if not segments:
-        table = _parse_table(lines)
+        table = _parse_table(early_lines or _payload_lines(read_text(path)))
         if table is not None:
-            segments, name = [table], "table"
+            segments, name, parser = [table], "table", None
     if not segments:
         raise CorruptLog(f"{path}: no training-loss records found in the text")
     runs = []
     for i, seg in enumerate(segments):
         meta: dict = {"notes": []}
+        if parser is not None:
+            meta["record_lines_seen"] = int(parser.seen)
+            meta["record_lines_read"] = int(parser.read)
         if len(segments) > 1:
             meta["run_name"] = f"run {i + 1}"
             meta["notes"].append(f"the log holds {len(segments)} runs (the step counter starts over)")
         if name == "nanogpt":
             meta["notes"].append("'step N: train loss' is nanoGPT's eval estimate, kept as train/loss_eval")
         run = make_run(seg, path, name or "text", meta)
+        for raw, (target, what) in _RENAMED.items():
+            if raw in run.series and target not in run.series:
+                s = run.series.pop(raw)
+                run.series[target] = type(s)(target, s.steps, s.values, s.wall_times)
+                run.meta["notes"].append(what)
+                run.meta.setdefault("series_meaning", {})[target] = what
         if "train/loss" not in run.series and "train/loss_eval" in run.series:
             s = run.series["train/loss_eval"]
             run.series["train/loss"] = type(s)("train/loss", s.steps, s.values, s.wall_times)
