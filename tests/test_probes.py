@@ -126,6 +126,14 @@ def test_lr_find_restores_state_and_finds_a_descent():
     assert res.diverged_at is not None and res.diverged_at > res.suggested
     assert 1e-5 < res.suggested < 1.0
     assert len(res.to_dict()["lrs"]) == len(res.losses)
+    html = res.to_html()
+    import json
+    import re
+
+    data = json.loads(re.search(r'id="lossdx-data">(.*?)</script>', html, re.S).group(1))
+    marks = {f["kind"]: f["start"] for f in data["panels"][0]["findings"]}
+    assert abs(marks["steepest"] - np.log10(res.steepest)) < 1e-5 and "diverged" in marks
+    assert len(data["panels"][0]["series"][0]["x"]) == len(res.lrs)
 
 
 def test_lr_find_agrees_with_torch_lr_finder_within_3x():

@@ -206,6 +206,33 @@ class LRFindResult:
         return {"lrs": self.lrs, "losses": self.losses, "raw_losses": self.raw_losses, "steepest": self.steepest,
                 "valley": self.valley, "suggested": self.suggested, "diverged_at": self.diverged_at}
 
+    def to_html(self) -> str:
+        """The curve as one self-contained HTML page, drawn by the HTML report's plotter (lossdx.report.html),
+        with the suggestions marked; x is log10 of the learning rate."""
+        from .report.html import e, page
+
+        def xs(lr: float) -> float:
+            return round(math.log10(lr), 6)
+
+        def ys(v: list[float]) -> list[float | None]:
+            return [float(f"{y:.6g}") if math.isfinite(y) else None for y in v]
+
+        x = [xs(lr) for lr in self.lrs]
+        marks = [(name, lr) for name, lr in (("steepest", self.steepest), ("valley", self.valley),
+                                             ("diverged", self.diverged_at)) if lr is not None]
+        panel = {"title": "loss vs log10(learning rate)", "height": 280, "log": True, "phases": [],  # divergence dwarfs the rest
+                 "series": [{"name": "loss (smoothed)", "x": x, "y": ys(self.losses), "dash": False,
+                             "nonfinite": [], "points": len(x)},
+                            {"name": "loss", "x": x, "y": ys(self.raw_losses), "dash": True, "nonfinite": [],
+                             "points": len(x)}],
+                 "findings": [{"kind": name, "severity": "warning" if name == "diverged" else "info",
+                               "start": xs(lr), "end": xs(lr), "message": f"{name}: lr {lr:.3g}", "metric": "loss"}
+                              for name, lr in marks]}
+        data = {"x_min": x[0] if x else 0, "x_max": x[-1] if len(x) > 1 else 1, "x_label": "log10 learning rate",
+                "panels": [panel]}
+        header = (f"<h1>LR range test</h1><p>{e(str(self))}</p>")
+        return page("lossdx lr_find", header, data, "")
+
     def __str__(self) -> str:
         fmt = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
         stop = f"; diverged at {self.diverged_at:.3g}" if self.diverged_at else ""

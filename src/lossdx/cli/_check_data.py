@@ -29,7 +29,7 @@ from ._options import exit_code, report_options
 @report_options
 def check_data(path: str, vocab_size: int | None, block_size: int | None, config: str | None, dtype: str | None,
                eot_id: int | None, label_column: str | None, model_shifts: bool, no_dedupe: bool,
-               progress: bool | None, fmt: str, fail_on: str, output: str | None) -> None:
+               progress: bool | None, fmt: str, fail_on: str | None, output: str | None) -> None:
     """Check a dataset before training: token ids, label alignment, NaN, repeats, duplicates, imbalance, epochs.
 
     Reads nanoGPT .bin token files, .npy, JSONL / Parquet / Arrow (HF datasets saved to disk) rows with
@@ -37,6 +37,10 @@ def check_data(path: str, vocab_size: int | None, block_size: int | None, config
     Exit codes: 0 clean, 1 warning/problem (see --fail-on), 2 unreadable input.
     """
     from ..datacheck import check_data as run_checks
+
+    if fmt in ("html", "png"):  # those plot loss curves; a dataset has none
+        raise click.UsageError("check-data reports as text, json, md, github or sarif")
+    fail_on = fail_on or "warning"
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = None
