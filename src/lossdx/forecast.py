@@ -156,8 +156,8 @@ def forecast_curve(steps: np.ndarray, losses: np.ndarray, target_step: float, sk
     steps, losses = steps[ok], losses[ok]
     last_step = float(steps[-1]) if steps.size else 0.0
     last_loss = float(losses[-1]) if losses.size else float("nan")
-    base = dict(target_step=float(target_step), last_step=last_step, last_loss=last_loss,
-                tokens_per_step=tokens_per_step)
+    base: dict[str, Any] = dict(target_step=float(target_step), last_step=last_step, last_loss=last_loss,
+                                tokens_per_step=tokens_per_step)
     if steps.size < MIN_POINTS:
         return Forecast(False, f"only {steps.size} finite loss points (need {MIN_POINTS})", **base)
     if target_step <= last_step:

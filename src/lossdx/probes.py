@@ -234,10 +234,13 @@ class LRFindResult:
         return page("lossdx lr_find", header, data, "")
 
     def __str__(self) -> str:
-        fmt = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
         stop = f"; diverged at {self.diverged_at:.3g}" if self.diverged_at else ""
-        return (f"suggested LR {fmt(self.suggested)} (valley {fmt(self.valley)}, steepest descent "
-                f"{fmt(self.steepest)}) from {len(self.lrs)} steps over {self.lrs[0]:.3g}..{self.lrs[-1]:.3g}{stop}")
+        return (f"suggested LR {_g(self.suggested)} (valley {_g(self.valley)}, steepest descent "
+                f"{_g(self.steepest)}) from {len(self.lrs)} steps over {self.lrs[0]:.3g}..{self.lrs[-1]:.3g}{stop}")
+
+
+def _g(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}"
 
 
 def _steepest(lrs: np.ndarray, losses: np.ndarray, skip_start: int = 10, skip_end: int = 5) -> float | None:
@@ -285,7 +288,9 @@ def lr_find(model: Any, optimizer: Any, loader: Iterable[Any], loss_fn: Callable
     model_state = copy.deepcopy(model.state_dict())
     opt_state = copy.deepcopy(optimizer.state_dict())
     was_training = model.training
-    lrs, raw, smoothed = [], [], []
+    lrs: list[float] = []
+    raw: list[float] = []
+    smoothed: list[float] = []
     best = math.inf
     diverged = None
     it = iter(loader)

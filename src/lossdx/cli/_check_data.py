@@ -49,8 +49,9 @@ def check_data(path: str, vocab_size: int | None, block_size: int | None, config
         bar.__enter__()
 
     def tick(done: int, total: int) -> None:
-        bar.length = max(1, total)
-        bar.update(done - bar.pos)
+        if bar is not None:
+            bar.length = max(1, total)
+            bar.update(done - bar.pos)
 
     try:
         report = run_checks(path, vocab_size=vocab_size, block_size=block_size, config=config, dtype=dtype,

@@ -205,7 +205,7 @@ class TokenStreamChecks:
         else:
             w = self.block or 1024
             cuts = np.arange((-offset) % w or w, chunk.size + 1, w)
-        mv = memoryview(chunk).cast("B")
+        mv = np.ascontiguousarray(chunk).data.cast("B")
         size = chunk.dtype.itemsize
         hashes, where, lengths = [], [], []
         s = 0
@@ -230,7 +230,7 @@ class TokenStreamChecks:
                 self._doc_hasher = hashlib.blake2b(mv[s * size:], digest_size=8)
                 self._doc_start = offset + s
             self._doc_len += chunk.size - s
-        if hashes:
+        if hashes and self.dups is not None:
             self.dups.add_many(np.frombuffer(b"".join(hashes), dtype=np.int64), np.asarray(where, np.int64),
                                np.asarray(lengths, np.int64))
 
@@ -256,7 +256,7 @@ class TokenStreamChecks:
                 "token_range", metric, self.bad_locs[0], self.bad_locs[-1], "error",
                 f"{self.bad:,} token ids outside [0, {self.vocab:,}) (max {self.max_id:,}), the first at token "
                 f"offset {self.bad_locs[0]:,}: the embedding lookup will fail (or read garbage rows); re-tokenise "
-                f"or raise vocab_size to {self.max_id + 1:,}",
+                f"or raise vocab_size to {(self.max_id or 0) + 1:,}",
                 {"unit": "token", "count": self.bad, "locations": self.bad_locs, "vocab_size": self.vocab,
                  "max_id": self.max_id}))
         f = self.repeats.finding(metric, "token", self.n)
@@ -317,7 +317,7 @@ class RowChecks:
         self.all_ignored: list[int] = []
         self.n_all_ignored = 0
         self.shift_rows = {s: 0 for s in (-1, 0, 1, 2)}
-        self.shift_first = {s: [] for s in (-1, 0, 1, 2)}
+        self.shift_first: dict[int, list[int]] = {s: [] for s in (-1, 0, 1, 2)}
         self.misaligned: list[int] = []
         self.n_misaligned = 0
         self.neighbour: list[list[int]] = []  # [row, neighbour row whose input_ids its labels follow]
@@ -675,8 +675,8 @@ class RowChecks:
             if k < 2 or k > 1000:
                 continue
             total = sum(counts.values())
-            minority = min(counts, key=counts.get)
-            majority = max(counts, key=counts.get)
+            minority = min(counts, key=lambda c: counts[c])
+            majority = max(counts, key=lambda c: counts[c])
             ratio = counts[majority] / counts[minority]
             weights = {str(c): round(total / (k * n), 4) for c, n in sorted(counts.items(), key=lambda kv: str(kv[0]))}
             facts["classes"] = k

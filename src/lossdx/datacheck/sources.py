@@ -11,7 +11,7 @@ import itertools
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class TokenFile:
         """``(token offset, tokens)``, read with ``readinto`` into one reused buffer (no mmap: mapped pages count
         as RSS)."""
         buf = np.empty(chunk_tokens or CHUNK_TOKENS, dtype=self.dtype)
-        view = memoryview(buf).cast("B")
+        view = buf.data.cast("B")
         pos = 0
         with open(self.path, "rb", buffering=0) as fh:
             fh.seek(self.offset)
@@ -78,7 +78,8 @@ class RowSource:
 
     kind = "rows"
 
-    def __init__(self, path: str, fmt: str, total_bytes: int, batches: Any) -> None:
+    def __init__(self, path: str, fmt: str, total_bytes: int,
+                 batches: Callable[[], Iterator[tuple[int, Batch]]]) -> None:
         self.path, self.format, self.total_bytes, self._batches = path, fmt, total_bytes, batches
 
     def batches(self) -> Iterator[tuple[int, Batch]]:
@@ -356,6 +357,7 @@ def open_source(path: str, dtype: str | None = None) -> TokenFile | RowSource:
         raise InputError(f"{path}: a zip/pickle/gzip file is not a data format lossdx reads "
                          f"(token .bin/.npy, JSONL, Parquet, Arrow, CSV)")
     if b"\x00" not in head:
+        text: str | None
         try:
             text = head.decode("utf-8")
         except UnicodeDecodeError as e:
