@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from .analyze import analyze, analyze_path
 from .analyze import read_run as read  # reads the log and the config beside it (or config=...)
+from .datacheck import check_data
 from .exceptions import ConfigError, CorruptLog, InputError, LossdxError, NoLossMetric, UnsupportedFormat
 from .findings import Finding
 from .model import Run, Series
+from .probes import lr_find, overfit_one_batch  # torch is imported only when a probe runs
 from .readers import read_runs
 from .report import Diagnosis, Report
 from ._version import version as _version
@@ -29,3 +31,4 @@ __all__ = [
     "ConfigError", "CorruptLog", "Diagnosis", "Finding", "InputError", "LossdxError", "NoLossMetric", "Report",
     "Run", "Series", "UnsupportedFormat", "__version__", "analyze", "analyze_path", "read", "read_runs",
 ]
+__all__ = sorted(__all__ + ["check_data", "lr_find", "overfit_one_batch"])

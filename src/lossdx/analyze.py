@@ -122,6 +122,11 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
         "config": dict(run.config),
         "notes": list(dict.fromkeys(run.meta.get("notes", []))),
     }
+    from .forecast import forecast_for_report  # the loss forecast, only where the power-law fit is good
+
+    forecast = forecast_for_report(run)
+    if forecast:
+        run_info["forecast"] = forecast
     undecided = _undecided_note(findings, diagnoses)
     if undecided:
         run_info["notes"].append(undecided)

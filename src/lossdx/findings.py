@@ -9,6 +9,9 @@ from typing import Any
 KINDS = (
     "nan", "spike", "divergence", "instability", "plateau", "slow_convergence", "overfitting", "init_loss",
     "too_good", "lr_schedule", "grad_norm", "data_order", "throughput", "config", "phase", "log_limit",
+    # check-data (lossdx.datacheck): start_step/end_step hold rows or token offsets, evidence["unit"] says which
+    "token_range", "label_alignment", "ignored_labels", "nonfinite_data", "feature_range", "repeated_ngram",
+    "duplicates", "class_imbalance", "data_epochs",
 )
 SEVERITIES = ("info", "warning", "error")
 

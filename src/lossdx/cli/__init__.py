@@ -12,6 +12,7 @@ from ..report.render import clean_text
 
 from ..exceptions import InputError, LossdxError
 from . import _analyze, _calc, _demo, _explain
+from . import _check_data, _forecast
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +37,8 @@ from . import _compare  # noqa: E402
 cli.add_command(_compare.compare)
 from . import _watch  # noqa: E402
 cli.add_command(_watch.watch)
+cli.add_command(_check_data.check_data)
+cli.add_command(_forecast.forecast)
 
 
 def _show_version(ctx: click.Context) -> None:

@@ -248,6 +248,14 @@ def render_text(report: Report, *, width: int | None = None, color: bool = False
                 para("       ", Text.assemble(("fix:", _STYLES["fix"]), "     the fixes listed above"), indent=16)
             for ck in my_checks:
                 para("       ", Text.assemble(("check:", _STYLES["check"]), "   ", ck), indent=16)
+    if run.get("forecast"):  # lossdx.forecast: only present where the power law fits
+        fc = run["forecast"]
+        blank()
+        para("forecast: ", f"loss {fc['expected_loss']:.4f} at step {fc['target_step']:,} "
+                           f"({fc.get('level', 0.9):.0%} interval {fc['interval'][0]:.4f}..{fc['interval'][1]:.4f}); "
+                           f"irreducible level E = {fc['E']:.4f}", prefix_style=_STYLES["heading"])
+        if fc.get("advice"):
+            para("  ", fc["advice"])
     notes = run.get("notes") or []
     if notes:
         blank()
@@ -338,6 +346,12 @@ def render_markdown(report: Report, *, show_all: bool = False) -> str:
             if dg["fixes"] and not mine:
                 out.append("   - fix: the fixes listed above")
             out += [f"   - check: {e(c)}" for c in my_checks]
+    if run.get("forecast"):
+        fc = run["forecast"]
+        out += ["", "## Forecast", "", e(f"Loss {fc['expected_loss']:.4f} at step {fc['target_step']} "
+                                          f"({fc.get('level', 0.9):.0%} interval {fc['interval'][0]:.4f}–"
+                                          f"{fc['interval'][1]:.4f}); irreducible level E = {fc['E']:.4f}. "
+                                          f"{fc.get('advice', '')}")]
     if run.get("notes"):
         out += ["", "## Notes", ""] + [f"- {e(n)}" for n in run["notes"]]
     out += ["", f"*lossdx {e(d['lossdx_version'])}, analysed {e(d['analyzed_at'])}*"]
