@@ -314,3 +314,15 @@ def test_megatron_record_cut_by_a_block_edge(tmp_path, monkeypatch):
     monkeypatch.setattr(base, "BLOCK_BYTES", 4096)
     run = _read(tmp_path, log)
     assert run.series["train/loss"].steps.tolist() == list(range(1, 400))
+
+
+def test_hf_console_dicts_with_quoted_numbers(tmp_path):
+    """Recent transformers print the console dict's numbers as strings; issue 7 (10): such logs were unreadable."""
+    from lossdx.readers import read
+
+    p = tmp_path / "train.log"
+    p.write_text("".join(f"{{'loss': '{3.5 - i * 0.1:.3f}', 'grad_norm': '1.2', 'learning_rate': '0.0485', "
+                         f"'epoch': '{i / 10:.4g}'}}\n" for i in range(12)))
+    run = read(str(p))
+    assert run.series["train/loss"].values[0] == 3.5 and len(run.series["train/loss"]) == 12
+    assert "train/grad_norm" in run.series

@@ -159,7 +159,8 @@ def _parse_build_stdout(line: str) -> Record | None:
 
 # --- HF console: "{'loss': 1.112, 'grad_norm': nan, 'learning_rate': 0.0002, 'epoch': 0.06}"
 _HF_DICT = re.compile(r"^\{\s*'[\w/]+':.*\}")
-_HF_KV = re.compile(rf"'([\w/.\-]+)':\s*({NUM})", re.I)
+# recent transformers print the numbers of the console dict as strings: {'loss': '3.545', 'grad_norm': '1.224'}
+_HF_KV = re.compile(rf"'([\w/.\-]+)':\s*'?({NUM})'?", re.I)
 
 
 def _parse_hf_console(line: str) -> Record | None:
