@@ -25,10 +25,19 @@ LIMIT_S = 5.0
 LIMIT_MB = 300
 
 
+_RSS_PROBE = ("import atexit, resource, sys\n"
+              "atexit.register(lambda: sys.stderr.write("
+              "'\\nLOSSDX_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+              "from lossdx.cli import run\n"
+              "sys.argv = ['lossdx', *sys.argv[1:]]\n"
+              "run()\n")
+
+
 def _cli(*args: str, timeout: float = LIMIT_S) -> tuple[int, str, str, float, float]:
-    """(exit code, stdout, stderr, seconds, peak RSS MB) of ``lossdx analyze ARGS --format json``."""
+    """(exit code, stdout, stderr, seconds, peak RSS MB) of ``lossdx analyze ARGS --format json``; the peak RSS is
+    the child's own (RUSAGE_CHILDREN would be the largest of every child the test process ever waited for)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "lossdx", "analyze", *args, "--format", "json"],
+    proc = subprocess.Popen([sys.executable, "-c", _RSS_PROBE, "analyze", *args, "--format", "json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -37,11 +46,13 @@ def _cli(*args: str, timeout: float = LIMIT_S) -> tuple[int, str, str, float, fl
         proc.communicate()
         pytest.fail(f"lossdx analyze {' '.join(args)} still running after {timeout} s")
     seconds = time.perf_counter() - t0
-    # ru_maxrss of all waited-for children: an upper bound for this one
-    import resource
-
-    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return proc.returncode, out.decode(), err.decode(), seconds, rss_mb
+    text = err.decode()
+    rss_mb = 0.0
+    if "LOSSDX_RSS_KB=" in text:
+        text, _, tail = text.rpartition("LOSSDX_RSS_KB=")
+        rss_mb = int(tail.strip()) / 1024
+        text = text.rstrip("\n") + ("\n" if text.strip() else "")
+    return proc.returncode, out.decode(), text, seconds, rss_mb
 
 
 def _assert_clean(rc: int, out: str, err: str) -> None:
