@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import RUNS, Labels, clean_dir, finite, log, summarize
+from common import HERE, RUNS, Labels, clean_dir, log, summarize
 
 FAMILY = "classifier"
 
@@ -32,6 +32,11 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                        ("healthy", "healthy", [], None, [], "nothing: CNN with BatchNorm, batch 32")),
     "lr_too_high": ({"lr": 1.0, "lr_monitor": True},
                     ("problem", "lr_too_high", ["lr_too_high"], "plateau", [], "Adam lr 1.0 (1000x the healthy 1e-3)")),
+    "healthy_mlp_default_logging": ({"seed": 5, "max_epochs": 20, "log_every_n_steps": 50},
+                                    ("healthy", "healthy", [], None, [],
+                                     "nothing: MLP, Adam 1e-3, 20 epochs, Lightning's default log_every_n_steps=50")),
+    "sgd_lr_too_high": ({"seed": 6, "optimizer": "sgd", "lr": 5.0, "momentum": 0.9, "log_every_n_steps": 5},
+                        ("problem", "lr_too_high", ["lr_too_high"], "divergence", [], "SGD lr 5.0 momentum 0.9 (100x)")),
     "lr_too_low": ({"optimizer": "sgd", "lr": 1e-4, "log_every_n_steps": 10},
                    ("problem", "lr_too_low", ["lr_too_low"], "slow_convergence", [], "plain SGD lr 1e-4")),
     "shuffled_labels": ({"label_fault": "shuffle"},
@@ -161,6 +166,30 @@ def train(c: dict, d):
     return model.train_losses, len(tr), len(ytr)
 
 
+EXCERPTS = {"healthy_mlp_adam": 200, "nan_input": 20, "sorted_unshuffled": 100, "small_data": 200,
+            "lr_too_high": 100, "shuffled_labels": 150}
+
+
+def write_excerpt(labels: Labels, name: str, full_label: dict) -> None:
+    """metrics.csv from step N on (header kept), no hparams.yaml: a pasted or truncated Lightning log."""
+    import csv
+
+    start = EXCERPTS[name]
+    src = RUNS / FAMILY / name / "lightning_logs" / "version_0" / "metrics.csv"
+    e = clean_dir(RUNS / FAMILY / f"{name}.excerpt")
+    with open(src) as fh, open(e / "metrics.csv", "w", newline="") as out:
+        reader = csv.reader(fh)
+        writer = csv.writer(out, lineterminator="\n")
+        header = next(reader)
+        writer.writerow(header)
+        step_col = header.index("step")
+        writer.writerows(r for r in reader if int(r[step_col]) >= start)
+    lab = {k: v for k, v in full_label.items() if k not in ("split", "excerpt_from_step", "format", "config")}
+    lab.update(steps=[s for s in full_label["steps"] if s >= start],
+               evidence=f"excerpt from step {start} of {name}; " + full_label["evidence"])
+    labels.add(e / "metrics.csv", fmt="lightning_csv", config=None, excerpt_from=start, **lab)
+
+
 def has_config(name: str) -> bool:
     return int(hashlib.sha256(f"{FAMILY}/{name}/config".encode()).hexdigest(), 16) % 3 != 0
 
@@ -195,3 +224,5 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         labels.add(vdir / "metrics.csv", family=FAMILY, fmt="lightning_csv", group=f"{FAMILY}/{name}",
                    verdict=verdict, cause=cause, accept=accept, symptom=symptom, steps=steps,
                    evidence=f"injected: {injected}. curve: {curve}", config=cfg)
+        if name in EXCERPTS:
+            write_excerpt(labels, name, labels.entries[str((vdir / "metrics.csv").relative_to(HERE))])

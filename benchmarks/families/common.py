@@ -154,28 +154,29 @@ class Labels:
             "group": group, "excerpt_from_step": excerpt_from,
         }
 
-    def save(self) -> None:
-        """Assign the split (whole runs; alternating within each family and cause, in hash order) and merge."""
+    def save(self, full_families: set[str] = frozenset()) -> None:
+        """Merge into labels.json and give new runs a split. A run keeps the split it was first given (tuning may
+        already have used it); new runs (groups) go, cause by cause in SHA-256 order of their names, to the half
+        that has fewer runs of that family and cause, then of that family, so both halves see each cause."""
         existing = json.loads(LABELS_PATH.read_text()) if LABELS_PATH.exists() else {}
-        families = {e["family"] for e in self.entries.values()}
-        merged = {k: v for k, v in existing.items() if v.get("family") not in families}
+        previous = {e["group"]: e["split"] for e in existing.values() if e.get("split")}
+        groups = {e["group"] for e in self.entries.values()}
+        merged = {k: v for k, v in existing.items() if v.get("family") not in full_families and v["group"] not in groups
+                  and (HERE / k).exists()}
         merged.update(self.entries)
-        by_key: dict[tuple[str, str], list[str]] = {}
-        for e in merged.values():
-            key = (e["family"], e["cause"])
-            if e["group"] not in by_key.setdefault(key, []):
-                by_key[key].append(e["group"])
-        split_of: dict[str, str] = {}
-        for family in sorted({f for f, _ in by_key}):
-            # alternate over the family's runs, cause by cause (causes and runs in hash order): each cause with two
-            # or more runs lands in both halves, and single-run causes alternate between them
-            turn = int(hashlib.sha256(family.encode()).hexdigest(), 16) % 2
-            causes = sorted((c for f, c in by_key if f == family), key=lambda c: hashlib.sha256(c.encode()).hexdigest())
-            for cause in causes:
-                for g in sorted(by_key[(family, cause)], key=lambda g: hashlib.sha256(g.encode()).hexdigest()):
-                    if g not in split_of:
-                        split_of[g] = ("tune", "holdout")[turn % 2]
-                        turn += 1
+        cause_of = {e["group"]: (e["family"], e["cause"]) for e in merged.values() if e["cause"] != "healthy"}
+        cause_of.update({e["group"]: (e["family"], "healthy") for e in merged.values() if e["group"] not in cause_of})
+        split_of = {g: previous[g] for g in cause_of if g in previous}
+
+        def count(pred, half):
+            return sum(1 for g, s in split_of.items() if s == half and pred(g))
+
+        for g in sorted((g for g in cause_of if g not in split_of),
+                        key=lambda g: (cause_of[g], hashlib.sha256(g.encode()).hexdigest())):
+            fam, cause = cause_of[g]
+            key = [(count(lambda x: cause_of[x] == (fam, cause), h), count(lambda x: cause_of[x][0] == fam, h),
+                    int(hashlib.sha256(f"{g}/{h}".encode()).hexdigest(), 16) % 2, h) for h in ("tune", "holdout")]
+            split_of[g] = min(key)[3]
         for e in merged.values():
             e["split"] = split_of[e["group"]]
         with open(LABELS_PATH, "w") as fh:

@@ -18,7 +18,8 @@ FAMILY = "gpt"
 BASE = dict(seed=0, n_layer=2, n_head=4, n_embd=64, block_size=32, batch_size=16, max_iters=500,
             learning_rate=3e-3, min_lr=3e-4, warmup_iters=30, lr_decay_iters=500, decay_lr=True,
             weight_decay=0.1, beta1=0.9, beta2=0.95, grad_clip=1.0, dropout=0.0, init_std=0.02,
-            vocab_size=256, eval_interval=50, log_interval=10, data="shuffled", dataset_bytes=0)
+            vocab_size=256, eval_interval=50, log_interval=10, data="shuffled", dataset_bytes=0,
+            dtype="float32")
 
 # name: (overrides, fault, label) ; label = (verdict, cause, accept, symptom, steps, what was injected)
 RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
@@ -66,6 +67,21 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                    ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [], "n_embd 4, 1 layer, 1 head")),
     "huge_weight_decay": ({"weight_decay": 8.0}, None,
                           ("problem", "over_regularization", ["over_regularization"], "plateau", [], "AdamW weight decay 8.0")),
+    "fp16_no_loss_scaling": ({"seed": 6, "dtype": "float16", "max_iters": 150, "lr_decay_iters": 150}, "fp16_pure",
+                             ("problem", "fp16_precision", ["fp16_precision"], "nan", [1],
+                              "pure float16 training (weights, grads, Adam state), no loss scaling, no fp32 master "
+                              "weights: Adam's eps 1e-8 rounds to 0 in fp16 and the first update is NaN")),
+    "healthy_fp16_scaler": ({"seed": 9, "dtype": "float16"}, "fp16_scaler",
+                            ("healthy", "healthy", [], None, [],
+                             "nothing wrong: emulated fp16 gradients with a dynamic loss scaler, which skips the "
+                             "steps whose scaled gradients overflow (grad_norm inf there) and halves the scale")),
+    "healthy_d_bs4": ({"seed": 7, "batch_size": 4, "learning_rate": 1e-3, "min_lr": 1e-4, "max_iters": 400,
+                       "lr_decay_iters": 400, "log_interval": 1, "eval_interval": 100},
+                      None, ("healthy", "healthy", [], None, [], "nothing: batch size 4, stdout every step (noisy)")),
+    "lr_too_high_short": ({"seed": 8, "learning_rate": 5.0, "warmup_iters": 0, "grad_clip": 0.0, "max_iters": 80,
+                           "decay_lr": False, "eval_interval": 40}, None,
+                          ("problem", "lr_too_high", ["lr_too_high"], "divergence", [],
+                           "AdamW LR 5.0 (1700x), no warmup, no clip; only 80 steps (8 stdout records)")),
     "domain_ordered": ({"data": "ordered"}, None,
                        ("problem", "data_order", ["data_order"], "data_order", [167, 334],
                         "no shuffling: steps 0-166 code, 167-333 prose, 334-499 CSV numbers")),
@@ -143,9 +159,14 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
 
     model = TinyGPT(c)
     n_params = sum(p.numel() for p in model.parameters())
+    if fault == "fp16_pure":
+        # pure fp16: weights, activations, gradients and Adam state in float16, no loss scaling, no fp32 master
+        # weights; Adam's eps=1e-8 is below fp16's smallest subnormal (6e-8) and rounds to 0
+        model.half()
     opt = torch.optim.AdamW(model.parameters(), lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]),
-                            weight_decay=c["weight_decay"])
+                            weight_decay=c["weight_decay"], eps=1e-8)
     rows, evals = [], []
+    scaler = {"scale": 2.0 ** 16, "clean": 0}
     for step in range(c["max_iters"]):
         if step % c["eval_interval"] == 0 or step == c["max_iters"] - 1:
             model.eval()
@@ -178,13 +199,39 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         loss = (ce * mask.flatten()).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        skip = fault == "masked_nan_skip" and not torch.isfinite(loss)
+        if fault == "fp16_scaler":
+            # emulated fp16 gradients under a dynamic loss scaler (torch.cuda.amp.GradScaler's rules): the scaled
+            # gradients are stored in float16; an overflow skips the step and halves the scale, 100 clean steps
+            # double it
+            with torch.no_grad():
+                overflow = any(not torch.isfinite((p.grad * scaler["scale"]).half()).all()
+                               for p in model.parameters() if p.grad is not None)
+            if overflow:
+                scaler["scale"] /= 2
+                scaler["clean"] = 0
+                skip = True
+            else:
+                scaler["clean"] += 1
+                if scaler["clean"] == 100:
+                    scaler["scale"] *= 2
+                    scaler["clean"] = 0
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), c["grad_clip"] if c["grad_clip"] else float("inf"))
-        if not (fault == "masked_nan_skip" and not torch.isfinite(loss)):
+        if fault == "fp16_scaler" and overflow:
+            norm = torch.tensor(float("inf"))  # what the unscaled fp16 gradients' norm is on an overflow step
+        if not skip:
             opt.step()
         dt = (time.perf_counter() - t0) * 1000
-        rows.append({"step": step, "loss": loss.item(), "grad_norm": norm.item(), "lr": lr,
+        rows.append({"step": step, "loss": float(loss.item()), "grad_norm": float(norm.item()), "lr": lr,
                      "tokens": (step + 1) * B * T, "dt_ms": round(dt, 2)})
     return rows, evals, n_params
+
+
+def mfu_of(c: dict, n_params: int, dt_s: float) -> float:
+    """nanoGPT's GPT.estimate_mfu: 6N + 12 L H Q T flops per token against 312e12 flop/s."""
+    L, H, Q, T = c["n_layer"], c["n_head"], c["n_embd"] // c["n_head"], c["block_size"]
+    flops_per_iter = (6 * n_params + 12 * L * H * Q * T) * T * c["batch_size"]
+    return flops_per_iter / max(dt_s, 1e-9) / 312e12
 
 
 def nanogpt_log(rows, evals, c, n_params) -> str:
@@ -192,13 +239,16 @@ def nanogpt_log(rows, evals, c, n_params) -> str:
     out = [f"number of parameters: {n_params / 1e6:.2f}M",
            f"tokens per iteration will be: {c['batch_size'] * c['block_size']:,}"]
     ev = {e["step"]: e for e in evals}
+    running_mfu = -1.0
     for r in rows:
         s = r["step"]
         if s in ev:
             out.append(f"step {s}: train loss {fmt_num(ev[s]['train_loss'])}, val loss {fmt_num(ev[s]['val_loss'])}")
         if s % c["log_interval"] == 0:
-            mfu = -100.0 if s < 5 else 0.02
-            out.append(f"iter {s}: loss {fmt_num(r['loss'])}, time {r['dt_ms']:.2f}ms, mfu {mfu:.2f}%")
+            if s >= 5:  # nanoGPT's running MFU against an A100's 312 TFLOPS (tiny on a CPU, as it is)
+                mfu = mfu_of(c, n_params, r["dt_ms"] / 1000)
+                running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+            out.append(f"iter {s}: loss {fmt_num(r['loss'])}, time {r['dt_ms']:.2f}ms, mfu {running_mfu * 100:.2f}%")
     return "\n".join(out) + "\n"
 
 

@@ -19,7 +19,7 @@ FAMILY = "rnn"
 # an "epoch" is one pass over the 3 x 34 KB training text in windows of batch_size x bptt bytes
 BASE = dict(seed=0, model="LSTM", emsize=32, nhid=128, nlayers=1, bptt=32, batch_size=16, epochs=3,
             optimizer="sgd", lr=20.0, momentum=0.0, clip=0.25, weight_decay=0.0, dropout=0.0, log_interval=20,
-            domain_bytes=34_000, data="shuffled", eval_interval=50, style="wlm")
+            domain_bytes=34_000, data="shuffled", eval_interval=50, style="wlm", bad_steps=())
 
 RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
     "healthy_lstm_sgd": ({}, None, ("healthy", "healthy", [], None, [], "nothing: LSTM, SGD lr 20, clip 0.25 (the word_language_model defaults)")),
@@ -45,6 +45,12 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                     "log_interval": 2}, None,
                    ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
                     "3 x 1 KB of training text repeated 150 epochs, LSTM 256")),
+    "bad_batches_adam": ({"seed": 4, "optimizer": "adam", "lr": 3e-3, "clip": 0.0, "style": "charrnn",
+                          "bad_steps": (300, 450)}, "bad_batch",
+                         ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [300, 450],
+                          "LSTM, Adam 3e-3 without clipping; batches of random bytes at steps 300 and 450")),
+    "healthy_lstm_sgd_b": ({"seed": 5, "nhid": 64, "log_interval": 10}, None,
+                           ("healthy", "healthy", [], None, [], "nothing: LSTM 64, SGD lr 20, clip 0.25, log every 10")),
     "tiny_model": ({"nhid": 4, "emsize": 4, "optimizer": "adam", "lr": 3e-3, "style": "charrnn"}, None,
                    ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [], "LSTM with 4 hidden units")),
 }
@@ -101,6 +107,9 @@ def train(c: dict, fault: str | None):
             x, y = sample([trains[min(2, step // spe)]], B)
         else:
             x, y = sample(trains, B)
+        if fault == "bad_batch" and step in c["bad_steps"]:
+            x = torch.randint(0, 256, x.shape, generator=gen)  # a corrupted shard: random bytes
+            y = torch.randint(0, 256, y.shape, generator=gen)
         loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -124,11 +133,12 @@ def wlm_log(rows, evals, c, spe) -> str:
     """The stdout of PyTorch's examples/word_language_model/main.py (loss averaged over log_interval batches)."""
     out, bar = [], "-" * 89
     ev = {e["step"]: e for e in evals}
-    win, t_win = [], 0.0
+    win, t_win, t_epoch = [], 0.0, 0.0
     for r in rows:
         epoch, batch = r["step"] // spe + 1, r["step"] % spe + 1
         win.append(r["loss"])
         t_win += r["dt_s"]
+        t_epoch += r["dt_s"]
         if batch % c["log_interval"] == 0:
             cur = sum(win) / len(win)
             ppl = math.exp(cur) if cur < 700 else float("inf")
@@ -137,9 +147,9 @@ def wlm_log(rows, evals, c, spe) -> str:
             win, t_win = [], 0.0
         if r["step"] in ev:
             vl = ev[r["step"]]["val_loss"]
-            out += [bar, f"| end of epoch {epoch:3d} | time: {spe * 0.01:5.2f}s | valid loss {vl:5.2f} | "
+            out += [bar, f"| end of epoch {epoch:3d} | time: {t_epoch:5.2f}s | valid loss {vl:5.2f} | "
                          f"valid ppl {math.exp(vl):8.2f}", bar]
-            win, t_win = [], 0.0
+            win, t_win, t_epoch = [], 0.0, 0.0
     return "\n".join(out) + "\n"
 
 
@@ -165,7 +175,7 @@ def has_config(name: str) -> bool:
 _WLM = re.compile(r"\| epoch\s+(\d+) \|\s+(\d+)/\s*(\d+) batches")
 _CHAR = re.compile(r"^(\d+)/\d+ \(epoch")
 
-EXCERPTS = {"healthy_lstm_sgd": 250, "healthy_gru_adam_bs1": 400, "explosion_sgd_noclip": 200,
+EXCERPTS = {"healthy_lstm_sgd": 250, "bad_batches_adam": 250, "healthy_gru_adam_bs1": 400, "explosion_sgd_noclip": 200,
             "lr_too_low_sgd": 250, "domain_ordered": 150, "small_data": 150, "lr_too_high_adam": 250}
 
 
