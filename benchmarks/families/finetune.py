@@ -39,6 +39,8 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "healthy_ft_c": ({"seed": 2, "logging_steps": 25, "per_device_train_batch_size": 4, "max_steps": 400,
                       "weight_decay": 0.01},
                      ("healthy", "healthy", [], None, [], "nothing: batch 4, logging every 25 steps")),
+    "healthy_ft_d": ({"seed": 4, "learning_rate": 2e-4, "logging_steps": 50, "max_steps": 500, "eval_steps": 100},
+                     ("healthy", "healthy", [], None, [], "nothing: lr 2e-4, 500 steps, logging every 50 steps")),
     "lr_too_high": ({"learning_rate": 0.05, "warmup_ratio": 0.0, "max_grad_norm": 0.0},
                     ("problem", "lr_too_high", ["lr_too_high"], "divergence", [],
                      "fine-tune lr 0.05 (100x), no warmup, no clipping")),

@@ -35,6 +35,8 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                       ("healthy", "healthy", [], None, [], "nothing: constant lr 5e-4 without warmup, logging every step")),
     # with the Trainer's default logging_nan_inf_filter=True the NaN step loss is replaced in the logged mean and the
     # update leaves no mark (looked at: the log is a healthy run's), so the fault run turns the filter off
+    "healthy_mlm_c": ({"seed": 4, "learning_rate": 2e-3, "logging_steps": 25, "eval_steps": 100},
+                      ("healthy", "healthy", [], None, [], "nothing: lr 2e-3, 10% warmup, logging every 25 steps")),
     "fully_masked_batch": ({"fault": "no_mask", "fault_steps": (150, 262), "logging_nan_inf_filter": False},
                            ("problem", "loss_nan_from_data", ["loss_nan_from_data"], "nan", [151, 263],
                             "the batches of steps 151 and 263 have no masked token: every label is -100, the mean "

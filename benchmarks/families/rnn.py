@@ -51,6 +51,9 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                           "LSTM, Adam 3e-3 without clipping; batches of random bytes at steps 300 and 450")),
     "healthy_lstm_sgd_b": ({"seed": 5, "nhid": 64, "log_interval": 10}, None,
                            ("healthy", "healthy", [], None, [], "nothing: LSTM 64, SGD lr 20, clip 0.25, log every 10")),
+    "healthy_lstm_sgd_bs1": ({"seed": 6, "batch_size": 1, "epochs": 1, "domain_bytes": 8_000, "log_interval": 50},
+                             None, ("healthy", "healthy", [], None, [],
+                                    "nothing: LSTM, SGD lr 20, clip 0.25, batch size 1, 50-batch log windows")),
     "tiny_model": ({"nhid": 4, "emsize": 4, "optimizer": "adam", "lr": 3e-3, "style": "charrnn"}, None,
                    ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [], "LSTM with 4 hidden units")),
 }
