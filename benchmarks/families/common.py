@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import shutil
-import struct
 import sys
 import sysconfig
 from pathlib import Path
@@ -120,10 +118,6 @@ def excerpt_lines(text: str, from_step: int, step_of) -> str:
 
 # ----------------------------------------------------------------------------------------------------------------
 # curve summaries for labels and for looking at every run
-
-def finite(xs):
-    return [x for x in xs if x is not None and not (isinstance(x, float) and (math.isnan(x) or math.isinf(x)))]
-
 
 def summarize(values: list[float], width: int = 12) -> str:
     """A few points across the curve, for the evidence text and for eyeballing."""

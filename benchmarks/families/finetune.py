@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import logging
-import math
 import tempfile
 import time
 import warnings
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from common import RUNS, Labels, clean_dir, domain_code, domain_prose, excerpt_lines, log, summarize
+from common import RUNS, Labels, clean_dir, domain_code, domain_prose, log, summarize
 
 FAMILY = "finetune"
 BLOCK = 64

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import (RUNS, Labels, clean_dir, domains, excerpt_lines, finite, fmt_num, log, summarize, write_config_py,
+from common import (RUNS, Labels, clean_dir, domains, excerpt_lines, fmt_num, log, summarize, write_config_py,
                     write_jsonl, write_tensorboard)
 
 FAMILY = "gpt"

@@ -25,7 +25,7 @@ MASK, PAD, VOCAB = 256, 257, 260
 BASE = dict(seed=0, learning_rate=1e-3, lr_scheduler_type="linear", warmup_ratio=0.1, max_steps=400,
             per_device_train_batch_size=16, weight_decay=0.01, logging_steps=10, eval_steps=50, max_grad_norm=1.0,
             num_hidden_layers=2, hidden_size=64, num_attention_heads=2, intermediate_size=128,
-            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, fault=None, fault_steps=(),
+            hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, fault=None, fault_steps=(), initializer_range=0.02,
             logging_nan_inf_filter=True)
 
 RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
@@ -44,6 +44,9 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "labels_on_every_token": ({"fault": "labels_everywhere"},
                               ("problem", "label_misalignment", ["label_misalignment"], "too_good", [0],
                                "labels kept on the unmasked positions too: 85% of the targets are visible inputs")),
+    "bad_init": ({"seed": 5, "initializer_range": 2.0, "max_grad_norm": 0.0, "logging_steps": 1},
+                 ("problem", "bad_init", ["bad_init"], "init_loss", [0],
+                  "BertConfig initializer_range 2.0 instead of 0.02, no clipping")),
     "lr_too_high": ({"learning_rate": 3.0, "max_grad_norm": 0.0},
                     ("problem", "lr_too_high", ["lr_too_high"], "plateau", [], "lr 3.0 (3000x), no clipping")),
     "lr_too_low": ({"learning_rate": 1e-6, "logging_steps": 5},
@@ -118,7 +121,8 @@ def train(c: dict, out):
     cfg = BertConfig(vocab_size=VOCAB, hidden_size=c["hidden_size"], num_hidden_layers=c["num_hidden_layers"],
                      num_attention_heads=c["num_attention_heads"], intermediate_size=c["intermediate_size"],
                      max_position_embeddings=BLOCK, hidden_dropout_prob=c["hidden_dropout_prob"],
-                     attention_probs_dropout_prob=c["attention_probs_dropout_prob"], pad_token_id=PAD)
+                     attention_probs_dropout_prob=c["attention_probs_dropout_prob"], pad_token_id=PAD,
+                     initializer_range=c["initializer_range"])
     model = BertForMaskedLM(cfg)
     text = domain_prose(100_000) + domain_code(100_000)
     train_ds = MaskedBlocks(text[:-20_000])

@@ -54,6 +54,12 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
     "healthy_lstm_sgd_bs1": ({"seed": 6, "batch_size": 1, "epochs": 1, "domain_bytes": 8_000, "log_interval": 50},
                              None, ("healthy", "healthy", [], None, [],
                                     "nothing: LSTM, SGD lr 20, clip 0.25, batch size 1, 50-batch log windows")),
+    "explosion_gru_noclip": ({"seed": 1, "model": "GRU", "lr": 10.0, "clip": 0.0, "nhid": 96}, None,
+                             ("problem", "gradient_explosion", ["gradient_explosion", "lr_too_high"], "instability", [],
+                              "GRU, SGD lr 10 as healthy_gru_sgd but without clipping (clip 0.25 removed)")),
+    "weight_decay_sgd": ({"seed": 7, "weight_decay": 0.005}, None,
+                         ("problem", "over_regularization", ["over_regularization"], "plateau", [],
+                          "LSTM, SGD lr 20 with L2 weight decay 0.005 (10% of every weight removed per step)")),
     "tiny_model": ({"nhid": 4, "emsize": 4, "optimizer": "adam", "lr": 3e-3, "style": "charrnn"}, None,
                    ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [], "LSTM with 4 hidden units")),
 }
