@@ -3,7 +3,6 @@ logged by Lightning's CSVLogger (lightning_logs/version_0/metrics.csv, hparams.y
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -14,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import HERE, RUNS, Labels, clean_dir, log, summarize
+from common import HERE, RUNS, Labels, has_config, clean_dir, log, summarize
 
 FAMILY = "classifier"
 
@@ -193,9 +192,6 @@ def write_excerpt(labels: Labels, name: str, full_label: dict) -> None:
     labels.add(e / "metrics.csv", fmt="lightning_csv", config=None, excerpt_from=start, **lab)
 
 
-def has_config(name: str) -> bool:
-    return int(hashlib.sha256(f"{FAMILY}/{name}/config".encode()).hexdigest(), 16) % 3 != 0
-
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -221,7 +217,7 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
                  f"{n_train} training images, {steps_per_epoch} steps/epoch")
         log(f"[cls] {name:22s} {time.time() - t0:5.1f}s  {curve}")
         cfg = vdir / "hparams.yaml"
-        if not has_config(name):
+        if not has_config(FAMILY, name):
             cfg.unlink()
             cfg = None
         labels.add(vdir / "metrics.csv", family=FAMILY, fmt="lightning_csv", group=f"{FAMILY}/{name}",

@@ -10,7 +10,6 @@ and the model's config.json beside them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from common import RUNS, Labels, clean_dir, domain_code, domain_prose, log, summarize
+from common import RUNS, Labels, has_config, clean_dir, domain_code, domain_prose, log, summarize
 
 FAMILY = "finetune"
 BLOCK = 64
@@ -136,9 +135,6 @@ def train(c: dict, base: Path, out: Path):
     return buf.getvalue(), args_dict, model.config
 
 
-def has_config(name: str) -> bool:
-    return int(hashlib.sha256(f"{FAMILY}/{name}/config".encode()).hexdigest(), 16) % 3 != 0
-
 
 EXCERPTS = {"healthy_ft": 100, "small_data_overfit": 120, "lr_too_high": 60}
 
@@ -166,7 +162,7 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
             log(f"[finetune] {name:20s} {time.time() - t0:5.1f}s  {curve}")
             (d / "train.log").write_text(text)
             cfg_path = None
-            if has_config(name):
+            if has_config(FAMILY, name):
                 cfg_path = d / "training_args.json"
                 cfg_path.write_text(json.dumps(args_dict, indent=2) + "\n")
                 model_cfg.to_json_file(str(d / "config.json"))

@@ -7,7 +7,6 @@ with no masked token, labels left on every position) or in the TrainingArguments
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import tempfile
@@ -15,7 +14,7 @@ import time
 
 import torch
 
-from common import RUNS, Labels, clean_dir, domain_code, domain_prose, log, summarize
+from common import RUNS, Labels, has_config, clean_dir, domain_code, domain_prose, log, summarize
 from finetune import _silence
 
 FAMILY = "mlm"
@@ -149,9 +148,6 @@ def train(c: dict, out):
     return buf.getvalue(), args_dict, model.config
 
 
-def has_config(name: str) -> bool:
-    return int(hashlib.sha256(f"{FAMILY}/{name}/config".encode()).hexdigest(), 16) % 3 != 0
-
 
 EXCERPTS = {"healthy_mlm": 150, "fully_masked_batch": 100, "labels_on_every_token": 100}
 
@@ -179,7 +175,7 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         log(f"[mlm] {name:22s} {time.time() - t0:5.1f}s  {curve}")
         (d / "train.log").write_text(text)
         cfg_path = None
-        if has_config(name):
+        if has_config(FAMILY, name):
             cfg_path = d / "training_args.json"
             cfg_path.write_text(json.dumps(args_dict, indent=2) + "\n")
             model_cfg.to_json_file(str(d / "config.json"))

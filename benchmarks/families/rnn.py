@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -12,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import (RUNS, Labels, clean_dir, domains, excerpt_lines, log, summarize, write_json, write_jsonl)
+from common import (RUNS, Labels, has_config, clean_dir, domains, excerpt_lines, log, summarize, write_json, write_jsonl)
 
 FAMILY = "rnn"
 
@@ -177,9 +176,6 @@ def charrnn_log(rows, evals, c, total) -> str:
     return "\n".join(out) + "\n"
 
 
-def has_config(name: str) -> bool:
-    return int(hashlib.sha256(f"{FAMILY}/{name}/config".encode()).hexdigest(), 16) % 3 != 0
-
 
 _WLM = re.compile(r"\| epoch\s+(\d+) \|\s+(\d+)/\s*(\d+) batches")
 _CHAR = re.compile(r"^(\d+)/\d+ \(epoch")
@@ -203,7 +199,7 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         evidence = f"injected: {injected}. curve: {curve}"
         d = clean_dir(root / name)
         cfg_path = None
-        if has_config(name):
+        if has_config(FAMILY, name):
             cfg_path = d / "args.json"
             write_json(cfg_path, {k: v for k, v in c.items() if k not in ("style", "domain_bytes", "data")}
                        | {"dataset_bytes": 3 * c["domain_bytes"], "steps_per_epoch": spe})
