@@ -10,8 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common import (RUNS, Labels, clean_dir, domains, excerpt_lines, fmt_num, has_config, log, summarize,
-                    write_config_py,
-                    write_jsonl, write_tensorboard)
+                    write_config_py, write_jsonl, write_tensorboard)
 
 FAMILY = "gpt"
 
