@@ -201,7 +201,7 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         cfg_path = None
         if has_config(FAMILY, name):
             cfg_path = d / "args.json"
-            write_json(cfg_path, {k: v for k, v in c.items() if k not in ("style", "domain_bytes", "data")}
+            write_json(cfg_path, {k: v for k, v in c.items() if k not in ("style", "domain_bytes", "data", "bad_steps")}
                        | {"dataset_bytes": 3 * c["domain_bytes"], "steps_per_epoch": spe})
         if c["style"] == "wlm":
             text, fmt = wlm_log(rows, evals, c, spe), "pytorch_wlm_stdout"
