@@ -81,6 +81,28 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                            "decay_lr": False, "eval_interval": 40}, None,
                           ("problem", "lr_too_high", ["lr_too_high"], "divergence", [],
                            "AdamW LR 5.0 (1700x), no warmup, no clip; only 80 steps (8 stdout records)")),
+    # second runs of single-run causes (other seed and shape), so both halves of the split have them
+    "bad_batch_b": ({"seed": 10, "n_embd": 48, "n_layer": 3, "grad_clip": 1.0}, "bad_batch",
+                    ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [250, 380],
+                     "batches of random bytes at steps 250 and 380, clip 1.0")),
+    "bad_init_b": ({"seed": 11, "init_std": 0.5}, None,
+                   ("problem", "bad_init", ["bad_init"], "init_loss", [0], "weights initialised with std 0.5, clip 1")),
+    "small_data_b": ({"seed": 12, "dataset_bytes": 5000, "max_iters": 600, "lr_decay_iters": 600, "n_layer": 3}, None,
+                     ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
+                      "5,000 training bytes repeated ~60 epochs")),
+    # these two were meant as capacity_too_small and over_regularization but reached val loss 2.22 and 2.24, as
+    # healthy_c does: labelled healthy
+    "tiny_model_b": ({"seed": 13, "n_embd": 8, "n_head": 2, "n_layer": 1, "learning_rate": 1e-2}, None,
+                     ("healthy", "healthy", [], None, [],
+                      "nothing visible: n_embd 8, 1 layer, lr 1e-2 (meant as capacity_too_small) reached val loss "
+                      "2.22, as healthy_c does")),
+    "huge_weight_decay_b": ({"seed": 14, "weight_decay": 3.0, "learning_rate": 1e-2, "min_lr": 1e-3}, None,
+                            ("healthy", "healthy", [], None, [],
+                             "nothing visible: AdamW weight decay 3.0 at lr 1e-2 (meant as over_regularization) "
+                             "reached val loss 2.24, as healthy_c does")),
+    "domain_ordered_b": ({"seed": 15, "data": "ordered", "n_embd": 48}, None,
+                         ("problem", "data_order", ["data_order"], "data_order", [167, 334],
+                          "no shuffling: code, then prose, then CSV numbers")),
     "domain_ordered": ({"data": "ordered"}, None,
                        ("problem", "data_order", ["data_order"], "data_order", [167, 334],
                         "no shuffling: steps 0-166 code, 167-333 prose, 334-499 CSV numbers")),

@@ -59,6 +59,18 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
     "weight_decay_sgd": ({"seed": 7, "weight_decay": 0.005}, None,
                          ("problem", "over_regularization", ["over_regularization"], "plateau", [],
                           "LSTM, SGD lr 20 with L2 weight decay 0.005 (10% of every weight removed per step)")),
+    # second runs of single-run causes (other cell, optimiser or seed), so both halves of the split have them
+    "lr_too_high_gru_adam": ({"seed": 8, "model": "GRU", "optimizer": "adam", "lr": 0.5, "clip": 0.0,
+                              "style": "charrnn"}, None,
+                             ("problem", "lr_too_high", ["lr_too_high"], "plateau", [], "GRU, Adam lr 0.5, no clip")),
+    "lr_too_low_adam": ({"seed": 9, "optimizer": "adam", "lr": 1e-5, "style": "charrnn"}, None,
+                        ("problem", "lr_too_low", ["lr_too_low"], "slow_convergence", [], "LSTM, Adam lr 1e-5")),
+    "domain_ordered_sgd": ({"seed": 10, "data": "ordered"}, None,
+                           ("problem", "data_order", ["data_order"], "data_order", [199, 398],
+                            "LSTM SGD, no shuffling: epoch 1 code, epoch 2 prose, epoch 3 CSV numbers")),
+    "tiny_model_sgd": ({"seed": 11, "nhid": 4, "emsize": 4}, None,
+                       ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [],
+                        "LSTM with 4 hidden units, SGD lr 20")),
     "tiny_model": ({"nhid": 4, "emsize": 4, "optimizer": "adam", "lr": 3e-3, "style": "charrnn"}, None,
                    ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [], "LSTM with 4 hidden units")),
 }
