@@ -10,6 +10,7 @@ import csv
 import itertools
 import json
 import os
+import tokenize
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -256,8 +257,9 @@ def _npy(path: str) -> TokenFile | RowSource:
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
                 np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read_header(fh)
-        except (ValueError, OSError) as e:
-            raise InputError(f"{path}: unreadable .npy header ({e})") from None
+        except (ValueError, OSError, SyntaxError, TypeError, tokenize.TokenError, MemoryError, RecursionError) as e:
+            # numpy parses the header dict with the tokenizer: a corrupted header raises any of these
+            raise InputError(f"{path}: unreadable .npy header ({type(e).__name__})") from None
         offset = fh.tell()
     need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if os.path.getsize(path) < need:
