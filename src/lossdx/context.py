@@ -139,8 +139,8 @@ def _origin(run: Run) -> str:
     train_runtime) show up in a TensorBoard / W&B / CSV export."""
     fmt = str(run.source.get("format", ""))
     names = " ".join(run.metrics).lower()
-    if "total_flos" in names or "train_samples_per_second" in names:
-        return "hf_trainer_state"
+    if "total_flos" in names or "train_samples_per_second" in names or fmt == "hf_console":
+        return "hf_trainer_state"  # the HF Trainer, whatever wrote its numbers down
     return fmt
 
 

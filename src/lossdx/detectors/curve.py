@@ -151,7 +151,7 @@ class PlateauDetector(WholeRunDetector):
         expected = prof.expected_init_loss
         # the first loss is a yardstick only where it is a uniform guess: token-level models from scratch
         scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown")
-        if expected is None and scratch and first > 0:
+        if expected is None and scratch and first > 0 and prof.kind != "unknown":
             expected = first  # from scratch, the first loss is the untrained model's: the yardstick
         # token-level models reach ~0.2-0.35 ln V; byte/char-level ones (V < 1000) sit at 1-2 nats, 0.3-0.45 ln V,
         # because text has ~1 nat of entropy per character
