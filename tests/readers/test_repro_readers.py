@@ -25,9 +25,21 @@ LIMIT_S = 5.0
 LIMIT_MB = 300
 
 
-_RSS_PROBE = ("import atexit, resource, sys\n"
-              "atexit.register(lambda: sys.stderr.write("
-              "'\\nLOSSDX_RSS_KB=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+# The child's own peak RSS. Linux keeps ru_maxrss across fork+exec, so a child of a big test process starts with
+# its parent's high-water mark: reset it (clear_refs 5) first, then read VmHWM at exit.
+_RSS_PROBE = ("import atexit, sys\n"
+              "try:\n"
+              "    open('/proc/self/clear_refs', 'w').write('5')\n"
+              "except OSError:\n"
+              "    pass\n"
+              "def _peak():\n"
+              "    try:\n"
+              "        kb = next(int(ln.split()[1]) for ln in open('/proc/self/status') if ln.startswith('VmHWM'))\n"
+              "    except (OSError, StopIteration):\n"
+              "        import resource\n"
+              "        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "    sys.stderr.write('\\nLOSSDX_RSS_KB=%d\\n' % kb)\n"
+              "atexit.register(_peak)\n"
               "from lossdx.cli import run\n"
               "sys.argv = ['lossdx', *sys.argv[1:]]\n"
               "run()\n")
