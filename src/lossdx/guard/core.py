@@ -1,0 +1,258 @@
+"""The framework-free core of the live guard: the offline detectors fed one step at a time, and a policy.
+
+It sees host floats only; the torch adapters keep the values on the device and hand them over every k steps
+(:mod:`lossdx.guard.device`). The detectors are the very objects ``lossdx analyze`` runs, with the same
+thresholds, so an analysis of the guard's history (:meth:`Guard.history_run`) finds what the guard raised live.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import json
+import logging
+import math
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+from ..detectors import Detector, default_detectors
+from ..detectors.base import Context
+from ..findings import Finding
+from ..keys import GRAD_NORM, LOSS_SCALE, LR, TRAIN_LOSS
+from ..model import Run, SeriesBuilder
+from .policy import Action, Policy
+
+log = logging.getLogger("lossdx.guard")
+
+#: finding kinds a live guard acts on; the other detectors only feed the final report
+TRIGGER_KINDS = ("nan", "spike", "grad_norm", "divergence")
+_HISTORY_NAMES = {TRAIN_LOSS: "loss", GRAD_NORM: "grad_norm", LR: "lr", LOSS_SCALE: "loss_scale"}
+
+
+def never_raises(default: Callable[["Guard"], Any]):
+    """The guard must never crash training by its own fault: log the first internal error, disable the guard,
+    and return ``default(self)`` from then on."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(self, *args, **kwargs):
+            if self.disabled:
+                return default(self)
+            try:
+                return fn(self, *args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - by design: training goes on without the guard
+                self.disabled = True
+                log.error("lossdx guard disabled after an internal error in %s: %s: %s",
+                          fn.__name__, type(exc).__name__, exc, exc_info=True)
+                return default(self)
+        return inner
+    return wrap
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Temp file in the same directory, fsync, rename: a reader never sees a half-written file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Guard:
+    """Feed it every step (:meth:`observe`); it returns the :class:`Action` the policy asks for.
+
+    ``out_dir`` receives ``guard_events.jsonl`` (one spike record per trigger: step, loss, grad norm, LR, loss
+    scale, batch ids, data position, action), ``guard_history.jsonl`` (every step, readable by ``lossdx analyze``)
+    and, at :meth:`finish`, ``guard_report.json`` (a normal lossdx report). ``writer=False`` (ranks > 0) writes
+    nothing. ``config`` holds the run's hyperparameters in lossdx's canonical names (used by the config checks).
+    """
+
+    def __init__(self, out_dir: str | None = None, policy: Policy | None = None,
+                 config: Mapping[str, Any] | None = None, detectors: Sequence[Detector] | None = None,
+                 writer: bool = True, ids_kept: int = 4096) -> None:
+        self.disabled = False
+        self.policy = policy or Policy()
+        self.out_dir = out_dir
+        self.writer = writer and out_dir is not None
+        if self.writer:
+            os.makedirs(out_dir, exist_ok=True)
+        self.config = dict(config or {})
+        self.detectors = list(default_detectors() if detectors is None else detectors)
+        ctx = Context(config=dict(self.config), log_window=1, log_interval=1, max_steps=self.config.get("max_steps"))
+        for det in self.detectors:
+            det.reset(ctx)
+        self.findings: list[Finding] = []  # everything the detectors emitted live (plus finalize at the end)
+        self.records: list[dict] = []  # spike records, as written to guard_events.jsonl
+        self.notes: list[str] = []  # what the guard did, for the report
+        self.rows: list[tuple[int, dict[str, float]]] = []  # the history, rolled-back steps removed
+        self.ids: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
+        self.ids_kept = ids_kept
+        self.seen: set[tuple[str, str, int]] = set()
+        self.checkpoints: dict[int, tuple[list, int, set, int, float]] = {}  # step -> detector states ...
+        self.loss_spikes = 0
+        self.rollbacks = 0
+        self.lr_scale = 1.0
+        self.finished = False
+        self._history_written = 0
+
+    # ----- feeding ------------------------------------------------------------------------------
+    @never_raises(lambda self: Action())
+    def observe(self, step: int, values: Mapping[str, float], batch_ids: Any = None, position: Any = None) -> Action:
+        """One optimizer step: ``values`` maps canonical names (``train/loss``, ``train/grad_norm``, ``train/lr``,
+        ``train/loss_scale``) to floats. Returns the strongest action any new event asks for."""
+        step = int(step)
+        vals = {k: float(v) for k, v in values.items() if v is not None}
+        self.rows.append((step, vals))
+        self.ids[step] = (batch_ids, position)
+        while len(self.ids) > self.ids_kept:
+            self.ids.popitem(last=False)
+        new: list[Finding] = []
+        for det in self.detectors:
+            emitted = det.update(step, vals)
+            self.findings.extend(emitted)
+            new.extend(emitted)
+            open_events = getattr(det, "open_events", None)
+            if open_events is not None and det.name in ("nan", "spike", "grad_norm", "divergence"):
+                new.extend(open_events())
+        action = Action(step=step)
+        for f in new:
+            key = (f.kind, f.metric, int(f.start_step))
+            if f.kind not in TRIGGER_KINDS or f.severity == "info" or key in self.seen:
+                continue
+            self.seen.add(key)
+            action = action.stronger(self._trigger(f, step))
+        return action
+
+    def _trigger(self, f: Finding, step: int) -> Action:
+        kind = self.policy.action_for(f.kind, f.metric)
+        if kind == "rollback" and self.rollbacks >= self.policy.max_rollbacks:
+            kind = "stop"
+            self.notes.append(f"guard: {self.rollbacks} rollbacks already, stopping instead at step {step}")
+        act = Action(kind=kind, step=step, reason=f.message, events=[f])
+        if f.kind == "spike" and f.metric == TRAIN_LOSS:
+            self.loss_spikes += 1
+            n = self.policy.lr_cut_after
+            if n and self.loss_spikes % n == 0 and self.policy.lr_cut < 1:
+                self.lr_scale *= self.policy.lr_cut
+                self.notes.append(f"guard: learning rate multiplied by {self.policy.lr_cut:g} after "
+                                  f"{self.loss_spikes} loss spikes (now x{self.lr_scale:g}) at step {step}")
+        self.record(f, kind)
+        return act
+
+    def record(self, f: Finding, action: str) -> dict:
+        """A spike record: the values and the data of the step where the event began."""
+        start = int(f.start_step)
+        vals = dict(self.row(start) or {})
+        batch_ids, position = self.ids.get(start, (None, None))
+        rec = {"step": start, "detected_at": self.rows[-1][0] if self.rows else start, "kind": f.kind,
+               "metric": f.metric, "action": action, "loss": vals.get(TRAIN_LOSS),
+               "grad_norm": vals.get(GRAD_NORM), "lr": vals.get(LR), "loss_scale": vals.get(LOSS_SCALE),
+               "batch_ids": _plain(batch_ids), "position": _plain(position), "message": f.message}
+        self.records.append(rec)
+        if self.writer:
+            with open(os.path.join(self.out_dir, "guard_events.jsonl"), "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(_json_safe(rec)) + "\n")
+        return rec
+
+    def row(self, step: int) -> dict[str, float] | None:
+        for s, vals in reversed(self.rows):
+            if s == step:
+                return vals
+            if s < step:
+                return None
+        return None
+
+    def position_of(self, step: int) -> Any:
+        return self.ids.get(int(step), (None, None))[1]
+
+    # ----- snapshots and rollback ---------------------------------------------------------------
+    @never_raises(lambda self: None)
+    def checkpoint(self, step: int) -> None:
+        """Remember the detectors' state at ``step`` (a good snapshot was written there) for a rollback."""
+        self.checkpoints[int(step)] = ([d.state_dict() for d in self.detectors], len(self.rows), set(self.seen),
+                                       len(self.findings), self.lr_scale)
+
+    def forget(self, step: int) -> None:
+        self.checkpoints.pop(int(step), None)
+
+    def rollback_to(self, step: int, reason: str) -> None:
+        """Restore the detectors and the history to ``step``: the steps after it will be trained again."""
+        states, n_rows, _seen, _n_findings, _lr = self.checkpoints[int(step)]
+        for det, st in zip(self.detectors, states):
+            det.load_state_dict(st)
+        dropped = self.rows[n_rows:]
+        del self.rows[n_rows:]
+        self._history_written = min(self._history_written, n_rows)
+        self.rollbacks += 1
+        span = f"{dropped[0][0]}-{dropped[-1][0]}" if dropped else "none"
+        self.notes.append(f"guard: rolled back to step {step} ({reason}); steps {span} were trained again")
+
+    # ----- the end ------------------------------------------------------------------------------
+    def history_run(self) -> Run:
+        """The guard's own history as a lossdx Run (what ``lossdx analyze guard_history.jsonl`` reads)."""
+        b = SeriesBuilder()
+        for step, vals in self.rows:
+            b.add_many(step, vals)
+        return Run(series=b.build(), source={"path": os.path.join(self.out_dir or ".", "guard_history.jsonl"),
+                                             "format": "jsonl"},
+                   config=dict(self.config), meta={"notes": list(self.notes)})
+
+    @never_raises(lambda self: None)
+    def flush_history(self) -> None:
+        """Append the steps not yet written to ``guard_history.jsonl`` (a rolled-back step is written again; the
+        reader keeps the last value of a step, as for resumed runs)."""
+        if not self.writer:
+            return
+        rows = self.rows[self._history_written:]
+        if not rows:
+            return
+        with open(os.path.join(self.out_dir, "guard_history.jsonl"), "a", encoding="utf-8") as fh:
+            for step, vals in rows:
+                fh.write(json.dumps({"step": step, **{_HISTORY_NAMES.get(k, k): v for k, v in vals.items()}}) + "\n")
+        self._history_written = len(self.rows)
+
+    @never_raises(lambda self: None)
+    def finish(self, reason: str = "end of training"):
+        """Close open events (detectors' ``finalize``), write the history and a lossdx report of it; returns the
+        report (None on ranks that do not write). Called once; later calls return None."""
+        if self.finished:
+            return None
+        self.finished = True
+        for det in self.detectors:
+            self.findings.extend(det.finalize())
+        from ..detectors.wholerun import clear_caches
+
+        clear_caches()
+        self.notes.append(f"guard: finished ({reason})")
+        self.flush_history()
+        if not (self.writer and self.policy.write_report) or not self.rows:
+            return None
+        from ..analyze import analyze
+        from ..report import render_json
+
+        report = analyze(self.history_run())
+        write_atomic(os.path.join(self.out_dir, "guard_report.json"), render_json(report))
+        return report
+
+
+def _plain(x: Any) -> Any:
+    """Batch ids as JSON: tensors and arrays become lists."""
+    if x is None or isinstance(x, (int, float, str, bool)):
+        return x
+    tolist = getattr(x, "tolist", None)
+    if tolist is not None:
+        return tolist()
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return str(x)
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
