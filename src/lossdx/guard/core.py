@@ -113,7 +113,7 @@ class Guard:
             self.findings.extend(emitted)
             new.extend(emitted)
             open_events = getattr(det, "open_events", None)
-            if open_events is not None and det.name in ("nan", "spike", "grad_norm", "divergence"):
+            if open_events is not None:  # events still open are acted on at their first step, not at their end
                 new.extend(open_events())
         action = Action(step=step)
         for f in new:
