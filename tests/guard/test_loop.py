@@ -174,3 +174,24 @@ def test_snapshot_holds_everything_a_resume_needs(tmp_path):
     assert sorted(os.listdir(tmp_path / "snapshots")) == ["snapshot-000000010-rank0.pt",
                                                           "snapshot-000000020-rank0.pt"]  # keep 2
     assert math.isfinite(snap["scheduler"]["_last_lr"][0])
+
+
+def test_grad_scaler_loss_scale_is_recorded_and_snapshotted(tmp_path):
+    model, opt, sched = make()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    guard = TorchGuard(model, opt, sched, scaler=scaler, out_dir=str(tmp_path), policy=Policy(snapshot_every=10),
+                       check_every=5)
+    for pos in range(20):
+        x, y, ids = batch(pos)
+        loss = model(x, y)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        gn = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        guard.step(loss, grad_norm=gn, batch_ids=ids, position=pos)
+    guard.close()
+    assert guard.core.row(20)["train/loss_scale"] == 1024.0
+    assert load_snapshot(str(tmp_path / "snapshots" / "snapshot-000000020-rank0.pt"))["scaler"]["scale"] == 1024.0

@@ -29,13 +29,15 @@ class DeviceStats:
         self.var = torch.zeros(2, dtype=torch.float32, device=self.device)
         self.count = torch.zeros((), dtype=torch.float32, device=self.device)
         self.cuda = self.device.type == "cuda"
+        self.nan = torch.full((), math.nan, dtype=torch.float32, device=self.device)
         self.host = torch.empty((self.k, 4), dtype=torch.float32, pin_memory=self.cuda)
+        self.masks: dict[tuple[bool, bool], torch.Tensor] = {}
         self.pending: tuple[int, Any] | None = None  # rows in flight to self.host, and their CUDA event
 
     def _pair(self, loss: torch.Tensor, grad_norm: torch.Tensor | float | None) -> torch.Tensor:
         x = loss.detach().reshape(()).to(torch.float32)
         if grad_norm is None:
-            g = torch.full((), math.nan, dtype=torch.float32, device=self.device)
+            g = self.nan
         elif torch.is_tensor(grad_norm):
             g = grad_norm.detach().reshape(()).to(device=self.device, dtype=torch.float32)
         else:
@@ -48,7 +50,10 @@ class DeviceStats:
         steps it accepts. ``use_loss=False`` judges the gradient norm only (under DDP the norm is the same on
         every rank while the local loss is not, so every rank must reach the same verdict from the norm)."""
         x = self._pair(loss, grad_norm)
-        has = torch.tensor([use_loss, grad_norm is not None], device=self.device)
+        key = (use_loss, grad_norm is not None)
+        has = self.masks.get(key)
+        if has is None:  # made once: a host-to-device copy every step could wait on the device
+            has = self.masks[key] = torch.tensor(key, device=self.device)
         finite = torch.isfinite(x) | ~has
         std = torch.maximum(self.var.clamp_min(0).sqrt(), self.rel_floor * self.mean.abs())
         over = (x - self.mean > self.sigma * std) & has & (self.count >= self.warmup)
