@@ -110,3 +110,21 @@ def test_the_core_needs_no_torch():
     code = "import sys, lossdx.guard; g = lossdx.guard.Guard(None); g.observe(1, {'train/loss': 1.0}); " \
            "assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_history_keeps_absent_apart_from_nan_and_truncates():
+    from lossdx.guard.core import History
+
+    h = History()
+    for step in range(1, 3000):
+        vals = {"train/loss": float("nan") if step == 7 else 1.0 / step}
+        if step % 2:
+            vals["train/grad_norm"] = 2.0
+        h.append(step, vals)
+    assert len(h) == 2999 and h.row(7)["train/loss"] != h.row(7)["train/loss"]  # NaN kept
+    assert h.row(8) == {"train/loss": 1.0 / 8}  # no grad norm at even steps: absent, not NaN
+    series = h.series()
+    assert len(series["train/grad_norm"]) == 1500 and len(series["train/loss"]) == 2999
+    h.truncate(100)
+    h.append(101, {"train/loss": 5.0})
+    assert h.row(101) == {"train/loss": 5.0} and h.row(2000) is None

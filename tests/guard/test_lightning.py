@@ -58,7 +58,7 @@ def test_every_batch_is_seen_and_a_nan_stops_training(tmp_path):
     assert trainer.global_step < 60
     rec = callback.guard.records[0]
     assert rec["action"] == "stop" and rec["step"] == 26 and rec["batch_ids"] == 25
-    assert len(callback.guard.core.rows) >= 26  # every step, not Lightning's sampled logging steps
+    assert len(callback.guard.core.history) >= 26  # every step, not Lightning's sampled logging steps
 
 
 def test_rollback_restores_good_weights(tmp_path):

@@ -15,11 +15,13 @@ import math
 import os
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from ..detectors import Detector, default_detectors
 from ..detectors.base import Context
 from ..findings import Finding
 from ..keys import GRAD_NORM, LOSS_SCALE, LR, TRAIN_LOSS
-from ..model import Run, SeriesBuilder
+from ..model import Run, Series
 from .policy import Action, Policy
 
 log = logging.getLogger("lossdx.guard")
@@ -59,6 +61,61 @@ def write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+class History:
+    """Every step the guard saw, in columns (about 9 bytes per metric and step, not a dict per step)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.steps = np.empty(1024, dtype=np.int64)
+        self.values = np.empty((1024, 0))
+        self.present = np.zeros((1024, 0), dtype=bool)  # absent is not NaN
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def append(self, step: int, values: Mapping[str, float]) -> None:
+        for name in values:
+            if name not in self.names:
+                self.names.append(name)
+                self.values = np.hstack([self.values, np.full((self.values.shape[0], 1), np.nan)])
+                self.present = np.hstack([self.present, np.zeros((self.present.shape[0], 1), dtype=bool)])
+        if self.n == self.steps.shape[0]:
+            size = 2 * self.n
+            self.steps = np.resize(self.steps, size)
+            self.values = np.vstack([self.values, np.full(self.values.shape, np.nan)])
+            self.present = np.vstack([self.present, np.zeros(self.present.shape, dtype=bool)])
+        i = self.n
+        self.steps[i] = step
+        self.present[i] = False
+        for name, v in values.items():
+            j = self.names.index(name)
+            self.values[i, j] = v
+            self.present[i, j] = True
+        self.n += 1
+
+    def truncate(self, n: int) -> None:
+        self.n = min(self.n, n)
+
+    def step_at(self, i: int) -> int:
+        return int(self.steps[i])
+
+    def row_at(self, i: int) -> dict[str, float]:
+        return {name: float(self.values[i, j]) for j, name in enumerate(self.names) if self.present[i, j]}
+
+    def row(self, step: int) -> dict[str, float] | None:
+        """The values of ``step`` (the latest row holding it)."""
+        hits = np.flatnonzero(self.steps[: self.n] == step)
+        return self.row_at(int(hits[-1])) if hits.size else None
+
+    def series(self) -> dict[str, Series]:
+        out = {}
+        for j, name in enumerate(self.names):
+            keep = self.present[: self.n, j]
+            out[name] = Series.from_points(name, self.steps[: self.n][keep], self.values[: self.n, j][keep])
+        return out
+
+
 class Guard:
     """Feed it every step (:meth:`observe`); it returns the :class:`Action` the policy asks for.
 
@@ -85,7 +142,7 @@ class Guard:
         self.findings: list[Finding] = []  # everything the detectors emitted live (plus finalize at the end)
         self.records: list[dict] = []  # spike records, as written to guard_events.jsonl
         self.notes: list[str] = []  # what the guard did, for the report
-        self.rows: list[tuple[int, dict[str, float]]] = []  # the history, rolled-back steps removed
+        self.history = History()  # every step, rolled-back steps removed
         self.ids: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
         self.ids_kept = ids_kept
         self.seen: set[tuple[str, str, int]] = set()
@@ -103,7 +160,7 @@ class Guard:
         ``train/loss_scale``) to floats. Returns the strongest action any new event asks for."""
         step = int(step)
         vals = {k: float(v) for k, v in values.items() if v is not None}
-        self.rows.append((step, vals))
+        self.history.append(step, vals)
         self.ids[step] = (batch_ids, position)
         while len(self.ids) > self.ids_kept:
             self.ids.popitem(last=False)
@@ -145,7 +202,8 @@ class Guard:
         start = int(f.start_step)
         vals = dict(self.row(start) or {})
         batch_ids, position = self.ids.get(start, (None, None))
-        rec = {"step": start, "detected_at": self.rows[-1][0] if self.rows else start, "kind": f.kind,
+        now = self.last_step()
+        rec = {"step": start, "detected_at": start if now is None else now, "kind": f.kind,
                "metric": f.metric, "action": action, "loss": vals.get(TRAIN_LOSS),
                "grad_norm": vals.get(GRAD_NORM), "lr": vals.get(LR), "loss_scale": vals.get(LOSS_SCALE),
                "batch_ids": _plain(batch_ids), "position": _plain(position), "message": f.message}
@@ -156,12 +214,11 @@ class Guard:
         return rec
 
     def row(self, step: int) -> dict[str, float] | None:
-        for s, vals in reversed(self.rows):
-            if s == step:
-                return vals
-            if s < step:
-                return None
-        return None
+        """What the guard recorded at ``step``."""
+        return self.history.row(int(step))
+
+    def last_step(self) -> int | None:
+        return self.history.step_at(len(self.history) - 1) if len(self.history) else None
 
     def position_of(self, step: int) -> Any:
         return self.ids.get(int(step), (None, None))[1]
@@ -170,7 +227,7 @@ class Guard:
     @never_raises(lambda self: None)
     def checkpoint(self, step: int) -> None:
         """Remember the detectors' state at ``step`` (a good snapshot was written there) for a rollback."""
-        self.checkpoints[int(step)] = ([d.state_dict() for d in self.detectors], len(self.rows), set(self.seen),
+        self.checkpoints[int(step)] = ([d.state_dict() for d in self.detectors], len(self.history), set(self.seen),
                                        len(self.findings), self.lr_scale)
 
     def forget(self, step: int) -> None:
@@ -181,20 +238,15 @@ class Guard:
         states, n_rows, _seen, _n_findings, _lr = self.checkpoints[int(step)]
         for det, st in zip(self.detectors, states):
             det.load_state_dict(st)
-        dropped = self.rows[n_rows:]
-        del self.rows[n_rows:]
+        self.history.truncate(n_rows)
         self._history_written = min(self._history_written, n_rows)
         self.rollbacks += 1
-        span = f"{dropped[0][0]}-{dropped[-1][0]}" if dropped else "none"
-        self.notes.append(f"guard: rolled back to step {step} ({reason}); steps {span} were trained again")
+        self.notes.append(f"guard: rolled back to step {step} ({reason}); the steps after it are trained again")
 
     # ----- the end ------------------------------------------------------------------------------
     def history_run(self) -> Run:
         """The guard's own history as a lossdx Run (what ``lossdx analyze guard_history.jsonl`` reads)."""
-        b = SeriesBuilder()
-        for step, vals in self.rows:
-            b.add_many(step, vals)
-        return Run(series=b.build(), source={"path": os.path.join(self.out_dir or ".", "guard_history.jsonl"),
+        return Run(series=self.history.series(), source={"path": os.path.join(self.out_dir or ".", "guard_history.jsonl"),
                                              "format": "jsonl"},
                    config=dict(self.config), meta={"notes": list(self.notes)})
 
@@ -204,13 +256,15 @@ class Guard:
         reader keeps the last value of a step, as for resumed runs)."""
         if not self.writer:
             return
-        rows = self.rows[self._history_written:]
-        if not rows:
+        h = self.history
+        if self._history_written >= len(h):
             return
         with open(os.path.join(self.out_dir, "guard_history.jsonl"), "a", encoding="utf-8") as fh:
-            for step, vals in rows:
-                fh.write(json.dumps({"step": step, **{_HISTORY_NAMES.get(k, k): v for k, v in vals.items()}}) + "\n")
-        self._history_written = len(self.rows)
+            for i in range(self._history_written, len(h)):
+                vals = h.row_at(i)
+                fh.write(json.dumps({"step": h.step_at(i), **{_HISTORY_NAMES.get(k, k): v for k, v in vals.items()}})
+                         + "\n")
+        self._history_written = len(h)
 
     @never_raises(lambda self: None)
     def finish(self, reason: str = "end of training"):
@@ -226,7 +280,7 @@ class Guard:
         clear_caches()
         self.notes.append(f"guard: finished ({reason})")
         self.flush_history()
-        if not (self.writer and self.policy.write_report) or not self.rows:
+        if not (self.writer and self.policy.write_report) or not len(self.history):
             return None
         from ..analyze import analyze
         from ..report import render_json
