@@ -75,6 +75,8 @@ def run_mode(mode: str, size: str, device: str, steps: int, warmup: int, check_e
     elif mode == "naive":
         core = Guard(None, Policy(write_report=False))
 
+    spent = [0.0]  # CPU seconds of this thread inside the guard's own calls
+
     def one(i: int) -> None:
         batch = data[i % data.shape[0]]
         x, y = batch[:, :-1], batch[:, 1:]
@@ -91,25 +93,29 @@ def run_mode(mode: str, size: str, device: str, steps: int, warmup: int, check_e
             opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
+        c0 = time.thread_time()
         if guard is not None:
             guard.step(loss, grad_norm=gn, position=i)
         elif core is not None:
             lv, gv = loss.item(), gn.item()  # two host syncs per step
             core.observe(i + 1, {"train/loss": lv, "train/grad_norm": gv, "train/lr": sched.get_last_lr()[0]})
+        spent[0] += time.thread_time() - c0
 
     for i in range(warmup):
         one(i)
     if device == "cuda":
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    spent[0] = 0.0
+    t0, c0 = time.perf_counter(), time.thread_time()
     for i in range(warmup, warmup + steps):
         one(i)
     if device == "cuda":
         torch.cuda.synchronize()
-    dt = (time.perf_counter() - t0) / steps * 1000
+    wall = (time.perf_counter() - t0) / steps * 1000
+    cpu = (time.thread_time() - c0) / steps * 1000
     if guard is not None:
         guard.close()
-    return dt
+    return {"wall": wall, "cpu": cpu, "guard_cpu": spent[0] / steps * 1000}
 
 
 def main() -> None:
@@ -129,20 +135,24 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     modes = args.modes.split(",")
-    times: dict[str, list[float]] = {m: [] for m in modes}
+    times: dict[str, list[dict]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as out_dir:
         for _ in range(args.repeats):
             for mode in modes:  # interleaved: drifts in machine load hit every mode alike
                 times[mode].append(run_mode(mode, size, device, steps, args.warmup, args.check_every, out_dir))
-    med = {m: statistics.median(v) for m, v in times.items()}
-    base = med.get("none", math.nan)
+    med = {m: {k: statistics.median(r[k] for r in v) for k in ("wall", "cpu", "guard_cpu")}
+           for m, v in times.items()}
+    base = med["none"] if "none" in med else {"wall": math.nan, "cpu": math.nan}
     name = torch.cuda.get_device_name() if device == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"{name}, size {size} {SIZES[size]}, {steps} timed steps x {args.repeats} rounds, "
           f"check every {args.check_every}, torch {torch.__version__}")
-    print(f"{'mode':<12}{'ms/step (median)':>18}{'overhead':>10}   rounds")
+    # wall: what training feels; cpu: this thread's CPU time (robust on a loaded CPU machine, meaningless on
+    # CUDA where the work is on the device); guard: CPU time inside the guard's own calls
+    print(f"{'mode':<12}{'wall ms':>10}{'overhead':>10}{'cpu ms':>10}{'overhead':>10}{'guard ms':>10}   wall rounds")
     for m in modes:
-        print(f"{m:<12}{med[m]:>18.2f}{100 * (med[m] / base - 1):>9.2f}%   "
-              + " ".join(f"{t:.2f}" for t in times[m]))
+        w, c, g = med[m]["wall"], med[m]["cpu"], med[m]["guard_cpu"]
+        print(f"{m:<12}{w:>10.2f}{100 * (w / base['wall'] - 1):>9.2f}%{c:>10.2f}{100 * (c / base['cpu'] - 1):>9.2f}%"
+              f"{g:>10.3f}   " + " ".join(f"{r['wall']:.1f}" for r in times[m]))
     print(json.dumps({"device": name, "size": size, "steps": steps, "repeats": args.repeats,
                       "check_every": args.check_every, "ms_per_step": med, "rounds": times}))
 
