@@ -58,7 +58,9 @@ def test_analysis_of_the_history_finds_what_the_guard_raised_live(tmp_path):
     train(model, opt, sched, guard, n=150, garbage_at=(90,), nan_at=(140,))
     guard.close()
     live = sorted(json.dumps(f.to_dict(), sort_keys=True) for f in guard.core.findings)
-    offline = lossdx.analyze_path(str(tmp_path / "guard_history.jsonl"), auto_config=False)
+    pinned = lossdx.analyze(guard.core.history_run())  # the history with the context the guard judged with
+    assert sorted(json.dumps(f.to_dict(), sort_keys=True) for f in pinned.findings) == live
+    offline = lossdx.analyze_path(str(tmp_path / "guard_history.jsonl"), auto_config=False)  # `lossdx analyze`
     assert sorted(json.dumps(f.to_dict(), sort_keys=True) for f in offline.findings) == live
     assert {"spike", "nan"} <= {f.kind for f in guard.core.findings}
 

@@ -136,7 +136,10 @@ class Guard:
             os.makedirs(out_dir, exist_ok=True)
         self.config = dict(config or {})
         self.detectors = list(default_detectors() if detectors is None else detectors)
-        ctx = Context(config=dict(self.config), log_window=1, log_interval=1, max_steps=self.config.get("max_steps"))
+        # per-step values; the run profile is the default one (a live guard cannot derive it from a whole run), and
+        # history_run() pins it so the offline analysis judges with the same context
+        self.context = ctx = Context(config=dict(self.config), log_window=1, log_interval=1,
+                                     max_steps=self.config.get("max_steps"))
         for det in self.detectors:
             det.reset(ctx)
         self.findings: list[Finding] = []  # everything the detectors emitted live (plus finalize at the end)
@@ -248,7 +251,8 @@ class Guard:
         """The guard's own history as a lossdx Run (what ``lossdx analyze guard_history.jsonl`` reads)."""
         return Run(series=self.history.series(), source={"path": os.path.join(self.out_dir or ".", "guard_history.jsonl"),
                                              "format": "jsonl"},
-                   config=dict(self.config), meta={"notes": list(self.notes)})
+                   config=dict(self.config), meta={"notes": list(self.notes), "log_window": 1,
+                                                   "profile": self.context.profile.to_dict()})
 
     @never_raises(lambda self: None)
     def flush_history(self) -> None:
