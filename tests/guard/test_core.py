@@ -128,3 +128,19 @@ def test_history_keeps_absent_apart_from_nan_and_truncates():
     h.truncate(100)
     h.append(101, {"train/loss": 5.0})
     assert h.row(101) == {"train/loss": 5.0} and h.row(2000) is None
+
+
+def test_a_file_it_cannot_write_stops_the_writing_not_the_watching(tmp_path, monkeypatch, caplog):
+    import lossdx.guard.core as core
+
+    def full_disk(path, lines):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(core, "_append", full_disk)
+    run, truth = make_curve("spike", n=2000, seed=1)
+    guard = Guard(str(tmp_path), Policy(on_spike="stop"))
+    with caplog.at_level(logging.ERROR, logger="lossdx.guard"):
+        actions = _feed(guard, run)
+    assert actions[0].kind == "stop" and actions[0].step == truth["spike_steps"][0]
+    assert not guard.disabled and not guard.writer
+    assert sum("cannot write" in r.message for r in caplog.records) == 1

@@ -212,9 +212,18 @@ class Guard:
                "batch_ids": _plain(batch_ids), "position": _plain(position), "message": f.message}
         self.records.append(rec)
         if self.writer:
-            with open(os.path.join(self.out_dir, "guard_events.jsonl"), "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(_json_safe(rec)) + "\n")
+            self._write(lambda: _append(os.path.join(self.out_dir, "guard_events.jsonl"),
+                                        [json.dumps(_json_safe(rec))]))
         return rec
+
+    def _write(self, fn: Callable[[], None]) -> None:
+        """A file the guard cannot write (disk full, permissions) stops its writing, not its watching."""
+        try:
+            fn()
+        except OSError as exc:
+            self.writer = False
+            log.error("lossdx guard: cannot write to %s (%s); it goes on watching without writing files",
+                      self.out_dir, exc)
 
     def row(self, step: int) -> dict[str, float] | None:
         """What the guard recorded at ``step``."""
@@ -263,11 +272,9 @@ class Guard:
         h = self.history
         if self._history_written >= len(h):
             return
-        with open(os.path.join(self.out_dir, "guard_history.jsonl"), "a", encoding="utf-8") as fh:
-            for i in range(self._history_written, len(h)):
-                vals = h.row_at(i)
-                fh.write(json.dumps({"step": h.step_at(i), **{_HISTORY_NAMES.get(k, k): v for k, v in vals.items()}})
-                         + "\n")
+        lines = [json.dumps({"step": h.step_at(i), **{_HISTORY_NAMES.get(k, k): v for k, v in h.row_at(i).items()}})
+                 for i in range(self._history_written, len(h))]
+        self._write(lambda: _append(os.path.join(self.out_dir, "guard_history.jsonl"), lines))
         self._history_written = len(h)
 
     @never_raises(lambda self: None)
@@ -290,8 +297,14 @@ class Guard:
         from ..report import render_json
 
         report = analyze(self.history_run())
-        write_atomic(os.path.join(self.out_dir, "guard_report.json"), render_json(report))
+        if self.writer:
+            self._write(lambda: write_atomic(os.path.join(self.out_dir, "guard_report.json"), render_json(report)))
         return report
+
+
+def _append(path: str, lines: list[str]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in lines))
 
 
 def _plain(x: Any) -> Any:

@@ -67,13 +67,13 @@ class TorchGuard:
         self.skip: set[int] = set()
         self.pending_ok: torch.Tensor | None = None
         self.closed = False
+        self.disabled = False
         self.last_position: Any = None
         if self.store is not None:
             self._snapshot(0, position=0)
 
-    @property
-    def disabled(self) -> bool:
-        return self.core.disabled
+    # ``self.disabled``: this adapter's own code failed (logged once). The core disables itself separately; this
+    # object then keeps its schedule of all-reduces, so the other ranks never wait for a rank whose core failed.
 
     # ----- the step -----------------------------------------------------------------------------
     def _stats(self, loss: torch.Tensor) -> DeviceStats:
@@ -84,13 +84,13 @@ class TorchGuard:
     def optimizer_step(self, loss: torch.Tensor, grad_norm: Any = None) -> None:
         """``optimizer.step()``; with ``skip_updates`` the update is undone in the graph when the loss or the
         gradient norm is non-finite or more than ``sigma`` above its running mean (no host sync)."""
-        if self.updater is None or self.core.disabled:
+        if self.updater is None or self.disabled:
             self.optimizer.step()
             return
         try:
             ok = self._stats(loss).verdict(loss, grad_norm, use_loss=self.world == 1)
         except Exception as exc:  # noqa: BLE001 - never crash training: fall back to a plain step
-            self.core.disabled = True
+            self.disabled = True
             log.error("lossdx guard disabled after an internal error in optimizer_step: %s", exc)
             self.optimizer.step()
             return
@@ -297,10 +297,10 @@ class TorchGuard:
         if self.closed:
             return None
         try:
-            if not self.core.disabled and self.stats is not None:
+            if not self.disabled and self.stats is not None:
                 self._drain(force=True)
         except Exception as exc:  # noqa: BLE001
-            self.core.disabled = True
+            self.disabled = True
             log.error("lossdx guard disabled after an internal error in close: %s", exc)
         return self._finish("end of training")
 
