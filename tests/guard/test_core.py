@@ -144,3 +144,25 @@ def test_a_file_it_cannot_write_stops_the_writing_not_the_watching(tmp_path, mon
     assert actions[0].kind == "stop" and actions[0].step == truth["spike_steps"][0]
     assert not guard.disabled and not guard.writer
     assert sum("cannot write" in r.message for r in caplog.records) == 1
+
+
+def test_rollback_restores_the_detectors_exactly():
+    run, _truth = make_curve("spike", n=3000, seed=4)
+    rows = list(iter_steps(run, METRICS))
+    a, b = Guard(None), Guard(None)
+    for step, values in rows[:1000]:
+        a.observe(step, values)
+        b.observe(step, values)
+    a.checkpoint(rows[999][0])
+    n0 = len(a.findings)
+    for step, values in rows[1000:1700]:  # a stretch that will be thrown away: other values
+        a.observe(step, {k: v * 3.0 for k, v in values.items()})
+    n1 = len(a.findings)
+    a.rollback_to(rows[999][0], "test")
+    for step, values in rows[1000:]:
+        a.observe(step, values)
+        b.observe(step, values)
+    a.finish()
+    b.finish()
+    assert _dicts(a.findings[n1:]) == _dicts(b.findings[n0:])
+    assert _dicts(lossdx.analyze(a.history_run()).findings) == _dicts(lossdx.analyze(b.history_run()).findings)

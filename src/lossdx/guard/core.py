@@ -8,6 +8,7 @@ thresholds, so an analysis of the guard's history (:meth:`Guard.history_run`) fi
 from __future__ import annotations
 
 import collections
+import copy
 import functools
 import json
 import logging
@@ -18,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..detectors import Detector, default_detectors
-from ..detectors.base import Context
+from ..detectors.base import Context, PointBuffer
 from ..findings import Finding
 from ..keys import GRAD_NORM, LOSS_SCALE, LR, TRAIN_LOSS
 from ..model import Run, Series
@@ -239,7 +240,7 @@ class Guard:
     @never_raises(lambda self: None)
     def checkpoint(self, step: int) -> None:
         """Remember the detectors' state at ``step`` (a good snapshot was written there) for a rollback."""
-        self.checkpoints[int(step)] = ([d.state_dict() for d in self.detectors], len(self.history), set(self.seen),
+        self.checkpoints[int(step)] = ([_state_of(d) for d in self.detectors], len(self.history), set(self.seen),
                                        len(self.findings), self.lr_scale)
 
     def forget(self, step: int) -> None:
@@ -300,6 +301,31 @@ class Guard:
         if self.writer:
             self._write(lambda: write_atomic(os.path.join(self.out_dir, "guard_report.json"), render_json(report)))
         return report
+
+
+def _state_of(det: Detector) -> dict[str, Any]:
+    """``det.state_dict()`` without copying the whole-run point buffers: they are append-only (entries below ``n``
+    never change, growth allocates anew), so a checkpoint may share their arrays and keep its own ``n``. A
+    rollback deep-copies them back (``load_state_dict``), and drops every later checkpoint, the only ones that
+    could see entries written after the restore."""
+    state = {k: v for k, v in vars(det).items() if k.endswith("_")}
+    memo: dict[int, Any] = {}
+    for buf in _point_buffers(state):
+        shared = PointBuffer.__new__(PointBuffer)
+        shared._s, shared._v, shared.n = buf._s, buf._v, buf.n
+        memo[id(buf)] = shared
+    return copy.deepcopy(state, memo)
+
+
+def _point_buffers(x: Any):
+    if isinstance(x, PointBuffer):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _point_buffers(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _point_buffers(v)
 
 
 def _append(path: str, lines: list[str]) -> None:
