@@ -17,7 +17,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         module, extra = _LAZY[name]
         try:
-            import torch  # noqa: F401
+            import torch  # noqa: F401 - only to give a helpful error when it is missing
         except ImportError as exc:
             raise ImportError(f"lossdx.guard.{name} needs PyTorch: pip install 'lossdx[{extra}]'") from exc
         import importlib

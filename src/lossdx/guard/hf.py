@@ -17,7 +17,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("lossdx.guard.hf needs transformers: pip install 'lossdx[hf]'") from exc
 
-from .device import UpdateGuard, grad_norm
+from .device import grad_norm
 from .loop import TorchGuard
 from .policy import Policy
 
@@ -80,7 +80,7 @@ class LossdxCallback(TrainerCallback):
         g = self.guard
         if g is None or self._loss is None:
             return control
-        loss, n, ids, gn = self._loss / max(self._n, 1), self._n, self._ids, self._gn
+        loss, ids, gn = self._loss / max(self._n, 1), self._ids, self._gn
         self._loss, self._n, self._ids, self._gn = None, 0, [], None
         g.step_no = state.global_step - 1  # the Trainer's count is the truth (resumed runs)
         act = g.step(loss, grad_norm=gn, batch_ids=ids or None)

@@ -52,7 +52,7 @@ class SnapshotStore:
         self.rank = rank
         os.makedirs(directory, exist_ok=True)
         for name in os.listdir(directory):  # temp files a killed writer left behind
-            if name.startswith(f"snapshot-") and f"-rank{rank}.pt.tmp" in name:
+            if name.startswith("snapshot-") and f"-rank{rank}.pt.tmp" in name:
                 try:
                     os.remove(os.path.join(directory, name))
                 except OSError:
