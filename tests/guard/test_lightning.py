@@ -41,13 +41,13 @@ class Module(pl.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=3e-3)
 
 
-def _fit(tmp_path, policy, nan_at, max_steps=60):
+def _fit(tmp_path, policy, nan_at, max_steps=60, accumulate=1):
     callback = LossdxLightningCallback(out_dir=str(tmp_path / "guard"), policy=policy, check_every=5,
                                        batch_ids=lambda b: int(b[2][0]))
     trainer = pl.Trainer(max_steps=max_steps, accelerator="cpu", devices=1, logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                          log_every_n_steps=50, gradient_clip_val=1.0, default_root_dir=str(tmp_path),
-                         callbacks=[callback])
+                         callbacks=[callback], accumulate_grad_batches=accumulate)
     module = Module(nan_at)
     trainer.fit(module, torch.utils.data.DataLoader(Positions(), batch_size=1))
     return trainer, module, callback
@@ -66,3 +66,12 @@ def test_rollback_restores_good_weights(tmp_path):
     assert trainer.global_step == 60
     assert all(torch.isfinite(p).all() for p in module.parameters())
     assert any("rolled back to step 30" in n for n in callback.guard.core.notes)
+
+
+def test_gradient_accumulation_gives_one_row_per_optimizer_step(tmp_path):
+    trainer, _module, callback = _fit(tmp_path, Policy(on_nan="stop", snapshot_every=0), nan_at=None,
+                                      max_steps=20, accumulate=2)
+    assert trainer.global_step == 20
+    history = callback.guard.core.history
+    assert len(history) == 20 and [history.step_at(i) for i in range(20)] == list(range(1, 21))
+    assert callback.guard.records == []

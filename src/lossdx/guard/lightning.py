@@ -22,9 +22,10 @@ from .policy import Policy
 
 
 class LossdxLightningCallback(Callback):
-    """``Trainer(callbacks=[LossdxLightningCallback(policy=Policy(on_spike="rollback"))])``; one optimizer.
+    """``Trainer(callbacks=[LossdxLightningCallback(policy=Policy(on_spike="rollback"))])``; one optimizer,
+    automatic optimization. With gradient accumulation one optimizer step's loss is the mean of its batches.
 
-    ``batch_ids(batch) -> ids`` names the samples of a batch (default: ``(epoch, batch_idx)``).
+    ``batch_ids(batch) -> ids`` names the samples of the step's last batch (default: ``(epoch, batch_idx)``).
     """
 
     def __init__(self, out_dir: str | None = None, policy: Policy | None = None, check_every: int = 10,
@@ -33,6 +34,9 @@ class LossdxLightningCallback(Callback):
         self.skip_updates, self.batch_ids = skip_updates, batch_ids
         self.guard: TorchGuard | None = None
         self._gn = None
+        self._stepped = False  # the optimizer stepped during this batch (not an accumulation micro-batch)
+        self._loss = None
+        self._count = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
         optimizer = trainer.optimizers[0]
@@ -46,6 +50,7 @@ class LossdxLightningCallback(Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         g = self.guard
+        self._stepped = True
         if g is None or g.disabled:
             return
         self._gn = grad_norm(pl_module.parameters())
@@ -59,6 +64,11 @@ class LossdxLightningCallback(Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if g is None or loss is None or not hasattr(loss, "detach"):
             return
+        self._loss = loss.detach() if self._loss is None else self._loss + loss.detach()
+        self._count += 1
+        if not self._stepped:  # gradient accumulation: the step ends with a later batch
+            return
+        loss, self._loss, self._count, self._stepped = self._loss / self._count, None, 0, False
         ids = self.batch_ids(batch) if self.batch_ids is not None else (trainer.current_epoch, batch_idx)
         gn, self._gn = self._gn, None
         if g.updater is not None:
