@@ -118,8 +118,11 @@ def run_mode(mode: str, size: str, device: str, steps: int, warmup: int, check_e
     return {"wall": wall, "cpu": cpu, "guard_cpu": spent[0] / steps * 1000}
 
 
-def detector_cost(n: int = 20000) -> float:
-    """Host CPU microseconds per step of the detectors alone (Guard.observe over a synthetic 20k-step run)."""
+def detector_cost(n: int = 200_000) -> tuple[float, float]:
+    """Host CPU microseconds per step of the detectors alone (Guard.observe over a synthetic run of ``n`` steps),
+    and the bytes per step the guard then holds (tracemalloc; numpy reports its buffers to it)."""
+    import tracemalloc
+
     from lossdx.detectors.base import iter_steps
     from lossdx.testing.synthetic import make_curve
 
@@ -129,7 +132,14 @@ def detector_cost(n: int = 20000) -> float:
     t0 = time.thread_time()
     for step, values in rows:
         core.observe(step, values)
-    return (time.thread_time() - t0) / len(rows) * 1e6
+    us = (time.thread_time() - t0) / len(rows) * 1e6
+    tracemalloc.start()
+    core = Guard(None, Policy(write_report=False))
+    for step, values in rows:
+        core.observe(step, values)
+    held = tracemalloc.get_traced_memory()[0] / len(rows)
+    tracemalloc.stop()
+    return us, held
 
 
 def main() -> None:
@@ -167,9 +177,9 @@ def main() -> None:
         w, c, g = med[m]["wall"], med[m]["cpu"], med[m]["guard_cpu"]
         print(f"{m:<12}{w:>10.2f}{100 * (w / base['wall'] - 1):>9.2f}%{c:>10.2f}{100 * (c / base['cpu'] - 1):>9.2f}%"
               f"{g:>10.3f}   " + " ".join(f"{r['wall']:.1f}" for r in times[m]))
-    det_us = detector_cost()
-    print(f"detectors alone (Guard.observe, host): {det_us:.1f} us/step")
-    print(json.dumps({"device": name, "detectors_us_per_step": det_us, "size": size, "steps": steps, "repeats": args.repeats,
+    det_us, det_bytes = detector_cost()
+    print(f"detectors alone (Guard.observe, host, 200k steps): {det_us:.1f} us/step, {det_bytes:.0f} bytes/step held")
+    print(json.dumps({"device": name, "detectors_us_per_step": det_us, "guard_bytes_per_step": det_bytes, "size": size, "steps": steps, "repeats": args.repeats,
                       "check_every": args.check_every, "ms_per_step": med, "rounds": times}))
 
 
