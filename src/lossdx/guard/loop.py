@@ -129,8 +129,11 @@ class TorchGuard:
              position: int | None = None, loss_scale: Any = None) -> Action:
         """Record one optimizer step (tensors stay on the device). ``grad_norm``: the norm before clipping
         (``clip_grad_norm_``'s return value); ``batch_ids``: sample indices or token offsets of this batch;
-        ``position``: this batch's index in the data order (what a rollback rewinds and skips)."""
+        ``position``: this batch's index in the data order (what a rollback rewinds and skips; without it a
+        rollback restores the state and the loop must rewind its data itself)."""
         self.last_position = position  # before anything can fail: a disabled guard still advances the loop
+        if self.closed:  # after a stop or close(): nothing more to watch
+            return self._fallback()
         return self._guarded_step(loss, grad_norm, lr, batch_ids, position, loss_scale)
 
     def _next_position(self, position: Any) -> Any:
