@@ -7,13 +7,15 @@ The core (:class:`Guard`, :class:`Policy`, :class:`Action`) needs numpy only. Th
 
 from __future__ import annotations
 
+from typing import Any
+
 from .core import Guard
 from .policy import Action, Policy
 
 _LAZY = {"TorchGuard": ("loop", "torch"), "load_snapshot": ("snapshot", "torch")}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, extra = _LAZY[name]
         try:

@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import os
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -32,13 +32,16 @@ TRIGGER_KINDS = ("nan", "spike", "grad_norm", "divergence")
 _HISTORY_NAMES = {TRAIN_LOSS: "loss", GRAD_NORM: "grad_norm", LR: "lr", LOSS_SCALE: "loss_scale"}
 
 
-def never_raises(default: Callable[["Guard"], Any]):
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def never_raises(default: Callable[[Any], Any]) -> Callable[[F], F]:
     """The guard must never crash training by its own fault: log the first internal error, disable the guard,
     and return ``default(self)`` from then on."""
 
-    def wrap(fn):
+    def wrap(fn: F) -> F:
         @functools.wraps(fn)
-        def inner(self, *args, **kwargs):
+        def inner(self: Any, *args: Any, **kwargs: Any) -> Any:
             if self.disabled:
                 return default(self)
             try:
@@ -48,7 +51,7 @@ def never_raises(default: Callable[["Guard"], Any]):
                 log.error("lossdx guard disabled after an internal error in %s: %s: %s",
                           fn.__name__, type(exc).__name__, exc, exc_info=True)
                 return default(self)
-        return inner
+        return inner  # type: ignore[return-value]
     return wrap
 
 
@@ -133,7 +136,7 @@ class Guard:
         self.policy = policy or Policy()
         self.out_dir = out_dir
         self.writer = writer and out_dir is not None
-        if self.writer:
+        if out_dir is not None and self.writer:
             os.makedirs(out_dir, exist_ok=True)
         self.config = dict(config or {})
         self.detectors = list(default_detectors() if detectors is None else detectors)
@@ -144,13 +147,14 @@ class Guard:
         for det in self.detectors:
             det.reset(ctx)
         self.findings: list[Finding] = []  # everything the detectors emitted live (plus finalize at the end)
-        self.records: list[dict] = []  # spike records, as written to guard_events.jsonl
+        self.records: list[dict[str, Any]] = []  # spike records, as written to guard_events.jsonl
         self.notes: list[str] = []  # what the guard did, for the report
         self.history = History()  # every step, rolled-back steps removed
         self.ids: collections.OrderedDict[int, tuple[Any, Any]] = collections.OrderedDict()
         self.ids_kept = ids_kept
         self.seen: set[tuple[str, str, int]] = set()
-        self.checkpoints: dict[int, tuple[list, int, set, int, float]] = {}  # step -> detector states ...
+        # step -> (detector states, history length, seen events, findings count, LR scale)
+        self.checkpoints: dict[int, tuple[list[dict[str, Any]], int, set[tuple[str, str, int]], int, float]] = {}
         self.loss_spikes = 0
         self.rollbacks = 0
         self.lr_scale = 1.0
@@ -201,7 +205,7 @@ class Guard:
         self.record(f, kind)
         return act
 
-    def record(self, f: Finding, action: str) -> dict:
+    def record(self, f: Finding, action: str) -> dict[str, Any]:
         """A spike record: the values and the data of the step where the event began."""
         start = int(f.start_step)
         vals = dict(self.row(start) or {})
@@ -213,9 +217,13 @@ class Guard:
                "batch_ids": _plain(batch_ids), "position": _plain(position), "message": f.message}
         self.records.append(rec)
         if self.writer:
-            self._write(lambda: _append(os.path.join(self.out_dir, "guard_events.jsonl"),
+            self._write(lambda: _append(os.path.join(self._dir, "guard_events.jsonl"),
                                         [json.dumps(_json_safe(rec))]))
         return rec
+
+    @property
+    def _dir(self) -> str:
+        return self.out_dir or "."
 
     def _write(self, fn: Callable[[], None]) -> None:
         """A file the guard cannot write (disk full, permissions) stops its writing, not its watching."""
@@ -275,11 +283,11 @@ class Guard:
             return
         lines = [json.dumps({"step": h.step_at(i), **{_HISTORY_NAMES.get(k, k): v for k, v in h.row_at(i).items()}})
                  for i in range(self._history_written, len(h))]
-        self._write(lambda: _append(os.path.join(self.out_dir, "guard_history.jsonl"), lines))
+        self._write(lambda: _append(os.path.join(self._dir, "guard_history.jsonl"), lines))
         self._history_written = len(h)
 
     @never_raises(lambda self: None)
-    def finish(self, reason: str = "end of training"):
+    def finish(self, reason: str = "end of training") -> Any:
         """Close open events (detectors' ``finalize``), write the history and a lossdx report of it; returns the
         report (None on ranks that do not write). Called once; later calls return None."""
         if self.finished:
@@ -299,7 +307,7 @@ class Guard:
 
         report = analyze(self.history_run())
         if self.writer:
-            self._write(lambda: write_atomic(os.path.join(self.out_dir, "guard_report.json"), render_json(report)))
+            self._write(lambda: write_atomic(os.path.join(self._dir, "guard_report.json"), render_json(report)))
         return report
 
 
@@ -317,7 +325,7 @@ def _state_of(det: Detector) -> dict[str, Any]:
     return copy.deepcopy(state, memo)
 
 
-def _point_buffers(x: Any):
+def _point_buffers(x: Any) -> Iterator[PointBuffer]:
     if isinstance(x, PointBuffer):
         yield x
     elif isinstance(x, dict):

@@ -10,7 +10,7 @@ deviations above its running mean is undone with ``torch.where`` (OLMo-core's Sk
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -98,7 +98,7 @@ class DeviceStats:
             return
         if self.cuda:
             self.host[:rows].copy_(self.buf[:rows], non_blocking=True)
-            event = torch.cuda.Event()
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
             event.record()
             self.pending = (rows, event)
         else:
@@ -127,6 +127,9 @@ class UpdateGuard:
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
+        self.ok: torch.Tensor | None = None
+        self.tensors: list[torch.Tensor] = []
+        self.saved: list[torch.Tensor] = []
 
     def _tensors(self) -> list[torch.Tensor]:
         out = []
@@ -152,9 +155,9 @@ class UpdateGuard:
 
     def after(self) -> None:
         """Call just after ``optimizer.step()``: keep the update where ``ok``, else restore."""
-        tensors, saved, ok = getattr(self, "tensors", None), getattr(self, "saved", None), getattr(self, "ok", None)
-        self.tensors = self.saved = self.ok = None
-        if tensors is None:
+        tensors, saved, ok = self.tensors, self.saved, self.ok
+        self.tensors, self.saved, self.ok = [], [], None
+        if ok is None:
             return
         for t, old in zip(tensors, saved):
             t.copy_(torch.where(ok.to(t.device), t, old))
@@ -165,10 +168,11 @@ class UpdateGuard:
         self.after()
 
 
-def grad_norm(parameters) -> torch.Tensor | None:
+def grad_norm(parameters: Iterable[torch.Tensor]) -> torch.Tensor | None:
     """The total L2 norm of the gradients, as a device tensor (no sync); None when there are no gradients."""
     grads = [p.grad.detach() for p in parameters if p.grad is not None]
     if not grads:
         return None
     norms = torch._foreach_norm(grads, 2.0) if hasattr(torch, "_foreach_norm") else [g.norm() for g in grads]
-    return torch.linalg.vector_norm(torch.stack([n.to(grads[0].device, torch.float32) for n in norms]))
+    total: torch.Tensor = torch.linalg.vector_norm(torch.stack([n.to(grads[0].device, torch.float32) for n in norms]))
+    return total

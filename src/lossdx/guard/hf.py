@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+import torch
+
 try:
     from transformers import TrainerCallback
 except ImportError as exc:  # pragma: no cover - depends on the install
@@ -32,17 +34,18 @@ class LossdxCallback(TrainerCallback):
     """
 
     def __init__(self, out_dir: str | None = None, policy: Policy | None = None, check_every: int = 10,
-                 skip_updates: bool = False, batch_ids: Callable[[dict], Any] | None = None) -> None:
+                 skip_updates: bool = False, batch_ids: Callable[[dict[str, Any]], Any] | None = None) -> None:
         self.out_dir, self.policy, self.check_every = out_dir, policy, check_every
         self.skip_updates, self.batch_ids = skip_updates, batch_ids
         self.guard: TorchGuard | None = None
-        self._hook = None
-        self._loss = None
+        self._hook: Any = None
+        self._loss: torch.Tensor | None = None
         self._n = 0
-        self._ids: list = []
-        self._gn = None
+        self._ids: list[Any] = []
+        self._gn: torch.Tensor | None = None
 
-    def on_train_begin(self, args, state, control, model=None, optimizer=None, lr_scheduler=None, **kwargs):
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
+                       lr_scheduler: Any = None, **kwargs: Any) -> None:
         self.guard = TorchGuard(model, optimizer, lr_scheduler, out_dir=self.out_dir or os.path.join(
             args.output_dir, "lossdx_guard"), policy=self.policy, check_every=self.check_every,
             skip_updates=self.skip_updates, rewind_steps=False,
@@ -50,7 +53,7 @@ class LossdxCallback(TrainerCallback):
         self.guard.step_no = state.global_step
         self._hook = model.register_forward_hook(self._on_forward, with_kwargs=True)
 
-    def _on_forward(self, module, args, kwargs, output):
+    def _on_forward(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         if not module.training:
             return
         loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
@@ -62,7 +65,8 @@ class LossdxCallback(TrainerCallback):
         if self.batch_ids is not None:
             self._ids.append(self.batch_ids(kwargs))
 
-    def on_pre_optimizer_step(self, args, state, control, model=None, optimizer=None, **kwargs):
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, optimizer: Any = None,
+                              **kwargs: Any) -> None:
         g = self.guard
         if g is None or g.disabled:
             return
@@ -72,11 +76,11 @@ class LossdxCallback(TrainerCallback):
             g.updater.before(ok)
             g.pending_ok = ok
 
-    def on_optimizer_step(self, args, state, control, **kwargs):
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.guard is not None and self.guard.updater is not None:
             self.guard.updater.after()
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         g = self.guard
         if g is None or self._loss is None:
             return control
@@ -88,7 +92,7 @@ class LossdxCallback(TrainerCallback):
             control.should_training_stop = True
         return control
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None

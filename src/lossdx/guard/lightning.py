@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+import torch
+
 try:
     from lightning.pytorch.callbacks import Callback
 except ImportError as exc:  # pragma: no cover - depends on the install
@@ -33,12 +35,12 @@ class LossdxLightningCallback(Callback):
         self.out_dir, self.policy, self.check_every = out_dir, policy, check_every
         self.skip_updates, self.batch_ids = skip_updates, batch_ids
         self.guard: TorchGuard | None = None
-        self._gn = None
+        self._gn: torch.Tensor | None = None
         self._stepped = False  # the optimizer stepped during this batch (not an accumulation micro-batch)
-        self._loss = None
+        self._loss: torch.Tensor | None = None
         self._count = 0
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         optimizer = trainer.optimizers[0]
         configs = getattr(trainer, "lr_scheduler_configs", None) or []
         scheduler = configs[0].scheduler if configs else None
@@ -48,7 +50,7 @@ class LossdxLightningCallback(Callback):
                                 config={"max_steps": trainer.max_steps if trainer.max_steps > 0 else None})
         self.guard.step_no = trainer.global_step
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
         g = self.guard
         self._stepped = True
         if g is None or g.disabled:
@@ -59,25 +61,27 @@ class LossdxLightningCallback(Callback):
             g.pending_ok = g._stats(self._gn).verdict(self._gn, self._gn, use_loss=False)
             g.updater.before(g.pending_ok)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         g = self.guard
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if g is None or loss is None or not hasattr(loss, "detach"):
             return
-        self._loss = loss.detach() if self._loss is None else self._loss + loss.detach()
+        total = loss.detach() if self._loss is None else self._loss + loss.detach()
+        self._loss = total
         self._count += 1
         if not self._stepped:  # gradient accumulation: the step ends with a later batch
             return
-        loss, self._loss, self._count, self._stepped = self._loss / self._count, None, 0, False
+        step_loss = total / self._count
+        self._loss, self._count, self._stepped = None, 0, False
         ids = self.batch_ids(batch) if self.batch_ids is not None else (trainer.current_epoch, batch_idx)
         gn, self._gn = self._gn, None
         if g.updater is not None:
             g.updater.after()
         g.step_no = trainer.global_step - 1
-        act = g.step(loss.detach(), grad_norm=gn, batch_ids=ids)
+        act = g.step(step_loss, grad_norm=gn, batch_ids=ids)
         if act.stop:
             trainer.should_stop = True
 
-    def on_train_end(self, trainer, pl_module) -> None:
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         if self.guard is not None:
             self.guard.close()

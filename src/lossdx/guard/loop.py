@@ -63,7 +63,7 @@ class TorchGuard:
         self.store = (SnapshotStore(os.path.join(out_dir, "snapshots"), self.policy.keep_snapshots, self.rank)
                       if self.policy.snapshot_every else None)
         self.step_no = 0
-        self.meta: list[tuple] = []  # host-side facts of steps not yet checked
+        self.meta: list[tuple[Any, ...]] = []  # host-side facts of steps not yet checked
         self.skip: set[int] = set()
         self.pending_ok: torch.Tensor | None = None
         self.closed = False
@@ -102,7 +102,8 @@ class TorchGuard:
         return Action(step=self.step_no, position=pos)
 
     @never_raises(lambda self: self._fallback())
-    def _guarded_step(self, loss, grad_norm, lr, batch_ids, position, loss_scale) -> Action:
+    def _guarded_step(self, loss: torch.Tensor, grad_norm: Any, lr: Any, batch_ids: Any, position: Any,
+                      loss_scale: Any) -> Action:
         self.step_no += 1
         if lr is None and self.optimizer.param_groups:
             lr = self.optimizer.param_groups[0].get("lr")
@@ -295,7 +296,7 @@ class TorchGuard:
         return True, position
 
     # ----- the end ------------------------------------------------------------------------------
-    def close(self):
+    def close(self) -> Any:
         """Check the last steps, write the history and the report; returns the report on the writing rank."""
         if self.closed:
             return None
@@ -307,25 +308,26 @@ class TorchGuard:
             log.error("lossdx guard disabled after an internal error in close: %s", exc)
         return self._finish("end of training")
 
-    def _finish(self, reason: str):
+    def _finish(self, reason: str) -> Any:
         self.closed = True
         return self.core.finish(reason)
 
     @property
-    def records(self) -> list[dict]:
+    def records(self) -> list[dict[str, Any]]:
         return self.core.records
 
 
 def _ranges(xs: list[int]) -> str:
-    out, start, prev = [], None, None
+    out: list[str] = []
+    start = prev = -2
     for x in xs:
-        if start is None:
+        if start == -2:
             start = prev = x
         elif x == prev + 1:
             prev = x
         else:
             out.append(f"{start}-{prev}" if prev != start else str(start))
             start = prev = x
-    if start is not None:
+    if start != -2:
         out.append(f"{start}-{prev}" if prev != start else str(start))
     return ", ".join(out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 #: actions, mildest first; when several triggers meet in one check, the strongest wins
 ACTIONS = ("warn", "rollback", "stop")
@@ -65,7 +66,7 @@ class Action:
     step: int = 0
     position: int | None = None
     reason: str = ""
-    events: list = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
 
     @property
     def stop(self) -> bool:

@@ -21,11 +21,12 @@ _NAME = re.compile(r"^snapshot-(\d+)-rank(\d+)\.pt$")
 
 
 def rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos),
-                                                      int(has_gauss), float(cached)),
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state: dict[str, Any] = {"python": random.getstate(),
+                             "numpy": (kind, torch.from_numpy(np.asarray(keys).astype(np.int64)), int(pos),
+                                       int(has_gauss), float(cached)),
+                             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -100,7 +101,8 @@ class SnapshotStore:
 def load_snapshot(path: str, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a snapshot file (keys: step, position, model, optimizer, scheduler, scaler, rng, guard)."""
     with open(path, "rb") as fh:
-        return torch.load(fh, map_location=map_location, weights_only=True)
+        state: dict[str, Any] = torch.load(fh, map_location=map_location, weights_only=True)
+    return state
 
 
 def _fsync_dir(directory: str) -> None:
