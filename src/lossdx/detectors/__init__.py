@@ -35,7 +35,7 @@ def default_detectors() -> list[Detector]:
 
 
 def detect_all(run: Run, detectors: Sequence[Detector], context: Context | None = None) -> list[Finding]:
-    from .wholerun import _CLEAN_CACHE, _SMOOTH_CACHE
+    from .wholerun import clear_caches
 
     ctx = context or Context.from_run(run)
     findings: list[Finding] = []
@@ -45,8 +45,7 @@ def detect_all(run: Run, detectors: Sequence[Detector], context: Context | None 
         for det in detectors:
             findings.extend(det.detect(run, ctx))
     finally:
-        _CLEAN_CACHE.clear()  # do not keep a big run alive after its analysis
-        _SMOOTH_CACHE.clear()
+        clear_caches()  # do not keep a big run alive after its analysis
     return findings
 
 

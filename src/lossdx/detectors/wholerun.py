@@ -7,6 +7,7 @@ by construction.
 
 from __future__ import annotations
 
+import threading
 from typing import Mapping
 
 import numpy as np
@@ -45,13 +46,28 @@ class WholeRunDetector(Detector):
         raise NotImplementedError
 
 
-_CLEAN_CACHE: dict[int, tuple[Series, np.ndarray, np.ndarray]] = {}
+class _Caches(threading.local):
+    """Per-thread caches: two guards (or analyses) in two threads never see or clear each other's entries."""
+
+    def __init__(self) -> None:
+        self.clean: dict[int, tuple[Series, np.ndarray, np.ndarray]] = {}
+        self.smooth: dict[tuple, tuple] = {}
+
+
+_CACHES = _Caches()
+
+
+def clear_caches() -> None:
+    """Drop this thread's cached arrays (do not keep a big run alive after its analysis)."""
+    _CACHES.clean.clear()
+    _CACHES.smooth.clear()
 
 
 def clean(s: Series | None) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values of the finite points (cached per series: many detectors ask for the same one)."""
     if s is None:
         return np.empty(0, dtype=np.int64), np.empty(0)
+    _CLEAN_CACHE = _CACHES.clean
     hit = _CLEAN_CACHE.get(id(s))
     if hit is not None and hit[0] is s:
         return hit[1], hit[2]
@@ -78,15 +94,13 @@ def chunk_medians(steps: np.ndarray, values: np.ndarray, n: int) -> tuple[np.nda
     return mids, meds
 
 
-_SMOOTH_CACHE: dict[tuple, tuple] = {}
-
-
 def block_stats_cached(values: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     """(median, noise) of each complete block of ``block`` values (see ``spike.block_stats``), computed
     once per array: the spike, divergence and instability detectors all look at the same blocks."""
     from .spike import block_stats
 
     key = ("blocks", id(values), values.size, block)
+    _SMOOTH_CACHE = _CACHES.smooth
     hit = _SMOOTH_CACHE.get(key)
     if hit is not None and hit[0] is values:
         return hit[1], hit[2]
@@ -104,6 +118,7 @@ def smoothed(steps: np.ndarray, values: np.ndarray, target_points: int = 100) ->
     if n <= target_points:
         return steps.astype(float), values
     key = (id(values), n, target_points)
+    _SMOOTH_CACHE = _CACHES.smooth
     hit = _SMOOTH_CACHE.get(key)
     if hit is not None and hit[0] is values:
         return hit[1], hit[2]
