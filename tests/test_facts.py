@@ -50,3 +50,27 @@ def test_params_from_hf_llama_config():
            "model_type": "llama", "tie_embeddings": False}
     n = F.params_from_config(cfg)
     assert 1.05e9 < n < 1.15e9  # TinyLlama-1.1B
+
+
+@pytest.mark.parametrize("cfg", [
+    {"n_layer": 1e300, "n_embd": 1e300, "vocab_size": 50000, "batch_size": 8, "seq_len": 1024},
+    {"batch_size": 1e300, "seq_len": 1e300, "dataset_tokens": 7},
+    {"n_layer": 10 ** 400, "n_embd": 10 ** 400, "vocab_size": 10 ** 400, "tokens_per_step": float("inf")},
+    {"vocab_size": -1, "n_classes": "ten", "n_params": True, "peak_flops": 1e-300},
+    {"n_layer": 2 ** 53, "n_embd": 2 ** 53, "vocab_size": 2 ** 53, "batch_size": 2 ** 53, "seq_len": 2 ** 53,
+     "grad_accum": 2 ** 53, "world_size": 2 ** 53, "dataset_tokens": 1, "peak_flops": 1e-300},
+])
+def test_compute_facts_never_overflows_on_a_hand_set_config(cfg):
+    """run.config may be set by a library user to anything: facts ignore what is no count and never overflow."""
+    import json
+
+    import numpy as np
+
+    from lossdx.model import Run, Series
+
+    run = Run(series={"train/loss": Series("train/loss", np.arange(50), np.linspace(5, 2, 50)),
+                      "perf/tokens_per_sec": Series("perf/tokens_per_sec", np.arange(50), np.full(50, 1e308)),
+                      "perf/step_time": Series("perf/step_time", np.arange(50), np.full(50, 1e308))}, config=cfg)
+    facts = F.compute_facts(run)
+    json.dumps(facts, allow_nan=False)
+    assert "init_loss_expected" not in facts or facts["init_loss_expected"] > 0

@@ -6,7 +6,9 @@ import os
 from typing import Sequence
 
 from .config import find_config_near, read_config
+from .config.readers import config_files
 from .detectors import Context, Detector, default_detectors, detect_all
+from .exceptions import ConfigError
 from .facts import compute_facts
 from .findings import Finding
 from .model import Run
@@ -22,7 +24,15 @@ def attach_config(run: Run, config_path: str | None, auto: bool = True) -> str |
     path = config_path or (find_config_near(run.source.get("path", "")) if auto else None)
     if not path:
         return None
-    hparams, raw, notes = read_config(path)
+    run.meta.setdefault("files_read", []).extend(config_files(path))  # never to be overwritten by the report
+    try:
+        hparams, raw, notes = read_config(path)
+    except ConfigError as err:
+        if config_path:
+            raise  # the user asked for this config: not reading it is an error
+        # a config merely found beside the log must not make a readable log unreadable
+        run.meta.setdefault("notes", []).append(f"config found beside the log was not used: {err}")
+        return None
     merged = dict(hparams)
     merged.update(run.config)  # what the log itself says wins only where the config is silent
     merged.update(hparams)
@@ -146,7 +156,7 @@ def read_run(path: str, config: str | None = None, input_format: str | None = No
              auto_config: bool = True) -> Run:
     """The run in ``path`` with its config merged in (``config``, or one found beside the log): what
     ``lossdx.read`` returns, so ``lossdx.analyze(lossdx.read(path))`` judges exactly what ``lossdx analyze``
-    does."""
+    does; ``run.meta["files_read"]`` lists the files it was read from (logs and configs)."""
     run = read(path, format=input_format, run=run_name)
     used = attach_config(run, config, auto=auto_config)
     if used:
@@ -155,10 +165,16 @@ def read_run(path: str, config: str | None = None, input_format: str | None = No
 
 
 def analyze_path(path: str, config: str | None = None, input_format: str | None = None,
-                 run_name: str | None = None, auto_config: bool = True, settings: Settings | None = None) -> Report:
-    """Read ``path`` (and its config) and analyse it: what ``lossdx analyze`` does."""
-    return analyze(read_run(path, config=config, input_format=input_format, run_name=run_name,
-                            auto_config=auto_config), settings=settings)
+                 run_name: str | None = None, auto_config: bool = True, settings: Settings | None = None,
+                 files_read: list[str] | None = None) -> Report:
+    """Read ``path`` (and its config) and analyse it: what ``lossdx analyze`` does.
+
+    ``files_read``, when given, receives every file that was read (the log files and the configs).
+    """
+    run = read_run(path, config=config, input_format=input_format, run_name=run_name, auto_config=auto_config)
+    if files_read is not None:
+        files_read.extend(run.meta.get("files_read", []))
+    return analyze(run, settings=settings)
 
 
 __all__ = ["analyze", "analyze_path", "attach_config", "read_run"]

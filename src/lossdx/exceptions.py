@@ -7,7 +7,8 @@ Our exception hierarchy::
     │   ├── UnsupportedFormat   no reader recognises the content
     │   ├── CorruptLog          a reader recognised the format but the content is broken
     │   └── NoLossMetric        readable, but nothing in it looks like a loss
-    └── ConfigError             a config file could not be read safely
+    ├── ConfigError             a config file could not be read safely
+    └── OutputError             the report could not be written where asked (exit code 2)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class CorruptLog(InputError):
 
 class NoLossMetric(InputError):
     """The input was read but holds no loss-like metric."""
+
+
+class OutputError(LossdxError):
+    """The report could not be written where the user asked (or would have replaced an input)."""
 
 
 class ConfigError(InputError):

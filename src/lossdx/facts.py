@@ -48,31 +48,60 @@ def gpt_params(
     return int(n_layer * per_layer + emb + pos + final_norm)
 
 
+#: the largest count taken from a config (as in ``config.hparams``): products of such counts stay far below
+#: the float range, so 6 N D and its kin cannot overflow
+_MAX_COUNT = 2 ** 53
+
+
+def _count(cfg: dict[str, Any], key: str) -> int | None:
+    """``cfg[key]`` as a count from 1 to 2^53, or None: a config set by hand may hold anything."""
+    v = cfg.get(key)
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return None
+    if isinstance(v, (float, np.floating)) and not math.isfinite(v):
+        return None
+    return int(v) if 1 <= v <= _MAX_COUNT else None
+
+
+def _finite(x: float | int) -> float | None:
+    """``x`` as a finite float, or None where it overflows (nothing the report can show as a number)."""
+    try:
+        f = float(x)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _median(values: np.ndarray) -> float:
+    with np.errstate(over="ignore"):  # the mean of two middle values near 1.8e308 is inf, not a warning
+        return float(np.median(values))
+
+
 def params_from_config(cfg: dict[str, Any]) -> int | None:
-    if cfg.get("n_params"):
-        return int(cfg["n_params"])
-    need = ("n_layer", "n_embd", "vocab_size")
-    if not all(cfg.get(k) for k in need):
+    if _count(cfg, "n_params"):
+        return _count(cfg, "n_params")
+    n_layer, n_embd, vocab = _count(cfg, "n_layer"), _count(cfg, "n_embd"), _count(cfg, "vocab_size")
+    if not (n_layer and n_embd and vocab):
         return None
     model_type = str(cfg.get("model_type") or "").lower()
     llama_like = any(t in model_type for t in ("llama", "mistral", "qwen", "gemma", "phi3", "olmo"))
     return gpt_params(
-        int(cfg["n_layer"]), int(cfg["n_embd"]), int(cfg["vocab_size"]), cfg.get("seq_len"),
-        bias=bool(cfg.get("bias", False)), d_ff=cfg.get("d_ff"),
+        n_layer, n_embd, vocab, _count(cfg, "seq_len"),
+        bias=bool(cfg.get("bias", False)), d_ff=_count(cfg, "d_ff"),
         tied=bool(cfg.get("tie_embeddings", not llama_like)), learned_pos=not llama_like,
-        gated_mlp=llama_like, n_kv_heads=cfg.get("n_kv_heads"), n_head=cfg.get("n_head"),
+        gated_mlp=llama_like, n_kv_heads=_count(cfg, "n_kv_heads"), n_head=_count(cfg, "n_head"),
     )
 
 
 def tokens_per_step(cfg: dict[str, Any]) -> int | None:
     """batch x grad_accum x seq_len (x world size): 16 x 32 x 1024 = 524,288 in the seed."""
-    if cfg.get("tokens_per_step"):
-        return int(cfg["tokens_per_step"])
-    if cfg.get("global_batch_size") and cfg.get("seq_len"):
-        return int(cfg["global_batch_size"]) * int(cfg["seq_len"])
-    if cfg.get("batch_size") and cfg.get("seq_len"):
-        return int(cfg["batch_size"]) * int(cfg.get("grad_accum") or 1) * int(cfg["seq_len"]) * int(
-            cfg.get("world_size") or 1)
+    if _count(cfg, "tokens_per_step"):
+        return _count(cfg, "tokens_per_step")
+    seq_len = _count(cfg, "seq_len")
+    if _count(cfg, "global_batch_size") and seq_len:
+        return _count(cfg, "global_batch_size") * seq_len
+    if _count(cfg, "batch_size") and seq_len:
+        return _count(cfg, "batch_size") * (_count(cfg, "grad_accum") or 1) * seq_len * (_count(cfg, "world_size") or 1)
     return None
 
 
@@ -100,9 +129,9 @@ def compute_facts(run: Run) -> dict[str, Any]:
         facts["val_loss_min"] = round(float(fv.values[i]), 6)
         facts["val_loss_min_step"] = int(fv.steps[i])
         facts["val_loss_last"] = round(float(fv.values[-1]), 6)
-    classes = cfg.get("vocab_size") or cfg.get("n_classes")
-    if classes and int(classes) >= 2:
-        facts["init_loss_expected"] = round(math.log(int(classes)), 4)
+    classes = _count(cfg, "vocab_size") or _count(cfg, "n_classes")
+    if classes and classes >= 2:
+        facts["init_loss_expected"] = round(math.log(classes), 4)
     n = params_from_config(cfg)
     if n:
         facts["n_params"] = n
@@ -112,25 +141,32 @@ def compute_facts(run: Run) -> dict[str, Any]:
         facts["tokens_per_step"] = tps
         if rng:
             facts["tokens_seen"] = tps * (rng[1] + 1)
-            if cfg.get("dataset_tokens"):
-                facts["epochs_seen"] = round(facts["tokens_seen"] / int(cfg["dataset_tokens"]), 4)
-            if n:
-                facts["train_flops"] = float(6 * n * facts["tokens_seen"])
+            if _count(cfg, "dataset_tokens"):
+                epochs_seen = _finite(facts["tokens_seen"] / _count(cfg, "dataset_tokens"))
+                if epochs_seen is not None:
+                    facts["epochs_seen"] = round(epochs_seen, 4)
+            flops = _finite(6 * n * facts["tokens_seen"]) if n else None
+            if flops is not None:
+                facts["train_flops"] = flops
         if n:
             facts["chinchilla_tokens"] = 20 * n
     tok_s = run.series.get("perf/tokens_per_sec")
     tok_ok = tok_s.finite().values if tok_s is not None else None
     if n and tok_ok is not None and tok_ok.size:
-        rate = float(np.median(tok_ok))
-        facts["model_flops_per_sec"] = float(6 * n * rate)  # achieved, by 6N per token
-        peak = cfg.get("peak_flops")
-        if isinstance(peak, (int, float)) and peak > 0:
-            facts["mfu"] = round(6 * n * rate / float(peak), 4)
+        rate = _median(tok_ok)
+        achieved = _finite(6 * float(n) * rate)  # achieved, by 6N per token
+        if achieved is not None:
+            facts["model_flops_per_sec"] = achieved
+            peak = _finite(cfg["peak_flops"]) if isinstance(cfg.get("peak_flops"), (int, float)) else None
+            if peak and peak > 0 and _finite(achieved / peak) is not None:
+                facts["mfu"] = round(achieved / peak, 4)
     dt = run.series.get("perf/step_time")
     dt_ok = dt.finite().values if dt is not None else None
     if dt_ok is not None and dt_ok.size > 1 and rng:
-        per_step = float(np.median(dt_ok)) / 1000.0
-        facts["train_hours_estimate"] = round(per_step * (rng[1] - rng[0] + 1) / 3600.0, 4)
+        per_step = _median(dt_ok) / 1000.0
+        hours = _finite(per_step * (rng[1] - rng[0] + 1) / 3600.0)
+        if hours is not None:
+            facts["train_hours_estimate"] = round(hours, 4)
     return facts
 
 

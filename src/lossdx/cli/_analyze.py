@@ -3,45 +3,27 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import click
 
 from ..analyze import analyze_path
-from ..exceptions import InputError
 from ..readers import READERS
 from ..readers.text import FORMATS as TEXT_FORMATS
 from ..report import render
 from ..settings import load_settings
 from ._locate import step_lines
+from ._output import write_report
 from ._options import (display_options, exit_code, input_options, report_options, settings_options,
                        settings_overrides, text_options)
 
 
-def emit(text: str, output: str | None, protected: tuple[str, ...] = ()) -> None:
-    if output is None:
-        click.echo(text, nl=False, color=True)  # the renderer colours only when asked: never strip it
-        return
-    target = os.path.abspath(output)
-    if any(p and os.path.abspath(p) == target for p in protected):
-        raise InputError(f"refusing to write the report over the input {output}")
-    tmp = target + ".lossdx-tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, target)  # atomic: a failed write never leaves a half report
+def emit(data: str | bytes, output: str | None, protected: Iterable[str] = ()) -> None:
+    """The report to stdout or the file ``output``, never over a file in ``protected`` (see ``_output``)."""
+    write_report(data, output, inputs=protected)
 
 
-def emit_bytes(data: bytes, output: str, protected: tuple[str, ...] = ()) -> None:
-    import tempfile
-
-    target = os.path.abspath(output)
-    for p in protected:
-        if p and os.path.exists(p) and os.path.exists(target) and os.path.samefile(p, target):
-            raise InputError(f"refusing to write the report over the input {output}")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=".lossdx-", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, target)
+emit_bytes = emit
 
 
 @click.command()
@@ -82,19 +64,20 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
         if isinstance(plotted, bytes):  # png
             if output is None:
                 raise click.UsageError("--format png writes an image: give it a file with -o report.png")
-            emit_bytes(plotted, output, protected=(path, config or ""))
+            emit_bytes(plotted, output, protected=(path, config or "", *run.meta.get("files_read", [])))
         else:
-            emit(plotted, output, protected=(path, config or ""))
+            emit(plotted, output, protected=(path, config or "", *run.meta.get("files_read", [])))
         raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
     with read_progress(path):  # a progress line on long reads, at a terminal only
+        files_read: list[str] = []
         report = analyze_path(path, config=config, input_format=input_format, run_name=run_name,
-                              auto_config=not no_auto_config, settings=settings)
+                              auto_config=not no_auto_config, settings=settings, files_read=files_read)
     opts: dict[str, Any] = (text_options(output, quiet, verbose, show_all, color) if fmt == "text"
                             else {"show_all": show_all})
     if fmt in ("github", "sarif"):  # annotations point at the line of each finding's first step
         opts["lines"] = step_lines(str(report.source.get("path", "")), (f.start_step for f in report.findings),
                                    delimited="csv" in str(report.source.get("format", "")))
-    emit(render(report, fmt, **opts), output, protected=(path, config or ""))
+    emit(render(report, fmt, **opts), output, protected=(path, config or "", *files_read))
     raise click.exceptions.Exit(exit_code(report.verdict, fail_on))
 
 

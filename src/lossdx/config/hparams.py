@@ -61,6 +61,15 @@ _INT_KEYS = {"warmup_steps", "decay_steps", "max_steps", "num_epochs", "batch_si
              "n_params", "world_size", "n_classes", "dataset_size", "n_kv_heads"}
 _FLOAT_KEYS = {"lr", "min_lr", "warmup_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "dropout", "z_loss",
                "momentum"}
+#: The largest count a config may give (2^53: every integer below it is exact as a float, so arithmetic on
+#: counts such as 6 N D cannot overflow); larger counts are typos or attacks, not hyperparameters.
+MAX_COUNT = 2 ** 53
+#: Counts that must be at least 1 (a vocabulary of -1 would make ln(V) a domain error); other integer keys may be 0.
+_POSITIVE_KEYS = {"batch_size", "global_batch_size", "grad_accum", "seq_len", "vocab_size", "n_layer", "n_head",
+                  "n_embd", "d_ff", "dataset_tokens", "tokens_per_step", "n_params", "world_size", "n_classes",
+                  "dataset_size", "n_kv_heads"}
+#: Valid ranges of the float hyperparameters (all others: >= 0).
+_FLOAT_RANGES = {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0), "dropout": (0.0, 1.0), "warmup_ratio": (0.0, 1.0)}
 
 
 def _norm(k: str) -> str:
@@ -81,8 +90,10 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def _num(v: Any) -> float | None:
     if isinstance(v, bool):
         return None
-    if isinstance(v, (int, float)) and math.isfinite(v):
-        return float(v)
+    if isinstance(v, int):
+        return float(v) if v.bit_length() <= 1023 else None  # math.isfinite(10 ** 400) raises OverflowError
+    if isinstance(v, float) and math.isfinite(v):
+        return v
     if isinstance(v, str):
         try:
             x = float(v)
@@ -113,8 +124,30 @@ def _dtype(raw: Mapping[str, Any]) -> str | None:
     return None
 
 
-def canonical_hparams(raw: Mapping[str, Any]) -> dict[str, Any]:
+def _shown(v: Any) -> str:
+    if isinstance(v, int) and v.bit_length() > 64:
+        return f"<integer of {v.bit_length()} bits>"  # str() of a 5000-digit int raises ValueError
+    return f"{v!r:.40}"
+
+
+def _out_of_range(canon: str, x: float) -> str | None:
+    """Why the number ``x`` cannot be the hyperparameter ``canon``, or None when it can."""
+    if canon in _INT_KEYS:
+        low = 1 if canon in _POSITIVE_KEYS else 0
+        if not low <= x <= MAX_COUNT:
+            return f"must be an integer from {low} to 2^53"
+        return None
+    low, high = _FLOAT_RANGES.get(canon, (0.0, math.inf))
+    if not low <= x <= high:
+        return f"must be from {low:g} to {high:g}" if high < math.inf else f"must be >= {low:g}"
+    return None
+
+
+def canonical_hparams(raw: Mapping[str, Any], notes: list[str] | None = None) -> dict[str, Any]:
     """Canonical hyperparameters from a raw (possibly nested) config mapping.
+
+    A number out of range for its hyperparameter (a vocabulary of -1, a batch of 1e300) is ignored; when
+    ``notes`` is given, a line saying so is appended to it.
 
     Example:
         >>> canonical_hparams({"learning_rate": 6e-4, "warmup_iters": 100, "block_size": 1024})
@@ -134,16 +167,20 @@ def canonical_hparams(raw: Mapping[str, Any]) -> dict[str, Any]:
             if name not in by_norm:
                 continue
             v = by_norm[name]
-            if canon in _INT_KEYS:
+            if canon in _INT_KEYS or canon in _FLOAT_KEYS:
                 x = _num(v)
                 if x is None:
+                    if notes is not None and isinstance(v, (int, float)) and not isinstance(v, bool):
+                        notes.append(f"{name} = {_shown(v)} ignored: {canon} must be a finite number")
                     continue
-                out[canon] = int(x)
-            elif canon in _FLOAT_KEYS:
-                x = _num(v)
-                if x is None:
+                if canon == "max_steps" and x <= 0:
+                    continue  # HF writes max_steps=-1 for "derive from epochs"
+                why = _out_of_range(canon, x)
+                if why:
+                    if notes is not None:
+                        notes.append(f"{name} = {_shown(v)} ignored: {canon} {why}")
                     continue
-                out[canon] = x
+                out[canon] = int(x) if canon in _INT_KEYS else x
             elif canon == "model_type" and isinstance(v, list):
                 out[canon] = str(v[0]) if v else None
             elif isinstance(v, (str, int, float, bool)):
@@ -154,8 +191,6 @@ def canonical_hparams(raw: Mapping[str, Any]) -> dict[str, Any]:
     dtype = _dtype(flat)
     if dtype:
         out["dtype"] = dtype
-    if out.get("max_steps", 1) <= 0:
-        out.pop("max_steps")  # HF writes max_steps=-1 for "derive from epochs"
     if out.get("warmup_steps") == 0 and out.get("warmup_ratio"):
         out.pop("warmup_steps")
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import operator
 import os
 from typing import Any
@@ -11,12 +12,15 @@ from typing import Any
 import yaml
 
 from ..exceptions import ConfigError
+from ._bounds import MAX_CONFIG_BYTES, MAX_STRING, bounded_plain
 from .hparams import canonical_hparams
 
 _BINOPS = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
 }
+#: arithmetic in a config.py stops at integers of this many bits (squaring a big int 40 times takes hours)
+_MAX_ARITH_BITS = 4096
 _CONFIG_NAMES = ("config.py", "config.json", "training_args.json", "hparams.yaml", "config.yaml", "args.json",
                  "train_config.json", "hparams.json")
 
@@ -46,11 +50,16 @@ def _safe_value(node: ast.AST, env: dict[str, Any]) -> Any:
         if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (left, right)):
             if isinstance(node.op, ast.Pow) and (abs(right) > 64 or abs(left) > 1e6):
                 raise _Unsafe("power too large")
+            if isinstance(node.op, ast.Mult) and all(isinstance(x, int) for x in (left, right)) and \
+                    left.bit_length() + right.bit_length() > _MAX_ARITH_BITS:
+                raise _Unsafe("product too large")
             try:
                 return _BINOPS[type(node.op)](left, right)
             except (ZeroDivisionError, OverflowError):
                 raise _Unsafe("arithmetic") from None
         if isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str):
+            if len(left) + len(right) > MAX_STRING:
+                raise _Unsafe("string too long")  # doubling a string 40 times would need 4 GB
             return left + right
     raise _Unsafe(type(node).__name__)
 
@@ -60,6 +69,8 @@ def read_python_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]
         tree = ast.parse(text, filename=path)
     except SyntaxError as err:
         raise ConfigError(f"{path}: not valid Python (line {err.lineno}: {err.msg})") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{path}: Python expressions nested too deeply to read") from None
     env: dict[str, Any] = {}
     skipped: list[str] = []
     for stmt in tree.body:
@@ -97,13 +108,38 @@ _SafeTolerantLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain)
 _SafeTolerantLoader.add_multi_constructor("!", _plain)
 
 
+def _yaml_int(loader: _SafeTolerantLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:  # more digits than Python turns into an int (4300): a float, or an infinity
+        return _big_int(str(node.value))
+
+
+_SafeTolerantLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+
+
+def _big_int(digits: str) -> float:
+    """An integer literal too long for int(): its float value (an infinity when it does not fit)."""
+    try:
+        return float(digits.replace("_", ""))
+    except ValueError:
+        return math.nan
+
+
 def read_yaml_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]:
-    loader = _SafeTolerantLoader(text)
+    try:
+        loader = _SafeTolerantLoader(text)  # its reader already refuses control characters
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
     loader.skipped_tags = []
     try:
         doc = loader.get_single_data()
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
+    except (ValueError, OverflowError, TypeError) as err:  # e.g. a timestamp 2001-02-30
+        raise ConfigError(f"{path}: invalid YAML value ({str(err).splitlines()[0][:120]})") from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{path}: YAML nested too deeply to read") from None
     finally:
         loader.dispose()
     if doc is None:
@@ -116,14 +152,25 @@ def read_yaml_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]:
     return doc, notes
 
 
+def _json_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= 4000 else _big_int(digits)
+
+
 def _is_pickle(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0x80 and head[1] in range(2, 6) or head[:2] == b"PK"
+
+
+def config_files(path: str) -> list[str]:
+    """The files :func:`read_config` reads for ``path`` (a file, or the config files in a directory)."""
+    if os.path.isdir(path):
+        return [os.path.join(path, n) for n in _CONFIG_NAMES if os.path.isfile(os.path.join(path, n))]
+    return [path]
 
 
 def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """(canonical hparams, raw config, notes) of a config file or a directory of them."""
     if os.path.isdir(path):
-        found = [os.path.join(path, n) for n in _CONFIG_NAMES if os.path.isfile(os.path.join(path, n))]
+        found = config_files(path)
         if not found:
             raise ConfigError(f"{path}: no config file found (looked for {', '.join(_CONFIG_NAMES)})")
         raw: dict[str, Any] = {}
@@ -136,9 +183,11 @@ def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         return canonical_hparams(raw), raw, notes
     try:
         with open(path, "rb") as fh:
-            data = fh.read(50 << 20)
+            data = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES >> 20} MB: not a training config")
     if _is_pickle(data[:4]):
         raise ConfigError(f"{path} is a pickle (like HF's training_args.bin); lossdx never unpickles: "
                           "pass training_args.json or the config as JSON/YAML instead")
@@ -153,9 +202,11 @@ def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         raise ConfigError(f"{path} is empty")
     if stripped.startswith("{"):
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, parse_int=_json_int)
         except json.JSONDecodeError as err:
             raise ConfigError(f"{path}: invalid JSON at line {err.lineno} column {err.colno} ({err.msg})") from None
+        except (RecursionError, MemoryError):
+            raise ConfigError(f"{path}: JSON nested too deeply to read") from None
         notes = []
     elif path.endswith((".yaml", ".yml")) or (not path.endswith(".py") and ":" in stripped.split("\n", 1)[0]
                                               and "=" not in stripped.split("\n", 1)[0]):
@@ -165,7 +216,9 @@ def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: config must be a mapping of names to values")
     raw = {k: v for k, v in raw.items() if isinstance(k, str)}
-    return canonical_hparams(raw), raw, notes
+    raw, more = bounded_plain(raw, path)
+    notes += more
+    return canonical_hparams(raw, notes), raw, notes
 
 
 def find_config_near(log_path: str) -> str | None:
@@ -175,6 +228,13 @@ def find_config_near(log_path: str) -> str | None:
     for folder in (base, os.path.dirname(base)):
         for name in _CONFIG_NAMES:
             p = os.path.join(folder, name)
-            if os.path.isfile(p) and os.path.abspath(p) != os.path.abspath(log_path):
+            if os.path.isfile(p) and not _same_file(p, log_path):
                 return p
     return None
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)

@@ -68,7 +68,7 @@ class LRScheduleDetector(WholeRunDetector):
                                 "restarts": max(1, n_restarts)}))
         elif decays:
             floor = float(lr[p:].min())
-            at_floor = np.flatnonzero(lr[p:] <= floor * 1.01 + 1e-30)
+            at_floor = np.flatnonzero(lr[p:] <= floor + 0.01 * abs(floor) + 1e-30)  # abs: a decay may overshoot 0
             reach = p + int(at_floor[0])
             flat_share = (steps[-1] - steps[reach]) / run_len
             if flat_share >= self.floor_share and floor < 0.5 * peak:

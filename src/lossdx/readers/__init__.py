@@ -126,7 +126,8 @@ def _read_runs(path: str, format: str | None) -> list[Run]:
         raise InputError(f"{path}: no such file or directory")
     if os.path.isdir(path):
         if format in (None, "tensorboard") and tensorboard.has_event_files(path):
-            return tensorboard.read(path)
+            return _files_read(tensorboard.read(path),
+                               [f for files in tensorboard._event_files(path).values() for f in files])
         if format is not None:
             raise InputError(f"{path} is a directory; pass the log file itself with --input-format {format}")
         from ..scan import run_inputs
@@ -147,7 +148,7 @@ def _read_runs(path: str, format: str | None) -> list[Run]:
                         r.meta.setdefault("notes", []).append(
                             f"read {entry}; also in the directory, taken as the same run in other formats: "
                             + ", ".join(others))
-                return runs
+                return _files_read(runs, [os.path.join(path, entry)])
             except InputError as err:
                 errors.append(str(err))
         reason = f" ({errors[0]})" if errors else ""
@@ -155,6 +156,13 @@ def _read_runs(path: str, format: str | None) -> list[Run]:
     runs = _read_file(path, format)
     if not runs:
         raise CorruptLog(f"{path}: no runs found")
+    return _files_read(runs, [path])
+
+
+def _files_read(runs: list[Run], files: list[str]) -> list[Run]:
+    """Record on each run the files it was read from (``meta["files_read"]``): a report must never replace them."""
+    for r in runs:
+        r.meta.setdefault("files_read", []).extend(files)
     return runs
 
 
