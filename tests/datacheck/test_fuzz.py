@@ -41,7 +41,8 @@ def _arrow_bytes() -> bytes:
 SEEDS = [b"", b"{}", json.dumps({"input_ids": [1, 2], "labels": [2, -100]}).encode() + b"\n", b"a,b,label\n1,2,x\n"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True,  # reproducible in CI
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_random_and_truncated_inputs(tmp_path, data):
     seeds = SEEDS + [_npy_bytes(), _parquet_bytes(), _arrow_bytes()]

@@ -33,6 +33,13 @@ class ListColumn:
     values: np.ndarray
     offsets: np.ndarray
 
+    def __post_init__(self) -> None:
+        # a corrupted Arrow/Parquet file can carry offsets that run backwards or past the values: refuse them here
+        # once, so no check downstream meets a negative row length
+        o = np.asarray(self.offsets)
+        if o.size and (int(o[0]) < 0 or int(o[-1]) > self.values.size or bool((np.diff(o) < 0).any())):
+            raise InputError("corrupt list column: its row offsets run backwards or past its values")
+
 
 @dataclass
 class Batch:
