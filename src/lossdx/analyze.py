@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Sequence
+
+import numpy as np
 
 from .config import find_config_near, read_config
 from .config.readers import config_files
@@ -101,6 +104,16 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
 
     ``settings`` (:class:`lossdx.settings.Settings`) selects or ignores finding kinds, overrides thresholds
     (when ``detectors`` is not given) and norms, and is recorded in the report."""
+    # values near the float limits (a log of 1e308s) overflow in differences and ratios: the detectors treat the
+    # resulting inf/nan as such, and numpy's warnings must not reach the user's terminal as noise
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="numpy")
+        warnings.filterwarnings("ignore", message="(All-NaN|Mean of empty|Degrees of freedom)")
+        return _analyze(run, detectors, rules, settings)
+
+
+def _analyze(run: Run, detectors: Sequence[Detector] | None, rules: Sequence | None,
+             settings: Settings | None) -> Report:
     if settings is not None and settings.norms():
         run.meta.setdefault("norms", {}).update(settings.norms())
     if detectors is None and settings is not None:
