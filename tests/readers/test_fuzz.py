@@ -77,7 +77,7 @@ def _check(name: str, data: bytes) -> None:
 
 
 def _make(name):
-    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=120, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(mutated(SEEDS[name]))
     def test(data):
         _check(name, data)
@@ -90,7 +90,7 @@ for _name in SEEDS:
     globals()[f"test_fuzz_{_name.replace('.', '_')}"] = _make(_name)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.binary(max_size=300))
 def test_fuzz_random_bytes(data):
     _check("random.log", data)

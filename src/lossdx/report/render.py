@@ -43,8 +43,10 @@ _STYLES = {"healthy": "bold green", "warning": "bold yellow", "problem": "bold r
            "info": "dim", "cause": "bold cyan", "fix": "green", "heading": "bold", "check": "magenta"}
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides that reorder what is shown
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0/C1 controls, bidi overrides, and the Unicode line/paragraph separators (U+2028/2029: str.splitlines and many
+# terminals break lines there, so a metric name could start a line of its own)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_text(s: str, single_line: bool = False) -> str:
