@@ -444,7 +444,10 @@ class TooGoodDetector(WholeRunDetector):
         if leak:
             vmin = float(np.min(vv))
             learned_first = vmin < 0.8 * float(vv[0])
-            leak = not learned_first and float(vv[-1]) > 1.5 * vmin
+            # ... unless it ends far worse than an untrained model: confident wrong answers on held-out data are
+            # targets the model learned to copy (a from-scratch copy task first picks up the unigram statistics)
+            untrained = max(float(vv[0]), self.context_.profile.expected_init_loss or 0.0)
+            leak = float(vv[-1]) > 1.5 * vmin and (not learned_first or float(vv[-1]) > 1.5 * untrained)
         vocab = self.context_.config.get("vocab_size")
         language_model = int(vocab) >= 1000 if vocab else \
             self.context_.profile.kind in ("lm_pretrain", "lm_finetune", "rnn_lm")
