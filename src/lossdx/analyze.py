@@ -14,7 +14,7 @@ from .detectors import Context, Detector, default_detectors, detect_all
 from .exceptions import ConfigError
 from .facts import compute_facts
 from .findings import Finding
-from .model import Run
+from .model import Run, Series
 from .readers import read
 from .report import Report
 from .settings import Settings
@@ -92,8 +92,6 @@ def _drop_unmeasured(run: Run) -> None:
         held = sorted(k for k in run.series if k.startswith("test/") and k.split("/", 1)[1].startswith("loss"))
         if held:
             s = run.series[held[0]]
-            from .model import Series
-
             run.series["val/loss"] = Series("val/loss", s.steps, s.values)
             run.meta.setdefault("notes", []).append(f"{held[0]} is read as the validation loss (no val/loss logged)")
 

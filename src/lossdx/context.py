@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .detectors._stats import MAD_TO_SIGMA
 from .model import Run
 
 #: (optimizer family, regime) -> the usual peak LR range (low, high). Sources: the seeds (handbook Q3:
@@ -243,7 +244,7 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     if float(np.median(np.abs(level))) < 0.05:
         return False, 1.0, 0.0  # near-zero losses: relative noise says nothing about the batches
     r = ((blocks - level) / np.maximum(np.abs(level), 1e-12)).ravel()
-    mad = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    mad = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
     if mad <= 0:
         return False, 1.0, 0.0
     factor = float(np.quantile(np.abs(r), 0.99)) / mad / 2.58

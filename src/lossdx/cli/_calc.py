@@ -118,8 +118,8 @@ def mfu(n_params: float, tokens_per_sec: float, peak_flops: float) -> None:
     value = F.mfu(n_params, tokens_per_sec, peak_flops)
     click.echo(f"MFU = 6 x {_n(n_params)} x {_n(tokens_per_sec)} / {peak_flops:.3g} = {100 * value:.1f}%")
     if value > 1.0:  # physically impossible: one of the inputs is wrong
-        click.echo(f"lossdx: warning: an MFU above 100% is impossible: check --params (N, not tokens), "
-                   f"--tokens-per-sec (per GPU when --peak-flops is one GPU's) and --peak-flops", err=True)
+        click.echo("lossdx: warning: an MFU above 100% is impossible: check --params (N, not tokens), "
+                   "--tokens-per-sec (per GPU when --peak-flops is one GPU's) and --peak-flops", err=True)
 
 
 @calc.command()

@@ -72,6 +72,12 @@ _POSITIVE_KEYS = {"batch_size", "global_batch_size", "grad_accum", "seq_len", "v
 _FLOAT_RANGES = {"beta1": (0.0, 1.0), "beta2": (0.0, 1.0), "dropout": (0.0, 1.0), "warmup_ratio": (0.0, 1.0)}
 
 
+def is_float16(dtype: Any) -> bool:
+    """Whether a dtype / precision setting names IEEE float16 ("float16", "fp16", "16-mixed"), not bfloat16."""
+    d = str(dtype or "").lower()
+    return "16" in d and "bf" not in d
+
+
 def _norm(k: str) -> str:
     return k.strip().lower().replace("-", "_")
 

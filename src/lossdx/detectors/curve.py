@@ -10,7 +10,7 @@ import numpy as np
 from ..findings import Finding
 from ..model import Series
 from ..context import LN_MAX_VOCAB
-from ._stats import MAD_TO_SIGMA
+from ._stats import MAD_TO_SIGMA, diff_sigma
 from .base import fmt_num
 from .wholerun import WholeRunDetector, block_stats_cached, chunk_medians, clean, smoothed
 
@@ -256,7 +256,7 @@ class OverfittingDetector(WholeRunDetector):
         if rise < self.min_rise or vv[-1] <= vmin * (1 + self.min_rise / 2):
             return self._gap_widening(series, vs, vv)
         # a noisy validation curve (small eval sets, BatchNorm) wanders: the rise must stand out of that
-        noise = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(vv)))) / np.sqrt(2.0)
+        noise = diff_sigma(vv)
         if end - vmin < 2.0 * noise:
             return self._gap_widening(series, vs, vv)
         ts, tv = clean(series.get("train/loss"))
@@ -580,7 +580,7 @@ def _rel_noise(v: np.ndarray) -> float:
     level = float(np.median(np.abs(v)))
     if level <= 0:
         return 0.0
-    return MAD_TO_SIGMA * float(np.median(np.abs(np.diff(v)))) / np.sqrt(2.0) / level
+    return diff_sigma(v) / level
 
 
 class InstabilityDetector(WholeRunDetector):

@@ -7,6 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..config.hparams import is_float16
 from ..findings import Finding
 from ..model import Run
 from .base import Context, Detector
@@ -54,8 +55,7 @@ class NonFiniteDetector(Detector):
         self.reported_[m] = self.reported_.get(m, 0) + 1
         what = "Inf" if math.isinf(value) else "NaN"
         tail = f"recovered at step {recovered_at}" if recovered_at is not None else "until the end of the log"
-        dtype = str(self.context_.config.get("dtype", "")).lower()
-        fp16 = "16" in dtype and "bf" not in dtype
+        fp16 = is_float16(self.context_.config.get("dtype"))
         severity = "error"
         if m == "train/grad_norm" and fp16 and recovered_at is not None and count <= 2:
             # float16 with a loss scaler: an overflowing step's gradients are Inf, the scaler skips the step and

@@ -3,7 +3,6 @@ no warmup, restarts / jumps back up, and a decay horizon shorter than the run.""
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 

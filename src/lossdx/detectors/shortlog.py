@@ -12,6 +12,7 @@ import numpy as np
 
 from ..findings import Finding
 from ..model import Series
+from ._stats import diff_sigma
 from .base import fmt_num
 from .wholerun import WholeRunDetector, clean
 
@@ -43,7 +44,7 @@ class ShortLogDetector(WholeRunDetector):
             best = float(m[i])
             tail = m[-2:] if m.size >= 6 else m[-1:]
             # the rise must stand out of the point-to-point noise (a noisy near-zero classifier loss jumps 10x)
-            noise = 1.4826 * float(np.median(np.abs(np.diff(v)))) / np.sqrt(2.0)
+            noise = diff_sigma(v)
             limit = max((1 + self.rise) * best, best + 4 * noise)
             if i < m.size - tail.size and float(tail.min()) >= limit and float(v[-1]) >= limit:
                 out.append(Finding(

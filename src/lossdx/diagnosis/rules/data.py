@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ...detectors._stats import diff_sigma
 from ..engine import Evidence, Hit, Rule
 from ._common import clip_fix, num, total_steps
 
@@ -144,7 +145,7 @@ def _rising_before(ev: Evidence, step: int) -> tuple[float, float] | None:
         return None
     base_pts, tail = (v[:-3], v[-3:]) if v.size >= 6 else (v[:1], v[1:])
     base = float(np.median(base_pts))
-    noise = 1.4826 * float(np.median(np.abs(np.diff(base_pts)))) / np.sqrt(2.0) if base_pts.size >= 3 else 0.0
+    noise = diff_sigma(base_pts) if base_pts.size >= 3 else 0.0
     top = float(np.max(tail))
     if base > 0 and top >= 1.05 * base and top - base >= 4 * noise:
         return base, top

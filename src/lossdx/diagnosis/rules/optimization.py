@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...config.hparams import is_float16
+from ...detectors._stats import diff_sigma
 from ..engine import Evidence, Hit, Rule
 from ._common import clip_fix, halve_lr_fix, num, total_steps, warmup_fix
 
@@ -274,7 +276,7 @@ def _bumps_after(ev: Evidence, horizon: int) -> list[tuple[str, int, float, floa
         ok = np.isfinite(s.values)
         st, v = s.steps[ok], s.values[ok]
         # a bump must stand out of the curve's own point-to-point noise
-        noise = 1.4826 * float(np.median(np.abs(np.diff(v[v.size // 4:])))) / np.sqrt(2.0)
+        noise = diff_sigma(v[v.size // 4:])
         rel = noise / max(float(np.median(np.abs(v))), 1e-12)
         need = max(0.03, 2 * rel)
         edges = range(1, int(last[1] // horizon) + 1)
@@ -292,13 +294,18 @@ def _bumps_after(ev: Evidence, horizon: int) -> list[tuple[str, int, float, floa
     return out
 
 
+def _tiny_batchnorm(ev: Evidence) -> bool:
+    """BatchNorm over <= 4 samples: its batch statistics are noise and make gradient bursts by themselves."""
+    return "batch" in str(ev.cfg("normalization", "")).lower() and (ev.cfg_num("batch_size") or 99) <= 4
+
+
 def unclipped_bursts(ev: Evidence) -> Hit | None:
     """Loss spikes that come with gradient-norm bursts in a run that clips nothing: exploding gradients (Pascanu
     et al.: recurrent nets without clipping; handbook: clip at 1.0). With clipping on, a burst is bounded and the
     same picture reads as one bad batch."""
     if ev.cfg("grad_clip") is None or ev.cfg_num("grad_clip"):
         return None
-    if "batch" in str(ev.cfg("normalization", "")).lower() and (ev.cfg_num("batch_size") or 99) <= 4:
+    if _tiny_batchnorm(ev):
         return None  # BatchNorm over a handful of samples explains the bursts (BATCHNORM rule)
     spikes = [f for f in ev.of("spike") + ev.of("divergence") if f.metric == "train/loss"]
     bursts = [g for g in ev.of("grad_norm", serious=False) if g.evidence.get("type") == "explosion"]
@@ -364,7 +371,7 @@ def gradient_explosion(ev: Evidence) -> Hit | None:
                             f"{norm!r}): gradients multiply layer by layer")
     if len(hit.evidence) < 2:
         return None
-    if "batch" in str(ev.cfg("normalization", "")).lower() and (ev.cfg_num("batch_size") or 99) <= 4:
+    if _tiny_batchnorm(ev):
         hit.confidence *= 0.7  # explaining away: BatchNorm over a handful of samples makes these bursts itself
         hit.evidence.append("(BatchNorm over a batch of <= 4 samples produces such bursts by itself)")
     clip_fix(ev, hit)
@@ -477,8 +484,7 @@ def fp16_precision(ev: Evidence) -> Hit | None:
     nans = ev.of("nan")
     overflow = ev.series("train/overflow")
     scale = ev.series("train/loss_scale")
-    dtype = str(ev.cfg("dtype", "")).lower()
-    fp16 = "16" in dtype and "bf" not in dtype
+    fp16 = is_float16(ev.cfg("dtype"))
     if not fp16 and scale is None and overflow is None:
         return None
     if not nans and not (overflow is not None and len(overflow) >= 3):
@@ -491,7 +497,7 @@ def fp16_precision(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"config {ev.raw_key('dtype') or 'dtype'} = {ev.cfg('dtype')!r}")
         hit.confidence = 0.65
         scaler = ev.cfg("grad_scaler")
-        pure = "16" in str(ev.cfg("model_dtype", "")) and "bf" not in str(ev.cfg("model_dtype", ""))
+        pure = is_float16(ev.cfg("model_dtype"))
         if scaler is False or pure:
             hit.confidence = 0.85
             hit.evidence.append("weights in float16" if pure else "no gradient scaler")
