@@ -309,6 +309,11 @@ class OverfittingDetector(WholeRunDetector):
         g1 = float(gap[-1])
         if g1 <= 0 or g1 < 1.5 * max(g0, 1e-12) or g1 - g0 < 0.04 * abs(float(vv[-1])):
             return []
+        # a gap that closed from validation-below-training to a hair's width is no memorisation: the gap itself
+        # must matter on the loss's scale, and before one epoch every training batch is new data the model
+        # cannot have memorised
+        if g1 < 0.04 * abs(float(vv[-1])) or (epochs is not None and epochs < 1):
+            return []
         return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                         f"the train/validation gap widened from {fmt_num(g0)} to {fmt_num(g1)} over the last third: "
                         f"training loss fell {100 * train_imp:.0f}% while validation stopped improving "
