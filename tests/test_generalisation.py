@@ -267,3 +267,23 @@ def test_a_loss_creeping_up_over_the_log_is_flagged():
     assert creep and rep.diagnoses
     flat = 3.68 + 0.03 * rng.standard_normal(steps.size)
     assert not [f for f in _serious(analyze(_run({"train/loss": (steps, flat)}))) if f.kind == "divergence"]
+
+
+# (10) GPT / RNN families: what the curve shows, judged as that kind of run ----------------------------------------
+
+def test_a_mid_run_spike_in_a_short_log_is_a_batch_not_an_early_blowup():
+    """A 50-point nanoGPT log never builds a block baseline; a one-point jump from 2.3 to 7.9 half-way through, gone
+    the next point, is a bad batch even though it tops the first loss 5.5: the model was no longer fresh."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 500, 10)
+    loss = (2.2 + 3.3 * np.exp(-steps / 40.0)) * np.exp(rng.normal(0, 0.02, steps.size))
+    loss[25] = 7.88
+    rep = analyze(_run({"train/loss": (steps, loss)}, fmt="nanogpt"))
+    (f,) = [f for f in _serious(rep) if f.kind == "spike"]
+    assert not f.evidence["early"] and f.evidence["ratio"] > 3, f.message
+    assert rep.diagnoses[0].cause == "bad_data_batch", [(d.cause, d.confidence) for d in rep.diagnoses]
+    # the same rise while the loss is still near its start is the early blow-up of a too-high LR
+    loss2 = 5.5 - 0.02 * np.arange(steps.size)
+    loss2[4:8] = [6.0, 7.5, 7.0, 6.4]
+    rep = analyze(_run({"train/loss": (steps, loss2)}, fmt="nanogpt"))
+    assert [f for f in _serious(rep) if f.kind == "spike" and f.evidence["early"]]

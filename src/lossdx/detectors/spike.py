@@ -110,6 +110,24 @@ class BlockEventDetector(Detector):
                            "recovery_steps": None if recovered_step is None else recovered_step - ev["start"],
                            "early": ev["early"], "from_start": bool(from_start), "implied_step_jump": implied})
 
+    #: share of its first value the loss must have lost before a rise above that value stops being "the start of
+    #: training": a model that already learned that much is no longer fresh, and the jump is one against its level
+    fresh_drop = 0.4
+    #: points before an early event whose median is the local level of a model that is no longer fresh
+    recent = 8
+
+    def _early_event(self, step: int, x: float, first: float, prior_min: float, recent: np.ndarray) -> dict:
+        """A rise above the first logged value before a block baseline exists (short logs never get one). While
+        the loss is still near its start it is the early blow-up of a fresh model; once the loss had fallen far
+        below its start (a model that learned) it is a spike above the level of the points just before it."""
+        if recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
+            return self._new_event(step, x, first, 0.0, early=True)
+        level = float(np.median(recent[-5:]))
+        sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
+        ev = self._new_event(step, x, level, sigma, early=True)
+        ev["early"] = False
+        return ev
+
     def _new_event(self, step: int, x: float, med: float, sigma: float, early: bool = False) -> dict:
         recover = med + 0.25 * (x - med) if early else self._recover_level(med, sigma)
         return {"start": step, "end": step, "peak": x, "peak_step": step, "level": med, "sigma": sigma,
@@ -123,6 +141,8 @@ class BlockEventDetector(Detector):
         self.level_: tuple[float, float] | None = None
         self.first_: float | None = None
         self.first_step_: int | None = None
+        self.min_ = math.inf
+        self.recent_: list[float] = []
         self.early_done_ = False
         self.event_: dict | None = None
         self.count_ = 0
@@ -146,7 +166,7 @@ class BlockEventDetector(Detector):
                     self.event_ = None
         elif self.first_ is not None and not self.early_done_:
             if self._early_rise() is not None and self.first_ > 0 and x > self.first_ * (1 + self._early_rise()):
-                self.event_ = self._new_event(step, x, self.first_, 0.0, early=True)
+                self.event_ = self._early_event(step, x, self.first_, self.min_, np.array(self.recent_))
         elif self.level_ is not None:
             med, sigma = self.level_
             if x > self._threshold(med, sigma):
@@ -154,6 +174,9 @@ class BlockEventDetector(Detector):
         if self.first_ is None:
             self.first_ = x
             self.first_step_ = step
+        if not self.early_done_:
+            self.min_ = min(self.min_, x)
+            self.recent_ = (self.recent_ + [x])[-self.recent:]
         self._push(x)
         return out
 
@@ -237,7 +260,8 @@ class BlockEventDetector(Detector):
             early = (self._early_rise() is not None and first > 0 and 1 <= i < early_end
                      and x[i] > first * (1 + self._early_rise()))
             if early:
-                ev = self._new_event(int(steps[i]), float(x[i]), float(first), 0.0, early=True)
+                ev = self._early_event(int(steps[i]), float(x[i]), float(first), float(x[:i].min()),
+                                       x[max(0, i - self.recent):i])
             elif i >= start and x[i] > level_at(i)[2]:
                 med_i, sig_i, _thr = level_at(i)
                 ev = self._new_event(int(steps[i]), float(x[i]), med_i, sig_i)
