@@ -287,3 +287,15 @@ def test_a_mid_run_spike_in_a_short_log_is_a_batch_not_an_early_blowup():
     loss2[4:8] = [6.0, 7.5, 7.0, 6.4]
     rep = analyze(_run({"train/loss": (steps, loss2)}, fmt="nanogpt"))
     assert [f for f in _serious(rep) if f.kind == "spike" and f.evidence["early"]]
+
+
+def test_a_near_perfect_fit_wobbling_is_no_spike():
+    """An excerpt whose train loss sits at ~1e-4 nats: a point at 0.015 is 150x its level and still gives the
+    targets 98.5 % probability: no event (the first value of an excerpt is no scale to judge it against)."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(150, 500, 10)
+    loss = 0.005 * np.exp(-(steps - 150) / 60.0) + 1e-4 * rng.random(steps.size)
+    loss[25] = 0.0153
+    rep = analyze(_run({"train/loss": (steps, loss)}, fmt="nanogpt"))
+    assert not [f for f in _serious(rep) if f.kind == "spike"], [f.message for f in _serious(rep)]
+    assert "bad_data_batch" not in {d.cause for d in rep.diagnoses}

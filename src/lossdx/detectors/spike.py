@@ -49,6 +49,10 @@ def window_level_noise(levels: np.ndarray, noises: np.ndarray) -> tuple[np.ndarr
     return levels[:, -1], np.median(noises, axis=1)
 
 
+#: kinds of run whose loss is a cross-entropy in nats (a log-probability, so its absolute size means something)
+_CROSS_ENTROPY_KINDS = ("lm_pretrain", "lm_finetune", "rnn_lm", "classifier")
+
+
 class BlockEventDetector(Detector):
     """Events where one metric leaves its block-median level; subclasses say what "leaves" means.
 
@@ -104,12 +108,19 @@ class BlockEventDetector(Detector):
         implied = (ev["peak"] - ev["level"]) * self.context_.points_averaged / max(abs(self.first_ or 0.0), 1e-12)
         major = implied >= self.major_jump or recovered_step is None or ev["n"] > 3 or ev["early"]
         severity = "error" if recovered_step is None else ("warning" if major else "info")
+        # a cross-entropy in nats is a log-probability: a near-perfect fit (an excerpt that starts at ~0, where the
+        # first value is no scale) jumping from 1e-4 to 0.015 still gives the targets >= 95 % probability
+        if ev["peak"] < self.near_zero_nats and self.context_.profile.kind in _CROSS_ENTROPY_KINDS:
+            severity = "info"
+            msg += f" (still below {self.near_zero_nats:g} nats: the targets keep >= 95% probability)"
         return Finding("spike", "train/loss", ev["start"], ev["end"], severity, msg, {
                            "peak": ev["peak"], "baseline": ev["level"], "noise_sigma": ev["sigma"],
                            "ratio": jump, "peak_step": ev["peak_step"], "recovered": recovered_step is not None,
                            "recovery_steps": None if recovered_step is None else recovered_step - ev["start"],
                            "early": ev["early"], "from_start": bool(from_start), "implied_step_jump": implied})
 
+    #: a cross-entropy below this many nats predicts the targets with >= 95 % probability: near-perfect
+    near_zero_nats = 0.05
     #: share of its first value the loss must have lost before a rise above that value stops being "the start of
     #: training": a model that already learned that much is no longer fresh, and the jump is one against its level
     fresh_drop = 0.4
