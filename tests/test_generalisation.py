@@ -299,3 +299,48 @@ def test_a_near_perfect_fit_wobbling_is_no_spike():
     rep = analyze(_run({"train/loss": (steps, loss)}, fmt="nanogpt"))
     assert not [f for f in _serious(rep) if f.kind == "spike"], [f.message for f in _serious(rep)]
     assert "bad_data_batch" not in {d.cause for d in rep.diagnoses}
+
+
+def _sgd_rnn_run(seed: int, blow_up: bool, climb: bool) -> Run:
+    """A per-batch log of a small-batch RNN: heavy-tailed per-batch losses (exponential-like extremes)."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(600)
+    level = 2.5 + 3.0 * np.exp(-steps / 40.0)
+    loss = level * (1 + 0.12 * rng.standard_normal(600) + 0.25 * rng.exponential(1.0, 600) * (rng.random(600) < 0.05))
+    loss[0] = 5.56
+    if blow_up:
+        loss[2:12] = [22.0, 29.2, 14.5, 34.9, 14.5, 20.2, 16.5, 11.8, 22.3, 11.7]
+    if climb:
+        loss[590:597] = [2.47, 2.10, 2.64, 2.92, 4.0, 5.97, 3.35]
+    return _run({"train/loss": (steps, loss), "train/lr": (steps, np.full(600, 20.0))}, fmt="jsonl")
+
+
+def test_an_unclipped_rnn_blowing_up_at_the_start_is_seen_through_heavy_tails():
+    """Per-batch losses of small batches are heavy-tailed, so single outliers are ordinary; a loss 6x its start
+    in the first steps is beyond any batch's noise. And a later spike the loss climbed into over several steps
+    built up through the updates: it is no bad batch."""
+    rep = analyze(_sgd_rnn_run(0, blow_up=True, climb=True))
+    assert rep.run["context"]["heavy_tailed"]
+    assert [f for f in _serious(rep) if f.kind == "spike" and f.evidence["early"] and f.evidence["from_start"]]
+    assert rep.diagnoses[0].cause in ("lr_too_high", "gradient_explosion"), [(d.cause, d.confidence) for d in rep.diagnoses]
+    batch = [d for d in rep.diagnoses if d.cause == "bad_data_batch"]
+    assert not batch or any("built up" in e for e in batch[0].evidence)
+    # the same heavy-tailed run without the blow-up raises no early rise
+    calm = analyze(_sgd_rnn_run(0, blow_up=False, climb=False))
+    assert not [f for f in _serious(calm) if f.kind == "spike" and f.evidence["early"]]
+
+
+def test_a_spike_the_loss_climbed_into_is_not_one_bad_batch():
+    """One bad batch lifts one step's loss off its level; a loss that rises step after step into its peak was
+    built up by the updates, and the bad-batch reading must say so and lose weight."""
+    run, _ = make_curve("healthy", n=2000, seed=0)
+    s = run.series["train/loss"]
+    jump = s.values.copy()
+    jump[1500] *= 2.5
+    run.series["train/loss"] = Series("train/loss", s.steps, jump)
+    one = next(d for d in analyze(run).diagnoses if d.cause == "bad_data_batch")
+    climbed = s.values.copy()
+    climbed[1496:1501] = climbed[1495] * np.array([1.1, 1.25, 1.45, 1.8, 2.5])
+    run.series["train/loss"] = Series("train/loss", s.steps, climbed)
+    built = next((d for d in analyze(run).diagnoses if d.cause == "bad_data_batch"), None)
+    assert built is None or (built.confidence < one.confidence and any("built up" in e for e in built.evidence))

@@ -72,14 +72,16 @@ class BlockEventDetector(Detector):
         raise NotImplementedError
 
     def _early_rise(self) -> float | None:
-        """A rise above the first logged value counts only where that value is a baseline: not when one point
-        is one heavy-tailed per-batch loss (tiny batches), nor when the log starts mid-run (an excerpt)."""
+        """A rise above the first logged value counts only where that value is a baseline: when one point is one
+        heavy-tailed per-batch loss (tiny batches) the rise must clear those tails too."""
         prof = self.context_.profile
-        if prof.heavy_tailed or self.early_rise is None:
+        if self.early_rise is None:
             return None
         # a first point is only as good a baseline as the curve is calm: a rise must clear ~4 sigma of the noise
-        # of one logged point (per-batch losses near zero jump by 50 % from batch to batch)
-        return max(self.early_rise, 4.0 * prof.rel_noise)
+        # of one logged point (per-batch losses near zero jump by 50 % from batch to batch), widened by how much
+        # heavier than a Gaussian's the extremes of that noise are (a loss 6x its start is beyond any batch's)
+        tails = min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0
+        return max(self.early_rise, 4.0 * prof.rel_noise) * tails
 
     def _recover_level(self, med: float, sigma: float) -> float:
         raise NotImplementedError

@@ -25,11 +25,24 @@ def bad_batch(ev: Evidence) -> Hit | None:
     hit = Hit(0.6, [f"train loss jumped {f.evidence['ratio']:.1f}x ({num(f.evidence['baseline'])} -> "
                     f"{num(f.evidence['peak'])}) at step {f.start_step} and was back within "
                     f"{f.evidence['recovery_steps']} step{'s' if f.evidence['recovery_steps'] != 1 else ''}"])
-    if len(spikes) == 1:
+    blowup = next((s for s in ev.of("spike") if s.evidence.get("early") and s.evidence.get("from_start")), None)
+    if blowup is not None:
+        # the same run blew up at its start: updates too large for the model explain a later spike as well
+        hit.confidence -= 0.1
+        hit.evidence.append(f"the loss also blew up at the start of training (step {blowup.start_step}): the "
+                            "optimizer, not only the data, can throw this run off")
+    elif len(spikes) == 1:
         hit.evidence.append("it is the only spike of the run: isolated, not a trend")
         hit.confidence += 0.1
-    else:
+    if len(spikes) > 1:
         hit.evidence.append(f"{len(spikes)} isolated spikes at steps {', '.join(str(s.start_step) for s in spikes)}")
+    climb = _climb_before(ev, f.evidence.get("peak_step", f.start_step))
+    if climb is not None:
+        # one bad batch lifts one step's loss from its level; a loss that rose step after step into the peak
+        # built up through the updates (an optimizer instability)
+        hit.confidence -= 0.2
+        hit.evidence.append(f"the loss climbed for {climb[0]} logged points before the peak ({num(climb[1])} -> "
+                            f"{num(climb[2])}): it built up, which one batch does not do")
     tol = max(2, ev.log_window)
     grad = [g for g in ev.of("grad_norm", serious=False) if g.evidence.get("type") == "explosion"
             and any(abs(g.start_step - s.start_step) <= tol for s in spikes)]
@@ -54,6 +67,27 @@ def bad_batch(ev: Evidence) -> Hit | None:
     hit.checks.append("re-run from a checkpoint before the spike with the same batches: if it spikes again it is the "
                       "data, if not the parameter state or hardware")
     return hit
+
+
+def _climb_before(ev: Evidence, step: int) -> tuple[int, float, float] | None:
+    """(points, from, to) when the loss rose at each of the 3+ logged points before ``step`` and ended that climb
+    clearly above where it began (by 4 sigma of the run's point-to-point noise, and 20 %)."""
+    loss = ev.series("train/loss")
+    if loss is None:
+        return None
+    ok = np.isfinite(loss.values)
+    v = loss.values[ok][loss.steps[ok] < step]
+    if v.size < 8:
+        return None
+    n = 0
+    while n + 1 < v.size and v[-1 - n] > v[-2 - n]:
+        n += 1
+    if n < 3:
+        return None
+    start, end = float(v[-1 - n]), float(v[-1])
+    if end - start < max(4 * diff_sigma(v), 0.2 * abs(start)):
+        return None
+    return n, start, end
 
 
 def nan_transient(ev: Evidence) -> Hit | None:
