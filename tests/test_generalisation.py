@@ -344,3 +344,18 @@ def test_a_spike_the_loss_climbed_into_is_not_one_bad_batch():
     run.series["train/loss"] = Series("train/loss", s.steps, climbed)
     built = next((d for d in analyze(run).diagnoses if d.cause == "bad_data_batch"), None)
     assert built is None or (built.confidence < one.confidence and any("built up" in e for e in built.evidence))
+
+
+def test_a_run_that_ends_above_its_initial_loss_is_not_overfitting():
+    """The loss blew up at the start and stayed at twice the untrained model's loss for three epochs; validation
+    wobbles up after a minimum. A model that fits its training data worse than a uniform guess memorises nothing."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(600)
+    train = 11.0 + 0.6 * rng.standard_normal(600)
+    train[:4] = [5.56, 7.1, 18.6, 28.9]
+    vs = np.arange(49, 600, 50)
+    val = np.array([16.4, 11.9, 12.0, 11.2, 10.9, 10.6, 10.4, 10.2, 10.9, 11.6, 11.7, 12.6])
+    rep = analyze(_run({"train/loss": (steps, train), "val/loss": (vs, val),
+                        "train/epoch": (steps, steps / 199.0)}, fmt="jsonl"))
+    assert not [f for f in rep.findings if f.kind == "overfitting"], [f.message for f in rep.findings]
+    assert rep.diagnoses[0].cause == "lr_too_high", [(d.cause, d.confidence) for d in rep.diagnoses]

@@ -246,6 +246,10 @@ class OverfittingDetector(WholeRunDetector):
         vs, vv = clean(series.get("val/loss"))
         if vv.size < 4:
             return []
+        ts, tv = clean(series.get("train/loss"))
+        if self.context_.profile.first_is_initial and tv.size >= 10 and tv[0] > 0 and \
+                float(np.median(tv[-max(3, tv.size // 10):])) >= tv[0]:
+            return []  # the training loss ends above the untrained model's: it fits nothing, so it memorises nothing
         i = int(np.argmin(vv))
         after = vv.size - i - 1
         if after < 2:
