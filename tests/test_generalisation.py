@@ -359,3 +359,17 @@ def test_a_run_that_ends_above_its_initial_loss_is_not_overfitting():
                         "train/epoch": (steps, steps / 199.0)}, fmt="jsonl"))
     assert not [f for f in rep.findings if f.kind == "overfitting"], [f.message for f in rep.findings]
     assert rep.diagnoses[0].cause == "lr_too_high", [(d.cause, d.confidence) for d in rep.diagnoses]
+
+
+def test_noise_and_gradients_growing_as_a_model_leaves_its_uniform_start_are_no_instability():
+    """LR 100x too low: the loss creeps down from ln(256) = 5.53 to 5.2 in 600 steps. A near-uniform prediction
+    scores every batch alike with tiny gradients, so the batch noise (x4) and the gradient norm (x1.6) grow as
+    it starts to learn: a slow start, not an unstable optimizer."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(600)
+    drop = 0.33 * (steps / 600) ** 1.5
+    loss = 5.533 - drop + (0.004 + 0.2 * drop) * rng.standard_normal(600)
+    grad = (0.0045 + 0.008 * drop / 0.33) * np.exp(0.1 * rng.standard_normal(600))
+    rep = analyze(_run({"train/loss": (steps, loss), "train/grad_norm": (steps, grad)}, fmt="jsonl"))
+    assert not [f for f in _serious(rep) if f.kind == "instability"], [f.message for f in _serious(rep)]
+    assert rep.diagnoses and rep.diagnoses[0].cause == "lr_too_low", [(d.cause, d.confidence) for d in rep.diagnoses]

@@ -616,7 +616,8 @@ class InstabilityDetector(WholeRunDetector):
             # fine-tunes often end with larger norms than they start with (a pretrained model sits near a minimum
             # with tiny gradients): only a clearly larger growth is instability there
             need = self.grad_growth * (2.0 if self.context_.profile.kind == "lm_finetune" else 1.0)
-            if growth >= need and meds[-1] >= 1.3 * meds[i]:
+            ls_, lv_ = clean(series.get("train/loss"))
+            if growth >= need and meds[-1] >= 1.3 * meds[i] and not self._leaving_start(ls_, lv_, mids[i]):
                 # alone, a growing gradient norm is common in healthy runs (small models, decaying LR, weight decay):
                 # information until the loss shows trouble with it (the rules promote it then) or it grows 5x
                 sev = "warning" if growth >= 5 * need / self.grad_growth else "info"
@@ -638,13 +639,25 @@ class InstabilityDetector(WholeRunDetector):
                 growth = float(noise[j] / noise[i])
                 # noise that is still a tiny fraction of the loss scale (a classifier near 0) is no instability
                 meaningful = noise[j] >= 0.01 * abs(float(lv[0]))
-                if growth >= self.noise_growth and noise[-1] >= 1.5 * noise[i] and meaningful:
+                if growth >= self.noise_growth and noise[-1] >= 1.5 * noise[i] and meaningful and \
+                        not self._leaving_start(ls, lv, mids[i]):
                     out.append(Finding("instability", "train/loss", int(mids[i]), int(mids[j]), "warning",
                                        f"step-to-step loss noise grew {growth:.1f}x (noise sigma "
                                        f"{fmt_num(float(noise[i]))} -> {fmt_num(float(noise[j]))})",
                                        {"growth": growth, "type": "noise_growth"}))
         out += self._val_swings(ls, lv, *clean(series.get("val/loss")))
         return out
+
+    def _leaving_start(self, ls: np.ndarray, lv: np.ndarray, step: float) -> bool:
+        """The quiet reference was measured on a model still at its untrained loss (within 10 % of it) that has
+        been falling since: a near-uniform prediction scores every batch alike and has tiny gradients, so noise
+        and gradient norm grow as it starts to learn. That is a slow start, not instability."""
+        if not self.context_.profile.first_is_initial or lv.size < 10 or lv[0] <= 0:
+            return False
+        k = max(3, lv.size // 20)
+        at = float(np.median(lv[max(0, int(np.searchsorted(ls, step)) - k // 2):][:k]))
+        end = float(np.median(lv[-k:]))
+        return at >= 0.9 * float(lv[0]) and end < at
 
     def _val_swings(self, ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
         """Held-out loss jumping >= 15 % from one eval to the next (second half of the run) while the train loss
