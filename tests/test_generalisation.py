@@ -373,3 +373,17 @@ def test_noise_and_gradients_growing_as_a_model_leaves_its_uniform_start_are_no_
     rep = analyze(_run({"train/loss": (steps, loss), "train/grad_norm": (steps, grad)}, fmt="jsonl"))
     assert not [f for f in _serious(rep) if f.kind == "instability"], [f.message for f in _serious(rep)]
     assert rep.diagnoses and rep.diagnoses[0].cause == "lr_too_low", [(d.cause, d.confidence) for d in rep.diagnoses]
+
+
+def test_a_jump_at_an_epoch_boundary_that_is_learned_down_is_data_order():
+    """Unshuffled data whose next pass starts on another domain: at the epoch boundary the loss jumps 4.5x (the
+    model is confidently wrong on the new data) and then falls again as it learns it. An excerpt with no start:
+    no warmup, no initial loss, only the jump, the epoch counter and the fresh descent."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(151, 598)
+    epoch = steps / 199.0
+    loss = np.where(steps < 399, 2.4 * np.exp(-(steps - 151) / 200.0),
+                    2.05 + 4.0 * np.exp(-(steps - 399) / 5.0)) * np.exp(0.08 * rng.standard_normal(steps.size))
+    rep = analyze(_run({"train/loss": (steps, loss), "train/epoch": (steps, epoch)}, fmt="jsonl"))
+    assert rep.diagnoses[0].cause == "data_order", [(d.cause, d.confidence, d.evidence) for d in rep.diagnoses]
+    assert any("epoch counter passes 2" in e for e in rep.diagnoses[0].evidence)

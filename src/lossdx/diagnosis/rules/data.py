@@ -356,19 +356,27 @@ def distribution_shift(ev: Evidence) -> Hit | None:
             continue
         level = float(np.median(before))
         up = np.flatnonzero(after >= 1.1 * level)
-        if level <= 0 or not up.size:
+        if level <= 0 or not up.size or after[:16].max() < 1.1 * level:
             continue
-        after = after[up[0]:]  # from the jump itself (a finding may open at the best point before it)
-        jump_end = min(after.size, 4)
-        top = float(np.max(after[:jump_end]))
+        # the jump itself: the highest point soon after the finding opens (it may open at the best point a few
+        # steps before the jump), reached within 4 logged points of where the loss first left its level
+        p = int(np.argmax(after[:16]))
+        j = next(i for i in range(max(0, p - 3), p + 1) if after[i] >= 1.1 * level)
+        sts = st[st >= f.start_step]
+        at, top_step = int(sts[j]), int(sts[p])
+        after = after[j:]
+        jump_end = p - j + 1
+        top = float(after[jump_end - 1])
         tail = float(np.median(after[-max(3, after.size // 5):]))
-        at = int(st[st >= f.start_step][up[0]])
-        # a step (reached within a few points), of +10..200 %, followed by a fresh descent of >= 5 %
-        if level <= 0 or not (1.1 * level <= top <= 3.0 * level) or tail > 0.95 * top or tail <= level * 1.02:
+        new_pass = _epoch_boundary(ev, at, top_step)
+        # a step (reached within a few points), of +10..200 %, followed by a fresh descent of >= 5 %; at the start
+        # of a new pass over the data any height (the new data can be far from what the model last saw)
+        if level <= 0 or not (1.1 * level <= top and (top <= 3.0 * level or new_pass is not None)) or \
+                tail > 0.95 * top or tail <= level * 1.02:
             continue
-        if _scale_drop_at(ev, at) or [g for g in ev.of("grad_norm", serious=False)
-                                      if g.evidence.get("type") == "explosion"
-                                      and abs(g.start_step - at) <= 3 * ev.profile.log_interval]:
+        if _scale_drop_at(ev, at) or (new_pass is None and [g for g in ev.of("grad_norm", serious=False)
+                                                            if g.evidence.get("type") == "explosion"
+                                                            and abs(g.start_step - at) <= 3 * ev.profile.log_interval]):
             continue  # a float16 overflow or a gradient burst at the jump: an optimisation event
         if [g for g in ev.typed("instability", "grad_growth") + ev.typed("grad_norm", "precursor")
                 if g.severity != "info"]:
@@ -377,10 +385,31 @@ def distribution_shift(ev: Evidence) -> Hit | None:
                         f"{jump_end} logged points and then fell again to {num(tail)}: a new data distribution being "
                         "learned, not a blow-up (which climbs on) or one bad batch (gone at once)",
                         "no gradient-norm build-up before the step"])
+        if new_pass is not None:
+            # shuffled data looks the same on both sides of an epoch boundary (if anything the loss dips, the data
+            # is seen again); a jump exactly there is data that differs from what the last pass ended with
+            hit.confidence = 0.75
+            hit.evidence.append(f"the step comes as the epoch counter passes {new_pass} (step {top_step}): the new "
+                                "pass starts on different data than the last one ended with, so the data is ordered")
         hit.fixes += ["shuffle the training data globally (or interleave sources) so every batch mixes domains",
                       "if the order is deliberate (curriculum), expect these steps and judge the run by validation"]
         return hit
     return None
+
+
+def _epoch_boundary(ev: Evidence, first: int, last: int) -> int | None:
+    """The whole epoch number the logged epoch counter passes between the point before ``first`` and ``last``."""
+    e = ev.series("train/epoch")
+    if e is None or len(e) < 3:
+        return None
+    ok = np.isfinite(e.values)
+    st, v = e.steps[ok], e.values[ok]
+    before, upto = v[st < first], v[st <= last]
+    if not before.size or not upto.size:
+        return None
+    lo, hi = float(before[-1]), float(upto[-1])
+    n = math.floor(hi + 1e-9)
+    return n if n >= 1 and lo < n - 1e-9 else None
 
 
 def class_imbalance(ev: Evidence) -> Hit | None:
