@@ -387,3 +387,19 @@ def test_a_jump_at_an_epoch_boundary_that_is_learned_down_is_data_order():
     rep = analyze(_run({"train/loss": (steps, loss), "train/epoch": (steps, epoch)}, fmt="jsonl"))
     assert rep.diagnoses[0].cause == "data_order", [(d.cause, d.confidence, d.evidence) for d in rep.diagnoses]
     assert any("epoch counter passes 2" in e for e in rep.diagnoses[0].evidence)
+
+
+def test_a_plateau_of_a_four_unit_rnn_language_model_is_capacity():
+    """No vocabulary in the config, so no parameter count; the hidden width of 4 alone says the model cannot rank
+    the characters it must predict, and the stall is the model's size."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(600)
+    loss = (2.7 + 2.9 * np.exp(-steps / 25.0)) * np.exp(0.06 * rng.standard_normal(600))
+    cfg = {"model_type": "LSTM", "n_layer": 1, "n_embd": 4, "lr": 20.0, "optimizer": "sgd"}
+    rep = analyze(_run({"train/loss": (steps, loss)}, cfg, fmt="jsonl"))
+    assert rep.run["context"]["kind"] == "rnn_lm"
+    assert rep.diagnoses and rep.diagnoses[0].cause == "capacity_too_small", \
+        [(d.cause, d.confidence) for d in rep.diagnoses]
+    cfg["n_embd"] = 256  # a normal width: no capacity claim from the width
+    rep = analyze(_run({"train/loss": (steps, loss)}, cfg, fmt="jsonl"))
+    assert not any(d.cause == "capacity_too_small" and d.confidence >= 0.5 for d in rep.diagnoses)

@@ -31,3 +31,11 @@ def test_valid_edges_are_kept_and_hf_minus_one_stays_silent():
 
 def test_an_invalid_alias_falls_through_to_the_next_name():
     assert canonical_hparams({"vocab_size": -1, "padded_vocab_size": 50304})["vocab_size"] == 50304
+
+
+def test_pytorch_word_language_model_args_are_understood():
+    """examples/word_language_model's argparse names: the model kind, depth, width and BPTT length."""
+    h = canonical_hparams({"model": "LSTM", "emsize": 32, "nhid": 128, "nlayers": 2, "bptt": 35, "lr": 20.0,
+                           "optimizer": "sgd"})
+    assert h["model_type"] == "LSTM" and h["n_layer"] == 2 and h["n_embd"] == 128 and h["seq_len"] == 35
+    assert canonical_hparams({"model": {"n_layer": 2}}) == {"n_layer": 2}  # a nested model section is no model type

@@ -161,6 +161,17 @@ def test_config_outliers_are_advice():
     assert all(d.confidence <= 0.3 for d in rep.diagnoses), [(d.cause, d.confidence) for d in rep.diagnoses]
 
 
+def test_weight_decay_times_lr_shrinking_weights_each_step_is_advice():
+    """weight_decay 0.005 looks small, but at SGD's lr 20 it shrinks every weight by 10 % per step; the same decay
+    at lr 0.1 (0.05 % per step) is an ordinary recipe."""
+    run, _ = make_curve("healthy", n=500, seed=0)
+    run.config.update(weight_decay=0.005, lr=20.0, optimizer="sgd")
+    (f,) = [f for f in findings(run, "config") if f.evidence["key"] == "weight_decay"]
+    assert f.severity == "info" and "10% per step" in f.message, f.message
+    run.config.update(lr=0.1)
+    assert not [f for f in findings(run, "config") if f.evidence["key"] == "weight_decay"]
+
+
 def test_throughput_regression():
     steps = np.arange(2000)
     dt = np.where(steps < 1000, 100.0, 140.0) + np.random.default_rng(0).random(2000)

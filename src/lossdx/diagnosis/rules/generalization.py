@@ -51,9 +51,31 @@ def overfitting_small_data(ev: Evidence) -> Hit | None:
     return hit
 
 
+#: a language model's next-token logits are a linear map of its hidden state: a state narrower than the few dozen
+#: characters of even a character-level vocabulary cannot rank them freely (the softmax bottleneck)
+_NARROW_LM_WIDTH = 32
+
+
+def _narrow_lm(ev: Evidence, p) -> Hit | None:
+    """The parameter count is unknown (no vocabulary in the config), but the hidden width alone says it."""
+    width = ev.cfg_num("n_embd")
+    if not width or width >= _NARROW_LM_WIDTH or ev.profile.kind not in ("rnn_lm", "lm_pretrain"):
+        return None
+    hit = Hit(0.55, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}",
+                     f"hidden width {ev.raw_key('n_embd') or 'n_embd'} = {int(width)}: the next-token logits are a "
+                     f"linear map of {int(width)} numbers, fewer than the dozens of characters (or thousands of "
+                     "tokens) they must rank"])
+    hit.fixes.append(f"widen the model (e.g. {int(width)} -> {max(128, 8 * int(width))} hidden units) before tuning "
+                     "anything else")
+    return hit
+
+
 def capacity_too_small(ev: Evidence) -> Hit | None:
     p = ev.first("plateau")
     n = ev.facts.get("n_params")
+    if p is not None and not n:
+        first = ev.facts.get("train_loss_first")
+        return None if first and p.evidence["level"] > 0.8 * first else _narrow_lm(ev, p)
     if p is None or not n:
         return None
     first = ev.facts.get("train_loss_first")
