@@ -403,3 +403,20 @@ def test_a_plateau_of_a_four_unit_rnn_language_model_is_capacity():
     cfg["n_embd"] = 256  # a normal width: no capacity claim from the width
     rep = analyze(_run({"train/loss": (steps, loss)}, cfg, fmt="jsonl"))
     assert not any(d.cause == "capacity_too_small" and d.confidence >= 0.5 for d in rep.diagnoses)
+
+
+def test_an_excerpt_opening_at_zero_train_loss_with_held_out_loss_far_above_is_a_leak():
+    """A mid-run excerpt of a language model: train loss ~0.003 from its first line on, validation 8.8 -> 12.4
+    and never better. Memorising natural text to ~0 takes many epochs of a small dataset the log does not
+    show; targets the model can copy explain it without that. A memorising excerpt (train 1.6 -> 0.7) is not."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(150, 500, 10)
+    train = 0.005 * np.exp(-(steps - 150) / 80.0) * np.exp(0.3 * rng.standard_normal(steps.size))
+    vs = np.arange(150, 500, 50)
+    val = np.array([8.79, 9.2, 10.65, 10.7, 11.06, 12.33, 12.24])
+    rep = analyze(_run({"train/loss": (steps, train), "val/loss": (vs, val)}, fmt="nanogpt"))
+    assert rep.diagnoses[0].cause == "label_misalignment", [(d.cause, d.confidence) for d in rep.diagnoses]
+    assert rep.diagnoses[0].confidence <= 0.7  # the fall to ~0 is not in the excerpt: a leak, less surely
+    memorising = 1.6 * np.exp(-(steps - 150) / 400.0)
+    rep = analyze(_run({"train/loss": (steps, memorising), "val/loss": (vs, val / 2.5)}, fmt="nanogpt"))
+    assert "label_misalignment" not in {d.cause for d in rep.diagnoses[:1]}

@@ -462,7 +462,19 @@ class TooGoodDetector(WholeRunDetector):
             self.context_.profile.kind in ("lm_pretrain", "lm_finetune", "rnn_lm")
         if not leak and not language_model:
             return []  # a classifier memorising its training set is normal; natural text never has ~0 loss
-        if leak:
+        start = float(np.median(vals[:3]))
+        copied = (not leak and not self.context_.profile.covers_start and start < self.near_zero and vv.size >= 3
+                  and float(np.min(vv)) >= 100 * max(start, 1e-12) and float(vv[-1]) >= float(np.min(vv)))
+        if copied:
+            # an excerpt that opens with a language model already predicting its training text almost perfectly
+            # while held-out text stays 100x worse and never improves: targets it can copy fit that; memorising
+            # natural text down to ~0 takes many epochs of a small dataset, which nothing in the log shows
+            leak = True
+            msg = (f"train loss is already {fmt_num(start)} where this excerpt begins (step {int(steps[0])}) and falls "
+                   f"to {fmt_num(low)}, while validation loss is {fmt_num(float(np.min(vv)))}-"
+                   f"{fmt_num(float(np.max(vv)))} ({float(np.min(vv)) / max(start, 1e-12):.0f}x higher) and never "
+                   "improves: the training targets are predictable from the inputs (leaked or misaligned labels)")
+        elif leak:
             msg = (f"train loss fell to {fmt_num(low)} (from {fmt_num(first)}) by step {at} while validation loss is "
                    f"{fmt_num(float(vv[-1]))}: the targets are predictable from the inputs in training only "
                    f"(leaked or misaligned labels)")
@@ -470,7 +482,7 @@ class TooGoodDetector(WholeRunDetector):
             msg = f"train loss fell to {fmt_num(low)} (from {fmt_num(first)}) by step {at}: near zero, check for memorisation or leakage"
         return [Finding("too_good", "train/loss", at, int(steps[-1]), "error" if leak else "warning", msg,
                         {"min_loss": low, "first_loss": first, "val_last": float(vv[-1]) if vv.size else None,
-                         "leak_pattern": bool(leak)})]
+                         "leak_pattern": bool(leak), "from_excerpt": bool(copied)})]
 
 
 class DataOrderDetector(WholeRunDetector):
