@@ -187,7 +187,7 @@ def test_throughput_regression():
 
 def test_throughput_drift_within_the_runs_own_timing_noise_is_info():
     """A CPU run on a shared machine: each step's time scatters by ~25 % and the load doubles the level over the
-    run. The same doubling with a dedicated accelerator's 1 % scatter is a fault to chase."""
+    run. The same doubling with a quiet GPU's few-% scatter is a fault to chase."""
     steps = np.arange(2000)
     rng = np.random.default_rng(1)
     level = 15.0 * 2.0 ** (steps / 2000)  # gradual drift, 15 ms -> 30 ms
@@ -197,7 +197,7 @@ def test_throughput_drift_within_the_runs_own_timing_noise_is_info():
     assert f.evidence["slowdown"] >= 0.5 and f.severity == "info", f.message
     assert "timing noise" in f.message
     assert analyze(run).verdict == "healthy"
-    run.series["perf/step_time"] = Series("perf/step_time", steps, level * np.exp(rng.normal(0, 0.01, 2000)))
+    run.series["perf/step_time"] = Series("perf/step_time", steps, level * np.exp(rng.normal(0, 0.05, 2000)))
     (f,) = findings(run, "throughput")
     assert f.severity == "warning", f.message
 

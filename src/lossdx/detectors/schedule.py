@@ -152,7 +152,7 @@ class ThroughputDetector(WholeRunDetector):
             change = (late / early - 1) if worse_is_higher else (early / late - 1)
             if change < self.slowdown:
                 continue
-            # the run's own timing noise: one step's time scatters by ~1-3 % on a dedicated accelerator, by 20-30 %
+            # the run's own timing noise: one step's time scatters by ~4-8 % on the GPU benchmark runs, by 20-30 %
             # on a shared CPU whose load comes and goes; a slowdown is a fault only when the level moved by several
             # of those scatters (log scale, so speed-ups and slow-downs weigh alike)
             noise = diff_sigma(np.log(v[skip:]))
