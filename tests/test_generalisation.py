@@ -287,6 +287,12 @@ def test_a_mid_run_spike_in_a_short_log_is_a_batch_not_an_early_blowup():
     loss2[4:8] = [6.0, 7.5, 7.0, 6.4]
     rep = analyze(_run({"train/loss": (steps, loss2)}, fmt="nanogpt"))
     assert [f for f in _serious(rep) if f.kind == "spike" and f.evidence["early"]]
+    # and so is a per-step log whose loss fell fast in its first steps and blew up at step 12: still the start
+    steps3 = np.arange(300)
+    loss3 = 2.5 + 3.0 * np.exp(-steps3 / 4.0)
+    loss3[12:20] = [6.5, 9.0, 8.0, 7.0, 6.5, 6.0, 5.5, 5.0]
+    rep = analyze(_run({"train/loss": (steps3, loss3)}, fmt="jsonl"))
+    assert [f for f in _serious(rep) if f.kind == "spike" and f.evidence["early"] and f.evidence["from_start"]]
 
 
 def test_a_near_perfect_fit_wobbling_is_no_spike():

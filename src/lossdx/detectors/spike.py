@@ -129,11 +129,13 @@ class BlockEventDetector(Detector):
     #: points before an early event whose median is the local level of a model that is no longer fresh
     recent = 8
 
-    def _early_event(self, step: int, x: float, first: float, prior_min: float, recent: np.ndarray) -> dict:
+    def _early_event(self, step: int, x: float, first: float, prior_min: float, recent: np.ndarray,
+                     seen: int) -> dict:
         """A rise above the first logged value before a block baseline exists (short logs never get one). While
-        the loss is still near its start it is the early blow-up of a fresh model; once the loss had fallen far
-        below its start (a model that learned) it is a spike above the level of the points just before it."""
-        if recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
+        the loss is still near its start, or within the first block of points, it is the early blow-up of a fresh
+        model; once the loss had fallen far below its start over more points than that (a model that learned) it
+        is a spike above the level of the points just before it."""
+        if seen < self.block or recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
             return self._new_event(step, x, first, 0.0, early=True)
         level = float(np.median(recent[-5:]))
         sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
@@ -155,6 +157,7 @@ class BlockEventDetector(Detector):
         self.first_: float | None = None
         self.first_step_: int | None = None
         self.min_ = math.inf
+        self.seen_ = 0
         self.recent_: list[float] = []
         self.early_done_ = False
         self.event_: dict | None = None
@@ -179,7 +182,7 @@ class BlockEventDetector(Detector):
                     self.event_ = None
         elif self.first_ is not None and not self.early_done_:
             if self._early_rise() is not None and self.first_ > 0 and x > self.first_ * (1 + self._early_rise()):
-                self.event_ = self._early_event(step, x, self.first_, self.min_, np.array(self.recent_))
+                self.event_ = self._early_event(step, x, self.first_, self.min_, np.array(self.recent_), self.seen_)
         elif self.level_ is not None:
             med, sigma = self.level_
             if x > self._threshold(med, sigma):
@@ -188,6 +191,7 @@ class BlockEventDetector(Detector):
             self.first_ = x
             self.first_step_ = step
         if not self.early_done_:
+            self.seen_ += 1
             self.min_ = min(self.min_, x)
             self.recent_ = (self.recent_ + [x])[-self.recent:]
         self._push(x)
@@ -274,7 +278,7 @@ class BlockEventDetector(Detector):
                      and x[i] > first * (1 + self._early_rise()))
             if early:
                 ev = self._early_event(int(steps[i]), float(x[i]), float(first), float(x[:i].min()),
-                                       x[max(0, i - self.recent):i])
+                                       x[max(0, i - self.recent):i], i)
             elif i >= start and x[i] > level_at(i)[2]:
                 med_i, sig_i, _thr = level_at(i)
                 ev = self._new_event(int(steps[i]), float(x[i]), med_i, sig_i)
