@@ -84,6 +84,9 @@ class PlateauDetector(WholeRunDetector):
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         vs, vv = clean(series.get("val/loss"))
         ts, tv = clean(series.get("train/loss"))
+        frozen = self._frozen(vs, vv, tv, series.get("train/lr"))
+        if frozen:
+            return frozen
         if 5 <= tv.size < 30 and vv.size < 6:
             return self._pinned(ts, tv)
         use_val = vv.size >= 6
@@ -173,6 +176,44 @@ class PlateauDetector(WholeRunDetector):
                          "flat_since": int(start), "flat_share": share, "first": first,
                          "uniform_classes": uniform})]
 
+
+    def _frozen(self, vs: np.ndarray, vv: np.ndarray, tv: np.ndarray, lr: Series | None) -> list[Finding]:
+        """A held-out loss that does not move over every evaluation of a run logged from its start (all within
+        0.2 % of its level) while the training loss does not fall either: what the model predicts is not
+        changing — the weights barely move (an LR orders of magnitude too small) or are held in place (a
+        weight decay that pulls them back to zero as fast as the data moves them). A trained model's held-out
+        loss moves by percents between evaluations, however converged its training loss looks."""
+        prof = self.context_.profile
+        if vv.size < 4 or not prof.covers_start:
+            return []
+        level = float(np.median(vv))
+        spread = float(vv.max() - vv.min())
+        if level < 0.05 or spread > 0.002 * level:
+            return []
+        if tv.size >= 10:
+            k = max(2, tv.size // 10)
+            if float(np.median(tv[-k:])) < 0.9 * float(np.median(tv[:k])):
+                return []  # the training loss is learning: a frozen evaluation is a different fault
+        lr_s, lr_v = clean(lr)
+        if lr_v.size >= 3 and lr_v.max() > 0:
+            during = lr_v[(lr_s >= vs[0]) & (lr_s <= vs[-1])]
+            if during.size and float(np.mean(during)) < 0.05 * float(lr_v.max()):
+                return []  # the LR was ~0: the schedule held the weights, not the model
+        d = np.diff(vv)
+        tiny = 1e-6 * level
+        rising = float(np.mean(d > tiny))
+        steady = rising == 0.0 and float(vv[-1]) < float(vv[0]) - tiny
+        uniform = _uniform_guess(level, prof.n_classes) if prof.kind == "classifier" or prof.n_classes else None
+        how = (f"it fell at every evaluation but by only {fmt_num(float(vv[0] - vv[-1]))} in all" if steady else
+               "it wanders without a trend")
+        at = f", ln({uniform}) = {math.log(uniform):.4f}: a uniform guess over {uniform} classes" if uniform else ""
+        return [Finding("plateau", "val/loss", int(vs[0]), int(vs[-1]), "warning",
+                        f"val/loss has not moved: all {vv.size} evaluations from step {int(vs[0])} to {int(vs[-1])} lie "
+                        f"within {100 * spread / level:.2f}% of {fmt_num(level)}{at} ({how}), and the training loss "
+                        f"does not fall either: what the model predicts is not changing",
+                        {"type": "frozen", "level": level, "first": float(vv[0]), "spread": spread,
+                         "steady_descent": steady, "rising_share": rising, "flat_since": int(vs[0]), "flat_share": 1.0,
+                         "tail_improvement": float(vv[0] - vv[-1]) / level, "uniform_classes": uniform})]
 
     def _pinned(self, steps: np.ndarray, vals: np.ndarray) -> list[Finding]:
         """A short excerpt (5-30 points) whose loss does not move at all: pinned, whatever the shape."""
@@ -712,20 +753,25 @@ class ChanceLevelDetector(WholeRunDetector):
             acc /= 100.0  # logged in percent
         if not 0 < acc < 0.5:
             return []
-        c = self.context_.profile.n_classes or round(1 / acc)
+        loss = float(np.median(half_v))
+        # C from the config, else from a loss at ln C (a uniform guess), else from the accuracy (1/C is coarse:
+        # 10.6 % rounds to 9 classes where the loss 2.30 says 10)
+        c = self.context_.profile.n_classes or _uniform_guess(loss) or round(1 / acc)
         if c < 2:
             return []
-        loss = float(np.median(half_v))
         chance_acc = abs(acc * c - 1) <= self.tol
         chance_loss = 0.95 * math.log(c) <= loss <= 1.15 * math.log(c)
         if not (chance_acc and chance_loss):
             return []
+        d = np.diff(vv)
+        steady = bool(np.all(d <= 1e-6 * loss)) and float(vv[-1]) < float(vv[0])  # never rises: learning, slowly
         return [Finding("plateau", "val/loss", int(vs[0]), int(vs[-1]), "warning",
                         f"validation accuracy {100 * acc:.1f}% and loss {fmt_num(loss)} sit at chance for {c} classes "
                         f"(1/{c} = {100 / c:.1f}%, ln({c}) = {math.log(c):.3f}): the model predicts the class prior "
                         f"and ignores its inputs", {"level": loss, "flat_since": int(vs[0]), "flat_share": 1.0,
                                                      "uniform_classes": c, "val_accuracy": acc,
-                                                     "type": "chance_level", "tail_improvement": 0.0})]
+                                                     "type": "chance_level", "tail_improvement": 0.0,
+                                                     "steady_descent": steady})]
 
 
 class CreepDetector(WholeRunDetector):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ...detectors._stats import diff_sigma
 from ..engine import Evidence, Hit, Rule
-from ._common import clip_fix, num, total_steps
+from ._common import clip_fix, num
 
 
 def bad_batch(ev: Evidence) -> Hit | None:
@@ -118,9 +118,9 @@ def nan_persistent(ev: Evidence) -> Hit | None:
     f = next((f for f in ev.of("nan") if f.metric == "train/loss"), None)
     if f is None or f.evidence.get("recovered"):
         return None
-    n = total_steps(ev) or ev.run_length()
-    if f.start_step <= max(10, 0.05 * n):
-        return None  # NaN from the very start is precision or init, not a poisoned batch
+    finite_before = _finite_before(ev, f.start_step)
+    if not finite_before or (ev.profile.covers_start and f.start_step <= 10 and finite_before < 3):
+        return None  # NaN from the first update on is precision or init, not a poisoned batch
     before = [x for x in ev.findings if x.severity != "info" and x.kind in ("divergence", "instability", "spike",
                                                                              "grad_norm") and x.start_step < f.start_step]
     g = next((x for x in ev.of("nan") if x.metric == "train/grad_norm"), None)
@@ -140,11 +140,42 @@ def nan_persistent(ev: Evidence) -> Hit | None:
     else:
         hit.confidence = 0.4
         hit.evidence.append("the dtype is unknown: a float16 overflow would look the same")
+    if _model_fine_after(ev, f.start_step):
+        # NaN inputs make NaN gradients that poison every weight: a model still training normally had none
+        hit.confidence = 0.25
+        hit.evidence.append(_model_fine_after(ev, f.start_step))
     hit.fixes += [f"check the inputs of the batch at step {f.start_step} for NaN/Inf (torch.isfinite(x).all()) and "
                   "validate the dataset once before training",
                   "make the guard stop at the first non-finite loss and skip the step instead of applying NaN gradients"]
     hit.checks.append("assert torch.isfinite(batch).all() in the data loader")
     return hit
+
+
+def _finite_before(ev: Evidence, step: int) -> int:
+    """How many finite training losses were logged before ``step``."""
+    loss = ev.series("train/loss")
+    return 0 if loss is None else int(np.sum((loss.steps < step) & np.isfinite(loss.values)))
+
+
+def _model_fine_after(ev: Evidence, step: int) -> str | None:
+    """What shows the weights stayed finite after the loss turned NaN at ``step``: a gradient norm still finite and
+    at its level, or a held-out loss still finite. Then only the logged training loss is NaN (one batch's 0/0 kept
+    in the running mean), not the model — which NaN inputs, a float16 overflow or a blow-up would have made NaN."""
+    g = ev.series("train/grad_norm")
+    if g is not None and len(g):
+        before, after = g.values[g.steps < step], g.values[g.steps >= step]
+        before = before[np.isfinite(before)]
+        if after.size >= 3 and bool(np.isfinite(after).all()) and before.size and \
+                float(np.median(after)) <= 10 * float(np.median(before)):
+            return (f"the gradient norm stays finite after it ({num(float(after.min()))}-{num(float(after.max()))}, "
+                    f"{num(float(np.median(before)))} before): the weights are not NaN, only the logged loss is")
+    v = ev.series("val/loss")
+    if v is not None and len(v):
+        after = v.values[v.steps >= step]
+        if after.size and bool(np.isfinite(after).all()):
+            return (f"the validation loss stays finite after it ({num(float(after[0]))} -> {num(float(after[-1]))}): "
+                    "the weights are not NaN, only the logged training loss is")
+    return None
 
 
 def _scale_drop_at(ev: Evidence, step: int) -> bool:
@@ -198,9 +229,18 @@ def nan_persistent_loss(ev: Evidence) -> Hit | None:
         return None
     f = next(f for f in ev.of("nan") if f.metric == "train/loss")
     known = any(e.startswith("dtype ") for e in base.evidence)
-    hit = Hit(0.5 if known else 0.45,
-              [base.evidence[0], "one batch's loss became NaN (0/0 of a batch with no unmasked targets, log(0)) and its "
-                                 "NaN gradients spread to every weight in the same step"])
+    fine = _model_fine_after(ev, f.start_step)
+    if fine:
+        hit = Hit(0.75, [base.evidence[0], fine, "one batch's loss was NaN (0/0 of a batch with no unmasked targets, "
+                                                 "log(0)) and the running mean of the logged loss keeps it"])
+    elif ev.profile.kind in ("classifier", "vision"):
+        # every image has its label: a classifier's cross-entropy has no empty-target batch to make 0/0
+        hit = Hit(0.35, [base.evidence[0], "a classifier scores every sample of a batch, so no batch is without "
+                                           "targets: a NaN in the inputs (or a log(0) in a custom loss) is likelier"])
+    else:
+        hit = Hit(0.5 if known else 0.45,
+                  [base.evidence[0], "one batch's loss became NaN (0/0 of a batch with no unmasked targets, log(0)) and "
+                                     "its NaN gradients spread to every weight in the same step"])
     hit.fixes += ["skip a step whose loss is not finite (the live guard does) and count the unmasked targets per "
                   "batch: 0 means a NaN mean",
                   "compute the mean over max(n_targets, 1) or use reduction='sum' / n_valid"]
@@ -221,6 +261,8 @@ def nan_dtype_unknown(ev: Evidence) -> Hit | None:
     if any(x.severity != "info" and x.kind in ("divergence", "instability", "spike", "grad_norm")
            and x.start_step < f.start_step for x in ev.findings):
         return None  # something built up before it: the blow-up rules and the fallbacks read it
+    if _model_fine_after(ev, f.start_step):
+        return None  # a float16 overflow makes the gradients non-finite too: here the model trained on
     hit = Hit(0.3, [f"train/loss became NaN at step {f.start_step} and stayed NaN, with no rise before it",
                     "the log does not say the dtype: if it was float16, activations or logits past 65504 look the "
                     "same"])
@@ -281,6 +323,18 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
         next((f for f in ev.of("plateau") if f.evidence.get("flat_share", 0) >= 0.7), None)
     if p is None:
         return None
+    frozen = next((f for f in ev.of("plateau") if f.evidence.get("type") == "frozen"), None)
+    if p.evidence.get("steady_descent") or (frozen is not None and frozen.evidence.get("steady_descent")):
+        # explaining away: a held-out loss that falls at every evaluation is learning what the training labels say
+        return Hit(0.15, [p.message, "the held-out loss falls at every evaluation: what the model learns from the "
+                                     "training labels carries over to new inputs, so the labels match them — it "
+                                     "learns slowly"])
+    if frozen is not None:
+        return Hit(0.2, [frozen.message, "the training loss does not fall below the held-out loss either: the model "
+                                         "is not even memorising its training labels, which it would with labels that "
+                                         "do not match their inputs — the weights are not moving"],
+                   checks=["run the single-batch overfit test: a model that cannot drive one batch to ~0 loss has an "
+                           "optimisation fault, one that can but does not generalise has label trouble"])
     if p.evidence.get("type") == "chance_level":
         hit = Hit(0.75, [p.message, "held-out data is predicted no better than by the class frequencies, so the "
                                     "training labels carry no signal the model can use on new inputs"])
@@ -316,6 +370,50 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
     hit.checks.append("compare the plateau with the entropy of the target distribution alone (unigram entropy): a "
                       "loss pinned there means the model ignores the inputs")
     return hit
+
+
+def heldout_worse_on_fresh_batches(ev: Evidence) -> Hit | None:
+    """Validation loss rising while the training loss falls, within the first pass over the data: every training
+    batch is new then, so the training loss is itself a held-out measure of the training distribution — the two
+    parting means the training targets teach something the held-out targets contradict (labels shifted, permuted
+    or built differently for training; Qwen2.5 post-mortem: misaligned labels), not memorisation."""
+    from .generalization import epoch_at
+
+    o = ev.first("overfitting")
+    if o is None or ev.first("too_good") is not None:
+        return None
+    at = o.evidence["val_min_step"]
+    turn = epoch_at(ev, at)
+    if turn is None or turn >= 0.9:
+        return None
+    t_at = _train_level_at(ev, at)
+    hit = Hit(0.6, [f"validation loss turned up at step {at} ({num(o.evidence['val_min'])}), {num(turn)} epochs in, "
+                    f"and rose to {num(o.evidence['val_end'])} while the training loss kept falling: in the first pass "
+                    "every training batch is new, so this is not memorisation — learning the training targets makes "
+                    "the model worse on the held-out ones"])
+    if t_at is not None and t_at > o.evidence["val_min"]:
+        hit.confidence = 0.7
+        hit.evidence.append(f"the training loss ({num(t_at)}) was still above the validation loss when validation "
+                            "turned: the model did not fit its training set better than new data")
+    hit.fixes += ["print a few (input, target) pairs of the training data and of the evaluation data side by side: "
+                  "targets shifted, permuted or built differently in one of them",
+                  "check that training and evaluation go through the same preprocessing and collator"]
+    hit.checks.append("evaluate on a slice of the training data: if that loss falls while validation rises, the two "
+                      "label the same inputs differently")
+    return hit
+
+
+def _train_level_at(ev: Evidence, step: float) -> float | None:
+    """The training loss around ``step``: the median of the nearest few logged points."""
+    loss = ev.series("train/loss")
+    if loss is None or not len(loss):
+        return None
+    ok = np.isfinite(loss.values)
+    st, v = loss.steps[ok], loss.values[ok]
+    if not v.size:
+        return None
+    i = int(np.searchsorted(st, step))
+    return float(np.median(v[max(0, i - 2): i + 1]))
 
 
 def data_order(ev: Evidence) -> Hit | None:
@@ -484,6 +582,8 @@ RULES = (
     Rule("LABEL_LEAK", "label_misalignment", "Qwen2.5 post-mortem: labels misaligned; train -> 0 while val explodes",
          label_leak),
     Rule("LABEL_STUCK", "label_misalignment", "Qwen2.5 post-mortem: wrong labels -> loss cannot fall", labels_unlearnable),
+    Rule("LABEL_TRAIN_MISMATCH", "label_misalignment", "Qwen2.5 post-mortem: misaligned labels; held-out loss rising "
+         "on the first pass", heldout_worse_on_fresh_batches),
     Rule("DATA_ORDER", "data_order", "handbook 'Loss Spike': data order problems; level shifts", data_order),
     Rule("DATA_SHIFT", "data_order", "handbook 'Loss Spike': data order; a step up that is then learned down",
          distribution_shift),

@@ -9,6 +9,17 @@ from ..engine import Evidence, Hit, Rule
 from ._common import num
 
 
+def epoch_at(ev: Evidence, step: float) -> float | None:
+    """Passes over the training set by ``step``: the trainer's own epoch counter, else tokens seen over the dataset."""
+    logged = ev.series("train/epoch")
+    if logged is not None and len(logged):
+        ok = np.isfinite(logged.values)
+        if ok.sum() >= 2:
+            return float(np.interp(step, logged.steps[ok], logged.values[ok]))
+    tps, data = ev.facts.get("tokens_per_step"), ev.cfg_num("dataset_tokens")
+    return tps * (step + 1) / data if tps and data else None
+
+
 def overfitting_small_data(ev: Evidence) -> Hit | None:
     o = ev.first("overfitting")
     epochs = ev.facts.get("epochs_seen")
@@ -36,6 +47,11 @@ def overfitting_small_data(ev: Evidence) -> Hit | None:
     elif ev.cfg("num_epochs"):
         hit.evidence.append(f"config {ev.raw_key('num_epochs')} = {ev.cfg('num_epochs')}")
         hit.confidence = 0.65 if ev.cfg("num_epochs") > 1 else 0.4
+    turn = epoch_at(ev, o.evidence["val_min_step"]) if o is not None else None
+    if turn is not None and turn < 0.9:
+        # memorising needs repeated batches: a turn within the first pass is not repetition (LABEL_TRAIN_MISMATCH)
+        hit.confidence = min(hit.confidence, 0.3)
+        hit.evidence.append(f"validation turned up {num(turn)} epochs in, before any batch was seen twice")
     leak = next((f for f in ev.of("too_good") if f.evidence.get("leak_pattern")), None)
     if leak is not None and (epochs is None or epochs < 2):
         hit.confidence = min(hit.confidence, 0.25)  # train ~0 with val exploding is a leak, not repetition
@@ -146,6 +162,36 @@ def over_regularization(ev: Evidence) -> Hit | None:
     return hit
 
 
+def collapsed_to_uniform(ev: Evidence) -> Hit | None:
+    """A classifier's held-out loss frozen at exactly ln C, without a trend: it outputs the uniform distribution
+    for every input (logits ~0) and stays there. An LR too small leaves the model where its init put it and still
+    creeps down; labels that do not match would still be memorised; a weight decay far too strong holds every
+    weight at ~0, where the data's gradients and the decay balance (handbook 'Weight decay': too large ->
+    underfitting)."""
+    p = next((f for f in ev.of("plateau") if f.evidence.get("type") == "frozen"), None)
+    if p is None or not p.evidence.get("uniform_classes") or p.evidence.get("steady_descent"):
+        return None
+    if (ev.profile.lr_ratio_high() or 0) > 1 or ev.has("divergence") or \
+            any(s.evidence.get("early") and s.evidence.get("from_start") for s in ev.of("spike")):
+        return None  # a blown-up start kills a network too: the LR rules read that
+    wd = ev.cfg_num("weight_decay")
+    if wd is not None and wd <= 0.1:
+        return None  # a usual decay cannot hold the weights at zero
+    c = p.evidence["uniform_classes"]
+    hit = Hit(0.5, [p.message, f"ln({c}) = {np.log(c):.4f} is the loss of a uniform prediction: the model outputs the "
+                               "same flat distribution for every input (its logits are ~0) and does not leave it — "
+                               "what a weight decay pulling every weight back to zero as fast as the data moves it "
+                               "produces"])
+    if wd is not None:
+        hit.confidence = 0.75
+        hit.evidence.append(f"config {ev.raw_key('weight_decay') or 'weight_decay'} = {num(wd)}")
+    hit.checks.append("log the weight norm: near zero and flat means the decay holds the weights; check weight_decay "
+                      "(0.01-0.1 is usual) and whether the bias and norm weights are decayed too")
+    hit.fixes.append("weight decay 0.01-0.1, and not on biases / LayerNorm weights")
+    hit.patch["weight_decay"] = 0.1
+    return hit
+
+
 RULES = (
     Rule("OVERFIT_SMALL_DATA", "overfitting_small_data",
          "handbook Q4 / nanoGPT analysis: val rises while train falls; epochs over a small dataset",
@@ -154,4 +200,6 @@ RULES = (
          capacity_too_small),
     Rule("OVER_REGULARIZATION", "over_regularization", "handbook 'Weight decay': too large -> underfitting",
          over_regularization),
+    Rule("COLLAPSED_UNIFORM", "over_regularization", "handbook 'Weight decay': too large -> the weights held at "
+         "zero, a uniform prediction", collapsed_to_uniform),
 )

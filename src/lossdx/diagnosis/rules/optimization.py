@@ -225,6 +225,48 @@ def lr_too_low(ev: Evidence) -> Hit | None:
     return hit
 
 
+def _frozen_plateau(ev: Evidence):
+    """The held-out loss frozen over the run (PlateauDetector), or sitting at chance while falling at every
+    evaluation (ChanceLevelDetector): a model whose predictions barely change."""
+    return next((f for f in ev.of("plateau") if f.evidence.get("type") == "frozen" or
+                 (f.evidence.get("type") == "chance_level" and f.evidence.get("steady_descent"))), None)
+
+
+def frozen_with_small_steps(ev: Evidence) -> Hit | None:
+    """A held-out loss that does not move: the weights barely move. A logged or configured LR far below its norm
+    says why; without the LR, a loss that still falls at every evaluation (by a hair) is the small step's
+    signature — the gradient points the right way and the step along it is tiny."""
+    p = _frozen_plateau(ev)
+    if p is None:
+        return None
+    low = ev.profile.lr_ratio_low() or 0
+    high = ev.profile.lr_ratio_high() or 0
+    hit = Hit(0.3, [p.message])
+    if ev.peak_lr and low > 1:
+        hit.confidence = 0.8
+        hit.evidence.append(f"peak learning rate {num(ev.peak_lr)} is {low:.0f}x below the bottom of "
+                            f"{ev.profile.lr_norm_text()}")
+    elif ev.peak_lr and high <= 1:
+        hit.confidence = 0.2
+        hit.evidence.append(f"the learning rate {num(ev.peak_lr)} is within {ev.profile.lr_norm_text()}: a small step "
+                            "is not the whole story")
+    elif p.evidence.get("steady_descent"):
+        hit.confidence = 0.55
+        hit.evidence.append("the held-out loss falls at every evaluation, by a hair each time: the gradient points the "
+                            "right way and the step along it is tiny — a learning rate far too small")
+    else:
+        hit.evidence.append("one reading: steps too small to move the weights (the log does not show the LR)")
+    hit.checks.append("log the learning rate; run a short LR sweep (x10, x100) for a few hundred steps")
+    lr = ev.peak_lr
+    if lr:
+        new = min(ev.profile.lr_range[1], lr * 10) if low <= 1 else max(ev.profile.lr_range[0] * 10, lr * 10)
+        hit.fixes.append(f"raise the learning rate: {num(lr)} -> {num(new)}, then confirm with a 3-5 value sweep")
+        hit.patch["lr"] = float(f"{new:.3g}")
+    else:
+        hit.fixes.append("raise the learning rate x10 and compare the held-out loss after a few hundred steps")
+    return hit
+
+
 def schedule_bug(ev: Evidence) -> Hit | None:
     """LR trace jumping back up, or a decay horizon shorter than the run."""
     fs = ev.of("lr_schedule", serious=False)
@@ -540,6 +582,8 @@ RULES = (
     Rule("WARMUP_MISSING", "missing_warmup", "handbook 'Warmup': 0.5-2% of steps avoids early instability",
          missing_warmup),
     Rule("LR_LOW", "lr_too_low", "handbook 'Plateau' cause: LR too small; slow descent", lr_too_low),
+    Rule("LR_LOW_FROZEN", "lr_too_low", "handbook 'Plateau' cause: LR too small; a held-out loss that does not move",
+         frozen_with_small_steps),
     Rule("LR_SCHEDULE", "lr_schedule_bug", "nanoGPT analysis: decay horizon vs run length; LR trace restarts",
          schedule_bug),
     Rule("GRAD_UNCLIPPED_BURSTS", "gradient_explosion", "Qwen2.5 post-mortem / Pascanu et al.: gradient explosion "
