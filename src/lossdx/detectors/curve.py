@@ -248,11 +248,12 @@ class SlowConvergenceDetector(WholeRunDetector):
         first = float(vals[0])
         # only a from-scratch run whose log holds its start has a known fast-descent yardstick: a first loss
         # near ln V (or, without V, a language model's or large first loss logged at step 0)
-        if not prof.first_is_initial or prof.kind in ("lm_finetune", "classifier", "vision"):
+        if not prof.first_is_initial or prof.kind in ("lm_finetune", "vision"):
             return []
         expected = prof.expected_init_loss
         if expected is None:
-            if not (prof.kind in ("lm_pretrain", "rnn_lm") or first >= 3.0):
+            # a classifier from scratch starts at ln C whatever C is: its first loss is the yardstick
+            if not (prof.kind in ("lm_pretrain", "rnn_lm", "classifier") or first >= 3.0):
                 return []
             expected = first
         if first < 0.8 * expected:
@@ -420,7 +421,7 @@ class InitLossDetector(WholeRunDetector):
     """First loss far above ln(vocab_size): a broken initialisation or loss computation."""
 
     name = "init_loss"
-    requires = ("train/loss",)
+    requires = ("train/loss", "train/grad_norm")
 
     def __init__(self, *, warn_ratio: float = 1.2, error_ratio: float = 1.5) -> None:
         self.warn_ratio = warn_ratio
@@ -429,9 +430,14 @@ class InitLossDetector(WholeRunDetector):
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         steps, vals = clean(series.get("train/loss"))
         prof = self.context_.profile
-        if vals.size == 0 or not prof.first_is_initial:
-            return []  # an excerpt, or a first point already at full LR: not the untrained model's loss
+        if vals.size == 0:
+            return []
         first = float(vals[0])
+        # a first point a few steps in at full LR is the untrained model's loss too when the loss only falls from
+        # it (a blow-up in those steps would rise on after it); an excerpt's first point never is
+        near_start = prof.covers_start and int(steps[0]) <= 10 and vals.size >= 3 and first >= float(vals[1:5].max())
+        if not prof.first_is_initial and not near_start:
+            return []  # an excerpt, or a first point already at full LR: not the untrained model's loss
         # ln(V) for a language model, ln(C) for a C-class classifier: the loss of a uniform prediction
         vocab = self.context_.config.get("vocab_size") or self.context_.config.get("n_classes")
         if vocab and int(vocab) >= 2 and prof.expected_init_loss is not None:
@@ -442,11 +448,15 @@ class InitLossDetector(WholeRunDetector):
             # no vocabulary known: no token count gives a uniform loss above ln(262,144) = 12.5, so a language
             # model's first loss far above that is a broken init or loss. Other losses (reconstruction,
             # regression, sums of terms) have no such ceiling.
-            if prof.kind not in ("lm_pretrain", "rnn_lm"):
-                return []
+            if prof.kind not in ("lm_pretrain", "rnn_lm", "classifier"):
+                return []  # (a classifier's cross-entropy has the same ceiling: no label set is that large)
             expected, count = LN_MAX_VOCAB, None
             what = f"{fmt_num(expected)} = ln(262,144), the uniform loss of the largest vocabularies in use"
-            if first < 3 * expected:
+            grads = _early_grad_ratio(series.get("train/grad_norm"))
+            if first >= 1.5 * expected and grads is not None and grads >= 20:
+                what += (f", with the first gradient norms {grads:.0f}x their later level (large initial logits make "
+                         "large gradients)")
+            elif first < 3 * expected:
                 return []  # without V only the impossible counts (mT5 fine-tunes start at ~2x and are fine)
         ratio = first / expected
         if ratio < self.warn_ratio:
@@ -456,6 +466,15 @@ class InitLossDetector(WholeRunDetector):
                         f"first loss {fmt_num(first)} is {ratio:.1f}x {what}: the initial logits are far too large "
                         f"(or the loss is computed wrong)",
                         {"first_loss": first, "expected": expected, "ratio": ratio, "vocab_size": count})]
+
+
+def _early_grad_ratio(s: Series | None) -> float | None:
+    """The largest gradient norm of the first 5 % of the log over the median of its second half."""
+    steps, g = clean(s)
+    if g.size < 10:
+        return None
+    later = float(np.median(g[g.size // 2:]))
+    return float(np.max(g[: max(2, g.size // 20)])) / later if later > 0 else None
 
 
 class TooGoodDetector(WholeRunDetector):

@@ -79,9 +79,12 @@ class BlockEventDetector(Detector):
             return None
         # a first point is only as good a baseline as the curve is calm: a rise must clear ~4 sigma of the noise
         # of one logged point (per-batch losses near zero jump by 50 % from batch to batch), widened by how much
-        # heavier than a Gaussian's the extremes of that noise are (a loss 6x its start is beyond any batch's)
+        # heavier than a Gaussian's the extremes of that noise are (a loss 6x its start is beyond any batch's). At
+        # the start of training the first loss is the untrained model's, the same for every batch; in an excerpt it
+        # is one draw of the noisy curve itself, so the rise is a difference of two noisy points: sqrt(2) x the noise
         tails = min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0
-        return max(self.early_rise, 4.0 * prof.rel_noise) * tails
+        noise = prof.rel_noise * (1.0 if prof.covers_start else math.sqrt(2))
+        return max(self.early_rise, 4.0 * noise) * tails
 
     def _recover_level(self, med: float, sigma: float) -> float:
         raise NotImplementedError

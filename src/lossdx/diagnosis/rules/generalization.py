@@ -162,6 +162,49 @@ def over_regularization(ev: Evidence) -> Hit | None:
     return hit
 
 
+#: config keys that give the width of a model's hidden layer (MLPs, RNNs, transformers)
+_WIDTH_KEYS = ("hidden", "hidden_size", "hidden_dim", "hidden_units", "n_hidden", "num_hidden", "width", "units",
+               "d_model", "n_embd")
+
+
+def _width(ev: Evidence) -> tuple[str, int] | None:
+    for key in _WIDTH_KEYS:
+        v = ev.raw_value(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1 and float(v).is_integer():
+            return key, int(v)
+    return None
+
+
+def narrow_model_learns_slowly(ev: Evidence) -> Hit | None:
+    """A from-scratch run descending far slower than a healthy one, at a usual LR, with a hidden layer of a handful
+    of units: every input is squeezed through a few numbers, so the model fits the data slowly and only roughly
+    (handbook 'Plateau' cause: capacity too small). The LR is the other reading; its norm tells them apart."""
+    slow = ev.first("slow_convergence")
+    w = _width(ev)
+    if slow is None or w is None:
+        return None
+    key, width = w
+    c = ev.profile.n_classes
+    if not (width < c if c else width <= 8):
+        return None
+    what = (f"fewer than the {c} classes it must tell apart" if c else
+            f"every input is squeezed through {width} numbers")
+    hit = Hit(0.45, [slow.message, f"config {key} = {width}: a hidden layer of {width} unit{'s' if width > 1 else ''}, "
+                                   f"{what}"])
+    p, lr = ev.profile, ev.peak_lr
+    if lr and (p.lr_ratio_low() or 0) <= 1 and (p.lr_ratio_high() or 0) <= 1:
+        hit.confidence = 0.6
+        hit.evidence.append(f"the learning rate {num(lr)} is within {p.lr_norm_text()}: the steps are not too small, "
+                            "the model is")
+    hit.fixes.append(f"widen the hidden layer ({key}: {width} -> {max(64, 16 * width)}) and compare the first "
+                     "10% of the run")
+    if key == "n_embd":
+        hit.patch["n_embd"] = max(64, 16 * width)
+    hit.checks.append("train a model 10x wider for the same steps: a much faster descent confirms capacity, the same "
+                      "slow descent points at the LR or the data")
+    return hit
+
+
 def collapsed_to_uniform(ev: Evidence) -> Hit | None:
     """A classifier's held-out loss frozen at exactly ln C, without a trend: it outputs the uniform distribution
     for every input (logits ~0) and stays there. An LR too small leaves the model where its init put it and still
@@ -200,6 +243,8 @@ RULES = (
          capacity_too_small),
     Rule("OVER_REGULARIZATION", "over_regularization", "handbook 'Weight decay': too large -> underfitting",
          over_regularization),
+    Rule("CAPACITY_NARROW_SLOW", "capacity_too_small", "handbook 'Plateau' cause: model capacity too small; slow "
+         "descent at a usual LR", narrow_model_learns_slowly),
     Rule("COLLAPSED_UNIFORM", "over_regularization", "handbook 'Weight decay': too large -> the weights held at "
          "zero, a uniform prediction", collapsed_to_uniform),
 )
