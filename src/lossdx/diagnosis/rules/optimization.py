@@ -215,7 +215,8 @@ def lr_too_low(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"gradient norm {num(sat[0].evidence['median_norm'])} stays above the clip "
                             f"{num(sat[0].evidence['clip'])} on {100 * sat[0].evidence['share_clipped']:.0f}% of steps: "
                             "the model is far from a minimum")
-    if slow and lr and len(hit.evidence) < 2 and (ev.profile.lr_ratio_high() or 0) <= 1:
+    if slow and lr and len(hit.evidence) < 2 and (ev.profile.lr_ratio_high() or 0) <= 1 and \
+            ev.profile.optimizer in ("adam", "sgd"):
         # a usual LR: still a reading (the norm is a range, the model may need the top of it), not the first one
         hit.confidence = 0.25
         hit.evidence.append(f"the learning rate {num(lr)} is within {ev.profile.lr_norm_text()}, so a small step is "
