@@ -183,6 +183,11 @@ def missing_warmup(ev: Evidence) -> Hit | None:
         hit.promotes.append(f)
     elif f.severity != "info":
         hit.curve_backed = True  # the LR trace itself was judged harmful (a from-scratch Adam run at a high LR)
+    elif not ev.profile.warmup_needed:
+        # fine-tunes, SGD RNNs and small classifiers train fine without warmup: weaker advice than for pre-training
+        hit.confidence = 0.15
+        hit.evidence.append("runs of this kind usually train fine without warmup; it matters if the first steps "
+                            "show damage")
     if ev.cfg("warmup_steps") == 0:
         hit.evidence.append(f"config {ev.raw_key('warmup_steps') or 'warmup'} = 0")
     warmup_fix(ev, hit)
