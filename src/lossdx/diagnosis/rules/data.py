@@ -162,13 +162,14 @@ def _model_fine_after(ev: Evidence, step: int) -> str | None:
     at its level, or a held-out loss still finite. Then only the logged training loss is NaN (one batch's 0/0 kept
     in the running mean), not the model — which NaN inputs, a float16 overflow or a blow-up would have made NaN."""
     g = ev.series("train/grad_norm")
-    if g is not None and len(g):
+    if g is not None and len(g) and bool((g.steps >= step).any()):
         before, after = g.values[g.steps < step], g.values[g.steps >= step]
         before = before[np.isfinite(before)]
         if after.size >= 3 and bool(np.isfinite(after).all()) and before.size and \
                 float(np.median(after)) <= 10 * float(np.median(before)):
             return (f"the gradient norm stays finite after it ({num(float(after.min()))}-{num(float(after.max()))}, "
                     f"{num(float(np.median(before)))} before): the weights are not NaN, only the logged loss is")
+        return None  # the gradients went non-finite (or blew up) with the loss: the model itself
     v = ev.series("val/loss")
     if v is not None and len(v):
         after = v.values[v.steps >= step]
