@@ -245,7 +245,9 @@ class SlowConvergenceDetector(WholeRunDetector):
             return []
         prof = self.context_.profile
         s, v = smoothed(steps, vals)
-        first = float(vals[0])
+        # the untrained model's loss: the first point, or the median of the first few where the first is one low
+        # draw of per-batch noise (a classifier's batch of 32 at ln C varies by a few %)
+        first = max(float(vals[0]), float(np.median(vals[:5])))
         # only a from-scratch run whose log holds its start has a known fast-descent yardstick: a first loss
         # near ln V (or, without V, a language model's or large first loss logged at step 0)
         if not prof.first_is_initial or prof.kind in ("lm_finetune", "vision"):
@@ -263,9 +265,10 @@ class SlowConvergenceDetector(WholeRunDetector):
         early_drop = (first - at_early) / first
         last = float(v[-1])
         tail_imp = _span_improvement(s, v, b - (b - a) / 3, b)
-        if early_drop < 0 or early_drop >= self.min_early_drop or last < 0.5 * first or tail_imp is None \
+        if early_drop < -0.05 or early_drop >= self.min_early_drop or last < 0.5 * first or tail_imp is None \
                 or tail_imp < 0.015:
             return []  # (a loss that rose at first is a blow-up, judged by the spike/divergence detectors)
+        early_drop = max(early_drop, 0.0)  # a point-to-point wobble above the start is no fall, and no rise either
         return [Finding("slow_convergence", "train/loss", int(a), int(b), "warning",
                         f"after {100 * self.early_share:.0f}% of the run the loss had fallen only "
                         f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
