@@ -247,7 +247,9 @@ class SlowConvergenceDetector(WholeRunDetector):
         s, v = smoothed(steps, vals)
         # the untrained model's loss: the first point, or the median of the first few where the first is one low
         # draw of per-batch noise (a classifier's batch of 32 at ln C varies by a few %)
-        first = max(float(vals[0]), float(np.median(vals[:5])))
+        first, early_med = float(vals[0]), float(np.median(vals[:5]))
+        if first < early_med <= 1.1 * first:
+            first = early_med  # (a median far above the first point is a blow-up, judged below)
         # only a from-scratch run whose log holds its start has a known fast-descent yardstick: a first loss
         # near ln V (or, without V, a language model's or large first loss logged at step 0)
         if not prof.first_is_initial or prof.kind in ("lm_finetune", "vision"):
