@@ -185,8 +185,8 @@ def narrow_model_learns_slowly(ev: Evidence) -> Hit | None:
         return None
     key, width = w
     c = ev.profile.n_classes
-    if not (width < c if c else width <= 8):
-        return None
+    if width > 8 or (c and width >= c):
+        return None  # (a layer as wide as the classes it separates is no bottleneck)
     what = (f"fewer than the {c} classes it must tell apart" if c else
             f"every input is squeezed through {width} numbers")
     hit = Hit(0.45, [slow.message, f"config {key} = {width}: a hidden layer of {width} unit{'s' if width > 1 else ''}, "

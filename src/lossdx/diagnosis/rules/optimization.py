@@ -257,7 +257,7 @@ def frozen_with_small_steps(ev: Evidence) -> Hit | None:
         hit.confidence = 0.8
         hit.evidence.append(f"peak learning rate {num(ev.peak_lr)} is {low:.0f}x below the bottom of "
                             f"{ev.profile.lr_norm_text()}")
-    elif ev.peak_lr and high <= 1:
+    elif ev.peak_lr and high <= 1 and ev.profile.optimizer in ("adam", "sgd"):
         hit.confidence = 0.2
         hit.evidence.append(f"the learning rate {num(ev.peak_lr)} is within {ev.profile.lr_norm_text()}: a small step "
                             "is not the whole story")
