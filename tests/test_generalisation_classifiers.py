@@ -237,3 +237,28 @@ def test_a_fine_tune_at_fifty_times_the_usual_lr_ranks_the_lr_before_warmup():
     assert rep.run["context"]["kind"] == "lm_finetune"
     assert causes[0] == "lr_too_high", causes
     assert all(d.confidence <= 0.3 for d in rep.diagnoses)
+
+
+def test_a_held_out_loss_still_because_the_lr_decayed_to_zero_is_not_frozen():
+    """The guard of the frozen reading: evaluations that do not move while the schedule has already taken the LR to ~0
+    are a finished run, and an excerpt's evaluations may be a converged run's."""
+    rng = np.random.default_rng(10)
+    ts = np.arange(10, 301, 10)
+    train = 2.13 + 0.05 * rng.standard_normal(ts.size)
+    vs = np.arange(50, 301, 50)
+    val = np.array([2.00870, 2.00865, 2.00860, 2.00856, 2.00853, 2.00851])
+    lr = np.where(ts < 40, 1e-4, 1e-9)
+    rep = analyze(_run({"train/loss": (ts, train), "val/loss": (vs, val), "train/lr": (ts, lr)}, fmt="hf_trainer_state"))
+    assert not [f for f in rep.findings if f.evidence.get("type") == "frozen"]
+    excerpt = analyze(_run({"train/loss": (ts + 5000, train), "val/loss": (vs + 5000, val)}, fmt="hf_trainer_state"))
+    assert not [f for f in excerpt.findings if f.evidence.get("type") == "frozen"]
+
+
+def test_a_classifier_whose_loss_rises_after_its_first_logged_point_is_no_bad_init():
+    """SGD at LR 5 logged from step 4: 2.8 (~ln 10) then 10.8 — a blow-up after a sane start, not an init far above
+    any uniform guess."""
+    rng = np.random.default_rng(11)
+    train = np.concatenate([[2.81, 10.76, 7.16, 5.56], 2.3 + 0.3 * rng.random(84)])
+    rep = analyze(_classifier(train, np.full(10, 2.31), np.full(10, 0.1), first_step=4, every=5))
+    assert not [f for f in rep.findings if f.kind == "init_loss"]
+    assert "bad_init" not in _causes(rep)[:1]
