@@ -150,6 +150,15 @@ def test_held_out_loss_rising_after_many_epochs_stays_overfitting():
     assert _causes(rep)[0] == "overfitting_small_data", _causes(rep)
 
 
+def test_an_integer_epoch_index_does_not_date_a_rise_to_the_first_pass():
+    """Lightning logs the index of the current epoch (0, 1, 2 ...): validation at the end of epoch 0 comes after a
+    whole pass, and the next one after two. Such a counter cannot put the rise inside the first pass."""
+    run = _finetune(0.42)
+    ep = run.series["train/epoch"]
+    run.series["train/epoch"] = Series("train/epoch", ep.steps, np.floor(ep.steps / 50.0))
+    assert "label_misalignment" not in _causes(analyze(run))[:1]
+
+
 # noise of per-batch classifier losses ---------------------------------------------------------------------------
 
 def test_an_excerpt_of_noisy_per_batch_classifier_losses_is_healthy():

@@ -378,20 +378,22 @@ def heldout_worse_on_fresh_batches(ev: Evidence) -> Hit | None:
     batch is new then, so the training loss is itself a held-out measure of the training distribution — the two
     parting means the training targets teach something the held-out targets contradict (labels shifted, permuted
     or built differently for training; Qwen2.5 post-mortem: misaligned labels), not memorisation."""
-    from .generalization import epoch_at
+    from .generalization import first_pass_rise
 
     o = ev.first("overfitting")
     if o is None or ev.first("too_good") is not None:
         return None
-    at = o.evidence["val_min_step"]
-    turn = epoch_at(ev, at)
-    if turn is None or turn >= 0.9:
+    rise = first_pass_rise(ev, o)
+    if rise is None:
         return None
+    at = o.evidence["val_min_step"]
+    turn, nxt, passes = rise
     t_at = _train_level_at(ev, at)
     hit = Hit(0.6, [f"validation loss turned up at step {at} ({num(o.evidence['val_min'])}), {num(turn)} epochs in, "
-                    f"and rose to {num(o.evidence['val_end'])} while the training loss kept falling: in the first pass "
-                    "every training batch is new, so this is not memorisation — learning the training targets makes "
-                    "the model worse on the held-out ones"])
+                    f"and rose to {num(o.evidence['val_end'])} while the training loss kept falling",
+                    f"it was already higher at step {nxt}, {num(passes)} epochs in: in the first pass every training "
+                    "batch is new, so this is not memorisation — learning the training targets makes the model worse "
+                    "on the held-out ones"])
     if t_at is not None and t_at > o.evidence["val_min"]:
         hit.confidence = 0.7
         hit.evidence.append(f"the training loss ({num(t_at)}) was still above the validation loss when validation "

@@ -10,14 +10,37 @@ from ._common import num
 
 
 def epoch_at(ev: Evidence, step: float) -> float | None:
-    """Passes over the training set by ``step``: the trainer's own epoch counter, else tokens seen over the dataset."""
+    """Passes over the training set by ``step``: the trainer's own fractional epoch counter (HF: 0.42), else tokens
+    seen over the dataset. An integer counter (Lightning's epoch index) says which pass, not how far into it."""
     logged = ev.series("train/epoch")
     if logged is not None and len(logged):
         ok = np.isfinite(logged.values)
         if ok.sum() >= 2:
+            if bool(np.all(logged.values[ok] == np.round(logged.values[ok]))):
+                return None
             return float(np.interp(step, logged.steps[ok], logged.values[ok]))
     tps, data = ev.facts.get("tokens_per_step"), ev.cfg_num("dataset_tokens")
     return tps * (step + 1) / data if tps and data else None
+
+
+def first_pass_rise(ev: Evidence, o) -> tuple[float, int, float] | None:
+    """(epochs at the validation minimum, step of the next evaluation, epochs there) when validation was already
+    higher at the evaluation after its minimum and that evaluation still came within the first pass over the data:
+    no training batch had been seen twice when held-out loss started to rise."""
+    v = ev.series("val/loss")
+    if o is None or v is None:
+        return None
+    at = o.evidence["val_min_step"]
+    ok = np.isfinite(v.values)
+    later = v.steps[ok & (v.steps > at)]
+    turn = epoch_at(ev, at)
+    if turn is None or not later.size:
+        return None
+    nxt = int(later[0])
+    passes = epoch_at(ev, nxt)
+    if passes is None or passes >= 1.0 or ev.value_near("val/loss", nxt) <= o.evidence["val_min"]:
+        return None
+    return turn, nxt, passes
 
 
 def overfitting_small_data(ev: Evidence) -> Hit | None:
@@ -47,11 +70,11 @@ def overfitting_small_data(ev: Evidence) -> Hit | None:
     elif ev.cfg("num_epochs"):
         hit.evidence.append(f"config {ev.raw_key('num_epochs')} = {ev.cfg('num_epochs')}")
         hit.confidence = 0.65 if ev.cfg("num_epochs") > 1 else 0.4
-    turn = epoch_at(ev, o.evidence["val_min_step"]) if o is not None else None
-    if turn is not None and turn < 0.9:
-        # memorising needs repeated batches: a turn within the first pass is not repetition (LABEL_TRAIN_MISMATCH)
+    rise = first_pass_rise(ev, o)
+    if rise is not None:
+        # memorising needs repeated batches: a rise within the first pass is not repetition (LABEL_TRAIN_MISMATCH)
         hit.confidence = min(hit.confidence, 0.3)
-        hit.evidence.append(f"validation turned up {num(turn)} epochs in, before any batch was seen twice")
+        hit.evidence.append(f"validation was already rising {num(rise[2])} epochs in, before any batch was seen twice")
     leak = next((f for f in ev.of("too_good") if f.evidence.get("leak_pattern")), None)
     if leak is not None and (epochs is None or epochs < 2):
         hit.confidence = min(hit.confidence, 0.25)  # train ~0 with val exploding is a leak, not repetition
