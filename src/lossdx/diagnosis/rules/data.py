@@ -168,7 +168,7 @@ def _model_fine_after(ev: Evidence, step: int) -> str | None:
         if after.size >= 3 and bool(np.isfinite(after).all()) and before.size and \
                 float(np.median(after)) <= 10 * float(np.median(before)):
             return (f"the gradient norm stays finite after it ({num(float(after.min()))}-{num(float(after.max()))}, "
-                    f"{num(float(np.median(before)))} before): the weights are not NaN, only the logged loss is")
+                    f"median {num(float(np.median(before)))} before): the weights are not NaN, only the logged loss is")
         return None  # the gradients went non-finite (or blew up) with the loss: the model itself
     v = ev.series("val/loss")
     if v is not None and len(v):
