@@ -426,3 +426,55 @@ def test_an_excerpt_opening_at_zero_train_loss_with_held_out_loss_far_above_is_a
     memorising = 1.6 * np.exp(-(steps - 150) / 400.0)
     rep = analyze(_run({"train/loss": (steps, memorising), "val/loss": (vs, val / 2.5)}, fmt="nanogpt"))
     assert "label_misalignment" not in {d.cause for d in rep.diagnoses[:1]}
+
+
+# HF output directories and console logs without step numbers ------------------------------------------------------
+
+def _hf_console_dir(tmp_path, logging_steps: int = 10, lr: float = 5e-2, warmup: int = 0):
+    import json
+
+    lines = []
+    for k in range(30):
+        loss = 3.5 * math.exp(-k / 8) + 2.0
+        lines.append(str({"loss": f"{loss:.4g}", "grad_norm": "1.0", "learning_rate": f"{lr * (1 - k / 30):.4g}",
+                          "epoch": f"{(k + 1) * 0.0847:.4g}"}))
+        if k % 5 == 4:
+            lines.append(str({"eval_loss": f"{loss + 0.1:.4g}", "eval_runtime": "0.5", "epoch": f"{(k + 1) * 0.0847:.4g}"}))
+    (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
+    (tmp_path / "training_args.json").write_text(json.dumps(
+        {"learning_rate": lr, "warmup_steps": warmup, "logging_steps": logging_steps, "optim": "adamw_torch",
+         "max_steps": 30 * logging_steps, "per_device_train_batch_size": 8}))
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "vocab_size": 256, "n_layer": 2, "n_embd": 64,
+         "n_head": 4}))
+    return str(tmp_path / "train.log")
+
+
+def test_console_records_without_steps_get_the_steps_of_logging_steps(tmp_path):
+    """An HF console log prints no step: record k is step (k + 1) x logging_steps when the Trainer's arguments say
+    it (evidence must quote steps, not record numbers); both halves of an HF output directory's config are read."""
+    run = lossdx.read(_hf_console_dir(tmp_path, logging_steps=10))
+    assert list(run.series["train/loss"].steps[:3]) == [10, 20, 30]
+    assert list(run.series["val/loss"].steps[:2]) == [50, 100]
+    assert run.meta["log_window"] == 10
+    assert run.config["vocab_size"] == 256 and run.config["lr"] == 5e-2  # config.json + training_args.json
+    assert any("logging_steps" in n for n in run.meta["notes"])
+
+
+def test_console_records_without_steps_or_config_say_they_are_records(tmp_path):
+    from lossdx.readers import read
+
+    run = read(_hf_console_dir(tmp_path))  # the reader alone: no config attached
+    assert list(run.series["train/loss"].steps[:2]) == [0, 1]
+    assert run.meta["step_unit"] == "record"
+    assert any("no step numbers" in n for n in run.meta["notes"])
+
+
+def test_an_lr_far_above_its_norm_is_advised_before_warmup(tmp_path):
+    """No warmup hurts through the size of the first steps: with a peak LR 10x the usual and a calm curve (an HF
+    run whose first logged point is at step 10), lowering the LR is the first advice, warmup after it."""
+    rep = analyze_path(_hf_console_dir(tmp_path, lr=5e-2, warmup=0))
+    causes = [d.cause for d in rep.diagnoses]
+    assert causes[0] == "lr_too_high", [(d.cause, d.confidence) for d in rep.diagnoses]
+    assert "missing_warmup" in causes[1:]
+    assert all(d.confidence <= 0.3 for d in rep.diagnoses)

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from .config import find_config_near, read_config
+from .config.hparams import canonical_hparams
 from .config.readers import config_files
 from .detectors import Context, Detector, default_detectors, detect_all
 from .exceptions import ConfigError
@@ -36,13 +37,57 @@ def attach_config(run: Run, config_path: str | None, auto: bool = True) -> str |
         # a config merely found beside the log must not make a readable log unreadable
         run.meta.setdefault("notes", []).append(f"config found beside the log was not used: {err}")
         return None
+    sibling = _hf_sibling_config(path)
+    if sibling:
+        try:
+            _h, sib_raw, sib_notes = read_config(sibling)
+        except ConfigError as err:
+            run.meta.setdefault("notes", []).append(f"config beside it was not used: {err}")
+        else:
+            run.meta["files_read"].append(sibling)
+            raw = {**sib_raw, **raw}  # the config named first wins where both say something
+            notes = notes + sib_notes
+            hparams = canonical_hparams(raw)
     merged = dict(hparams)
     merged.update(run.config)  # what the log itself says wins only where the config is silent
     merged.update(hparams)
     run.config = merged
     run.meta.setdefault("config_raw", raw)
     run.meta.setdefault("notes", []).extend(f"config: {n}" for n in notes)
+    _steps_from_logging_interval(run, raw)
     return path
+
+
+_HF_PAIR = ("training_args.json", "config.json")
+
+
+def _hf_sibling_config(path: str) -> str | None:
+    """An HF output directory splits one run's config in two: the Trainer's arguments (LR, warmup,
+    logging_steps) and the model's config.json (vocabulary, widths, init range); either one names the other."""
+    if os.path.isdir(path) or os.path.basename(path) not in _HF_PAIR:
+        return None
+    other = _HF_PAIR[1 - _HF_PAIR.index(os.path.basename(path))]
+    candidate = os.path.join(os.path.dirname(path), other)
+    return candidate if os.path.isfile(candidate) else None
+
+
+def _steps_from_logging_interval(run: Run, raw: dict) -> None:
+    """A log without step numbers (HF console dicts) was numbered record by record; with the config's
+    ``logging_steps`` its records get their real steps: record k was logged after (k + 1) x logging_steps steps,
+    and each point is the mean of that many steps' losses."""
+    every = raw.get("logging_steps")
+    if run.meta.get("step_unit") != "record" or isinstance(every, bool) or not isinstance(every, (int, float)) \
+            or not (1 <= every <= 1e9) or int(every) != every:
+        return
+    every = int(every)
+    for name, s in list(run.series.items()):
+        run.series[name] = type(s)(name, (s.steps + 1) * every, s.values, s.wall_times)
+    run.meta["step_unit"] = "step"
+    if every > 1:
+        run.meta["log_window"] = every
+    notes = run.meta.setdefault("notes", [])
+    notes[:] = [n for n in notes if not n.startswith("the log prints no step numbers")]
+    notes.append(f"the log prints no step numbers: record k is step (k + 1) x {every} (logging_steps of the config)")
 
 
 def verdict_of(findings: Sequence[Finding]) -> str:

@@ -466,6 +466,7 @@ class _Segments:
         self.last_step: float | None = None
         self.pending: list[dict[str, float]] = []
         self.epoch_base: int | None = None
+        self.numbered = False  # the log prints no step numbers: its records were numbered 0, 1, 2 ...
 
     def _new_segment_if_restart(self, step: float) -> None:
         if self.last_step is not None and self.first_step is not None and step < self.last_step \
@@ -522,6 +523,7 @@ class _Segments:
             # a log with no steps at all (HF console dicts, pasted excerpts): number the train records in
             # order; an eval record belongs to the step it follows
             b = SeriesBuilder()
+            self.numbered = True
             counter = -1
             for vals in self.pending:
                 if counter < 0 or not _is_eval_record(vals):
@@ -757,6 +759,9 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
             meta["notes"].append(f"the log holds {len(segments)} runs (the step counter starts over)")
         if name == "nanogpt":
             meta["notes"].append("'step N: train loss' is nanoGPT's eval estimate, kept as train/loss_eval")
+        if parser is not None and parser.segments.numbered:
+            meta["step_unit"] = "record"  # attach_config turns record numbers into steps where logging_steps is known
+            meta["notes"].append("the log prints no step numbers: steps count its training records from 0")
         run = make_run(seg, path, name or "text", meta)
         for raw, (target, what) in _RENAMED.items():
             if raw in run.series and target not in run.series:

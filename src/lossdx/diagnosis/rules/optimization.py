@@ -91,7 +91,9 @@ def lr_far_above_norm(ev: Evidence) -> Hit | None:
         return None
     trouble = [k for k in _TROUBLE if ev.has(k)]
     if not trouble:
-        return Hit(0.2, [_lr_text(ev), "the curves show no trouble yet: advice, not a verdict"],
+        # advice grows with the distance from the norm (0.2 at 3x, the advice cap 0.3 from 10x)
+        return Hit(round(0.2 + 0.1 * min(1.0, (r - 3) / 7), 2),
+                   [_lr_text(ev), "the curves show no trouble yet: advice, not a verdict"],
                    curve_backed=False, fixes=[f"if the loss turns unstable, lower the LR toward {num(ev.profile.lr_range[1])}"])
     conf = 0.6 if r < 10 else (0.75 if r < 100 else 0.85)
     hit = Hit(conf, [_lr_text(ev), f"the curves show {', '.join(trouble)}"])
@@ -188,6 +190,13 @@ def missing_warmup(ev: Evidence) -> Hit | None:
         hit.confidence = 0.15
         hit.evidence.append("runs of this kind usually train fine without warmup; it matters if the first steps "
                             "show damage")
+    ratio = _lr_ratio(ev)
+    if hit.confidence < 0.5 and ratio and ratio >= 3:  # no damage of the first steps seen
+        # an unwarmed start hurts through the size of the first steps: with a peak LR several times the usual,
+        # the LR itself is the advice that comes first (warmup only postpones it)
+        hit.confidence = min(hit.confidence, 0.15)
+        hit.evidence.append(f"the peak LR itself is {ratio:.0f}x the top of {ev.profile.lr_norm_text()}: "
+                            "lower it first")
     if ev.cfg("warmup_steps") == 0:
         hit.evidence.append(f"config {ev.raw_key('warmup_steps') or 'warmup'} = 0")
     warmup_fix(ev, hit)
