@@ -245,3 +245,20 @@ def test_unknown_cause_is_refused():
 
     with pytest.raises(ValueError):
         Rule("X", "cosmic_rays", "", lambda ev: None)
+
+
+def test_a_loss_scale_that_never_moved_is_no_collapse():
+    """A loss scale logged as 1.0 throughout (Megatron under bf16/fp32 prints it) did not collapse: no evidence
+    string may say so, and it alone does not make a NaN float16's."""
+    run = make_curve("nan", n=2000, seed=0)[0]
+    n = len(run.series["train/loss"])
+    _set(run, "train/loss_scale", run.series["train/loss"].steps, np.ones(n))
+    ds = analyze(run).diagnoses
+    assert not any("collapsed" in e for d in ds for e in d.evidence)
+    assert ds[0].cause != "fp16_precision"
+    # a scale that did fall to 1 still counts
+    scale = np.full(n, 65536.0)
+    scale[-300:] = 1.0
+    _set(run, "train/loss_scale", run.series["train/loss"].steps, scale)
+    fp16 = causes(run)["fp16_precision"]
+    assert any("collapsed from 6.554e+04 to 1" in e for e in fp16.evidence)

@@ -326,3 +326,25 @@ def test_hf_console_dicts_with_quoted_numbers(tmp_path):
     run = read(str(p))
     assert run.series["train/loss"].values[0] == 3.5 and len(run.series["train/loss"]) == 12
     assert "train/grad_norm" in run.series
+
+
+def test_megatron_line_without_its_loss_is_a_nan_iteration(tmp_path):
+    """Megatron prints a loss only when its interval mean is > 0: under bf16 a NaN loss leaves `lm loss` out of the
+    line while nothing is skipped (nan iterations count skipped ones only). An fp16 skip (skipped > 0) is no NaN,
+    and a line cut before its loss field is no record of a loss at all."""
+    head = ("iteration     3384/    8000 | consumed samples:       216576 | elapsed time per iteration (ms): 7845.5 | "
+            "learning rate: 6.678E-06 | global batch size:    64 | lm loss: 7.072597E-01 | loss scale: 1.0 | "
+            "grad norm: 0.741 | number of skipped iterations:   0 | number of nan iterations:   0 |\n")
+    nan_line = ("iteration     3385/    8000 | consumed samples:       216640 | elapsed time per iteration (ms): 7624.3 | "
+                "learning rate: 6.676E-06 | global batch size:    64 | loss scale: 1.0 | gr\n")
+    run = _read(tmp_path, head + nan_line)
+    assert pts(run, "train/loss") == [(3384, 0.7072597), (3385, "nan")]
+    skipped = ("iteration     3386/    8000 | consumed samples:       216704 | elapsed time per iteration (ms): 7624.3 | "
+               "learning rate: 6.676E-06 | global batch size:    64 | loss scale: 32768.0 | "
+               "number of skipped iterations:   1 | number of nan iterations:   0 |\n")
+    cut = "iteration     3387/    8000 | consumed samples:       216768 | elapsed time per iteration (ms): 7624.3 |\n"
+    run = _read(tmp_path, head + skipped + cut)
+    assert pts(run, "train/loss") == [(3384, 0.7072597)]
+    # a log that never prints a loss in its iteration lines gets no NaN from the missing field
+    with pytest.raises(CorruptLog):
+        _read(tmp_path, nan_line.replace("| gr", "| grad norm: 0.7 |") * 3)

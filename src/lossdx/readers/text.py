@@ -183,16 +183,53 @@ _MEG_OVERFLOW = re.compile(r"OVERFLOW!", re.I)
 _MEG_OVERFLOW_TO = re.compile(r"reducing to\s*+(" + NUM + ")", re.I)
 
 
+#: Fields Megatron prints after the losses of an iteration line: a line that reached one of them had its losses
+#: printed, or left out.
+_MEG_AFTER_LOSS = ("loss scale", "grad norm", "num zeros", "params norm", "number of skipped iterations",
+                   "number of nan iterations")
+
+
+def _megatron_values(payload: str) -> dict[str, float]:
+    vals: dict[str, float] = {}
+    for k, v in _MEG_KV.findall(payload):
+        k = " ".join(k.split())
+        x = to_float(v)
+        if k.endswith("(s)"):
+            k, x = k[:-3] + "(ms)", x * 1000.0
+        vals[k] = x
+    return vals
+
+
+class _MegatronState:
+    """Megatron iteration lines, remembering whether the log prints a loss: Megatron's ``training_log`` prints
+    a loss only when its interval mean is ``> 0``, so a NaN mean leaves the loss out of the line. With bf16
+    nothing is skipped and ``number of nan iterations`` stays 0 (it counts NaNs among skipped iterations only),
+    so a line without the loss that its neighbours print, with no iteration skipped, is a NaN loss."""
+
+    def __init__(self) -> None:
+        self.loss_seen = False
+
+    def __call__(self, line: str) -> Record | None:
+        m = _MEG_ITER.search(line)
+        if m is None:
+            return _parse_megatron(line)
+        vals = _megatron_values(m.group(3))
+        has_loss = "lm loss" in vals or any("loss" in k and "scale" not in k for k in vals)
+        if has_loss:
+            self.loss_seen = True
+        elif vals.get("number of nan iterations", 0) > 0:
+            vals["lm loss"] = math.nan
+        elif self.loss_seen and vals.get("number of skipped iterations", 0) == 0 \
+                and any(k in vals for k in _MEG_AFTER_LOSS):
+            # (an fp16 overflow skips the iteration on purpose: skipped > 0, no loss and no NaN)
+            vals["lm loss"] = math.nan
+        return Record(int(m.group(1)), vals)
+
+
 def _parse_megatron(line: str) -> Record | None:
     m = _MEG_ITER.search(line)
     if m:
-        vals: dict[str, float] = {}
-        for k, v in _MEG_KV.findall(m.group(3)):
-            k = " ".join(k.split())
-            x = to_float(v)
-            if k.endswith("(s)"):
-                k, x = k[:-3] + "(ms)", x * 1000.0
-            vals[k] = x
+        vals = _megatron_values(m.group(3))
         # Megatron leaves the loss out of a NaN iteration and counts it instead
         # (skipped iterations are fp16 loss-scale overflows, which Megatron skips on purpose: no loss, no NaN)
         if "lm loss" not in vals and not any("loss" in k and "scale" not in k for k in vals):
@@ -546,7 +583,8 @@ class _Parser:
 
     def __init__(self, fmt_name: str) -> None:
         self.fmt = _BY_NAME[fmt_name]
-        self.parse = _KerasState() if fmt_name == "keras" else self.fmt.parse
+        self.parse = _KerasState() if fmt_name == "keras" else _MegatronState() if fmt_name == "megatron" \
+            else self.fmt.parse
         self.segments = _Segments()
         self.seen = 0
         self.read = 0

@@ -568,7 +568,8 @@ def fp16_precision(ev: Evidence) -> Hit | None:
             hit.evidence.append("the NaN appears at the very start: float16's range (max 65504) is exceeded at once")
     if scale is not None and len(scale):
         v = scale.values[np.isfinite(scale.values)]
-        if v.size and (v[-1] <= 1.0 or v[-1] < v.max() / 1e3):
+        # a scale that never moved (Megatron prints 1.0 throughout under bf16/fp32) collapsed from nothing
+        if v.size and v[-1] < v.max() and (v[-1] <= 1.0 or v[-1] < v.max() / 1e3):
             hit.confidence = max(hit.confidence, 0.8)
             hit.evidence.append(f"loss scale collapsed from {num(float(v.max()))} to {num(float(v[-1]))}")
     if overflow is not None and len(overflow):
