@@ -197,8 +197,9 @@ def _analyze(run: Run, detectors: Sequence[Detector] | None, rules: Sequence | N
     if undecided:
         run_info["notes"].append(undecided)
     if run.meta.get("other_runs"):
+        why = ", the one with the most loss points" if run.meta.get("run_chosen") == "longest" else ""
         run_info["notes"].append(f"the input holds {len(run.meta['other_runs']) + 1} runs; this report is about "
-                                 f"{run.meta.get('run_name')!r} (pick another with --run)")
+                                 f"{run.meta.get('run_name')!r}{why} (pick another with --run)")
     source = {"path": run.source.get("path", ""), "format": run.source.get("format", "")}
     if run.meta.get("config_path"):
         source["config"] = run.meta["config_path"]

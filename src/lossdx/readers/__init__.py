@@ -166,11 +166,22 @@ def _files_read(runs: list[Run], files: list[str]) -> list[Run]:
     return runs
 
 
+def _loss_points(run: Run) -> int:
+    """How much of a training run an input holds: its loss points. Logs pasted one after another (a notebook
+    of short trials, then the real run) and W&B exports of cut-short runs are reported on their longest run,
+    which carries the most evidence; among equals, the first."""
+    for name in ("train/loss", "val/loss"):
+        if name in run.series:
+            return len(run.series[name])
+    return max((len(s) for s in run.series.values()), default=0)
+
+
 def read(path: str, format: str | None = None, run: str | None = None) -> Run:
-    """The run in ``path`` (``run`` picks one by name when the input holds several)."""
+    """The run in ``path``: ``run`` picks one by name when the input holds several, else the one with the most
+    loss points (the first of those)."""
     runs = read_runs(path, format)
     if run is None:
-        chosen = runs[0]
+        chosen = max(runs, key=_loss_points)  # the first of the longest: see _loss_points
     else:
         matches = [r for r in runs if r.meta.get("run_name") == run]
         if not matches:
@@ -178,6 +189,8 @@ def read(path: str, format: str | None = None, run: str | None = None) -> Run:
             raise InputError(f"{path}: no run named {run!r} (runs: {names})")
         chosen = matches[0]
     if len(runs) > 1:
+        if run is None:
+            chosen.meta["run_chosen"] = "longest"
         chosen.meta["other_runs"] = [r.meta.get("run_name") for r in runs if r is not chosen]
     return chosen
 
