@@ -348,3 +348,72 @@ def test_megatron_line_without_its_loss_is_a_nan_iteration(tmp_path):
     # a log that never prints a loss in its iteration lines gets no NaN from the missing field
     with pytest.raises(CorruptLog):
         _read(tmp_path, nan_line.replace("| gr", "| grad norm: 0.7 |") * 3)
+
+
+LOGBOOK = """<!-- logs/2022-05-30.md -->
+
+# Training Log (May, 30)
+
+Time: May, 30 2022 16:00
+
+## Loss
+- Begin: 10.33
+- End: 3.76
+
+## Completed Data
+- $\\approx$ 4.37GB
+
+## Average Grad Norm
+- 0.56
+
+## Progress
+- 0.47%
+
+## Comment
+
+The loss dropped below 4.0 today!
+
+# Training Log (May, 31)
+
+Time: May, 31 2022 16:00
+
+## Loss
+- Begin: 3.76
+- End: 3.29
+
+## Average Grad Norm
+- 0.34
+
+## Comment
+- loss 9.9 once at 3:00, back at once
+
+# Training Log (June, 2)
+
+Time: June, 2 2022 16:00
+
+## Loss
+- Begin: 3.29
+- End: nan
+
+## Average Grad Norm
+- 1,234.5
+"""
+
+
+def test_markdown_logbook_one_point_per_page_at_its_day(tmp_path):
+    run = _read(tmp_path, LOGBOOK, name="log.md")
+    assert run.source["format"] == "md_logbook"
+    assert pts(run, "train/loss") == [(0, 3.76), (1, 3.29), (3, "nan")]  # June 2 is day 3; 'Begin' is not a point
+    assert pts(run, "train/grad_norm") == [(0, 0.56), (1, 0.34), (3, 1234.5)]
+    assert pts(run, "progress") == [(0, 0.47)]
+    assert set(run.series) == {"train/loss", "train/grad_norm", "progress"}  # no series from prose or GB counts
+    assert run.meta["record_lines_read"] == 3
+    assert any("steps are days since the first page's date" in n for n in run.meta["notes"])
+
+
+def test_markdown_logbook_without_dates_numbers_its_pages(tmp_path):
+    undated = "\n".join(ln for ln in LOGBOOK.splitlines() if not ln.startswith("Time:"))
+    run = _read(tmp_path, undated, name="log.md")
+    assert run.source["format"] == "md_logbook"
+    assert pts(run, "train/loss") == [(0, 3.76), (1, 3.29), (2, "nan")]
+    assert any("steps are page numbers" in n for n in run.meta["notes"])

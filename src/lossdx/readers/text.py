@@ -411,6 +411,99 @@ def _parse_generic(line: str) -> Record | None:
     return Record(step, vals, epoch_batch=epoch_batch)
 
 
+# --- a logbook in Markdown: one page per day (or per report), each under a "# " heading, whose "## <metric>"
+# sections hold bullet values: "## Loss" / "- Begin: 3.76" / "- End: 3.29", "## Average Grad Norm" / "- 0.34",
+# "## Progress" / "- 0.94%". One record per page; a dated page ("Time: May, 30 2022 16:00") sits at its day.
+_MD_HEADING = re.compile(r"^(#{1,6})\s++(.*?)[\s#]*$")
+_MD_BULLET = re.compile(r"^[-*+]\s++(.*)$")
+_MD_DATE_LINE = re.compile(r"^(?:time|date)\s*+:\s*+(.{6,40}?)\s*$", re.I)
+_MD_VALUE = re.compile(r"^(?:([A-Za-z][\w /().\-]{0,40}?)\s*+:\s*+)?(?:~|≈|approx\.?\s|\$[^$]{0,20}\$)?\s*+"
+                       r"([-+]?(?:\d{1,3}(?:,\d{3})++|\d++)(?:\.\d++)?(?:[eE][-+]?\d++)?|nan|inf)\s*+(%?)\s*$", re.I)
+#: bullet keys that give a section's value at the start of the page's period: the previous page's end
+_MD_START_KEYS = {"begin", "start", "first", "before", "initial"}
+_MD_END_KEYS = {"end", "last", "final", "after", "current"}
+_MD_MEAN_PREFIX = re.compile(r"^(?:average|mean|avg\.?)\s++", re.I)
+_MD_DATE_FORMATS = ("%B, %d %Y %H:%M", "%B %d, %Y %H:%M", "%B %d %Y %H:%M", "%B, %d %Y", "%B %d, %Y", "%B %d %Y",
+                    "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%d %B %Y", "%b %d, %Y", "%b, %d %Y %H:%M")
+
+
+def _md_date(text: str) -> float | None:
+    import datetime as _dt
+
+    text = " ".join(text.replace("\u00a0", " ").split())
+    for fmt in _MD_DATE_FORMATS:
+        try:
+            return _dt.datetime.strptime(text, fmt).replace(tzinfo=_dt.timezone.utc).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+class _LogbookState:
+    """Markdown logbook pages -> one record per page, given when the next page starts (or by ``flush`` at the end
+    of the log). The step is the page's day counted from the first dated page (steps are days), or the page's
+    number when the pages carry no date."""
+
+    def __init__(self) -> None:
+        self.page: dict[str, float] | None = None
+        self.page_time: float | None = None
+        self.section: str | None = None
+        self.origin: float | None = None
+        self.pages = 0
+        self.last_step: float | None = None
+        self.dated = True  # every page so far had a date
+
+    def _close(self) -> Record | None:
+        page, when = self.page, self.page_time
+        self.page, self.page_time, self.section = None, None, None
+        if not page:
+            return None
+        self.pages += 1
+        if when is not None and self.dated:
+            if self.origin is None:
+                self.origin = when
+            step = float(math.floor((when - self.origin) / 86400.0 + 1e-9))
+        else:
+            self.dated = self.dated and self.pages == 1 and when is not None
+            step = (self.last_step + 1) if self.last_step is not None else 0.0
+        self.last_step = step
+        return Record(step, page)
+
+    def flush(self) -> Record | None:
+        return self._close()
+
+    def __call__(self, line: str) -> Record | None:
+        m = _MD_HEADING.match(line)
+        if m:
+            if len(m.group(1)) == 1:  # a new page
+                rec = self._close()
+                self.page = {}
+                return rec
+            if self.page is not None:
+                self.section = " ".join(m.group(2).lower().split())
+            return None
+        if self.page is None:
+            return None
+        m = _MD_DATE_LINE.match(line)
+        if m and self.page_time is None:
+            self.page_time = _md_date(m.group(1))
+            return None
+        m = _MD_BULLET.match(line)
+        if m is None or self.section is None:
+            return None
+        v = _MD_VALUE.match(m.group(1).strip())
+        if v is None:
+            return None
+        key = (v.group(1) or "").strip().lower()
+        if key in _MD_START_KEYS:
+            return None
+        name = _MD_MEAN_PREFIX.sub("", self.section)
+        if key and key not in _MD_END_KEYS:
+            name = f"{name} {key}"
+        self.page.setdefault(name, to_float(v.group(2).replace(",", "")))
+        return None
+
+
 # --- a whitespace/tab table pasted into text: "Epoch\ttrain/loss (avg)\tval/loss" then rows
 def _parse_table(lines: list[str]) -> SeriesBuilder | None:
     for i, ln in enumerate(lines[:50]):
@@ -446,7 +539,7 @@ FORMATS: list[TextFormat] = [
     TextFormat("keras", re.compile(r"^(?:Epoch\s+\d+/\d+\s*$|\d+/\d+\s+\[[=>.]+\]|" + _KERAS_V2.pattern[1:] + ")"),
                _parse_generic, 1.1),
     TextFormat("generic", re.compile(rf"loss\w*+(?:\s*+[:=]\s*+|\s++){NUM}|xent:\s*+{NUM}", re.I), _parse_generic,
-               0.5),
+               0.5),    TextFormat("md_logbook", re.compile(r"^#{2,6}\s++(?:\w++\s++){0,3}loss\s*$", re.I), _LogbookState(), 1.0),
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 
@@ -584,7 +677,7 @@ class _Parser:
     def __init__(self, fmt_name: str) -> None:
         self.fmt = _BY_NAME[fmt_name]
         self.parse = _KerasState() if fmt_name == "keras" else _MegatronState() if fmt_name == "megatron" \
-            else self.fmt.parse
+            else _LogbookState() if fmt_name == "md_logbook" else self.fmt.parse
         self.segments = _Segments()
         self.seen = 0
         self.read = 0
@@ -614,6 +707,12 @@ class _Parser:
         if self._megatron_tail is not None:
             tail, self._megatron_tail = self._megatron_tail, None
             self._feed_joined([tail])
+        flush = getattr(self.parse, "flush", None)  # a dialect whose last record ends with the log
+        rec = flush() if flush is not None else None
+        if rec is not None:
+            self.seen += 1
+            self.read += 1
+            self.segments.add(rec)
         return self.segments.finish()
 
 
@@ -800,6 +899,14 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
         if parser is not None and parser.segments.numbered:
             meta["step_unit"] = "record"  # attach_config turns record numbers into steps where logging_steps is known
             meta["notes"].append("the log prints no step numbers: steps count its training records from 0")
+        if name == "md_logbook" and isinstance(parser.parse, _LogbookState):
+            book = parser.parse
+            meta["notes"].append(
+                "a Markdown logbook: one point per page, "
+                + ("steps are days since the first page's date" if book.dated and book.origin is not None
+                   else "steps are page numbers")
+                + "; a section's 'End' value is taken (its 'Begin' is the previous page's end), and 'Average ...' "
+                  "sections are means over the page's period")
         run = make_run(seg, path, name or "text", meta)
         for raw, (target, what) in _RENAMED.items():
             if raw in run.series and target not in run.series:
