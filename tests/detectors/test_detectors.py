@@ -178,8 +178,9 @@ def test_throughput_regression():
     run, _ = make_curve("healthy", n=2000, seed=0)
     run.series["perf/step_time"] = Series("perf/step_time", steps, dt)
     (f,) = findings(run, "throughput")
-    # 40 % slower is worth knowing on a shared machine, a fault to chase only from 50 %
-    assert f.severity == "info" and 0.3 < f.evidence["slowdown"] < 0.5
+    # a clean step to a 40 % slower level that stays there (0.3 % scatter) is a machine that got slower: a fault to
+    # chase (tests/detectors/test_schedule.py); a drift of that size on a shared machine stays info
+    assert f.severity == "warning" and f.evidence["type"] == "step_change" and 0.3 < f.evidence["slowdown"] < 0.5
     run.series["perf/step_time"] = Series("perf/step_time", steps, np.where(steps < 1000, 100.0, 220.0))
     (f,) = findings(run, "throughput")
     assert f.severity == "warning" and f.evidence["slowdown"] > 1.0

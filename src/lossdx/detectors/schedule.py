@@ -140,6 +140,9 @@ class ThroughputDetector(WholeRunDetector):
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         from .wholerun import chunk_medians
 
+        stepped = step_change(series)
+        if stepped:
+            return stepped
         for metric, worse_is_higher in (("perf/step_time", True), ("perf/tokens_per_sec", False)):
             steps, v = clean(series.get(metric))
             v, steps = v[v > 0], steps[v > 0]
@@ -168,3 +171,49 @@ class ThroughputDetector(WholeRunDetector):
                             f"{fmt_num(late)} late{noisy}",
                             {"early": early, "late": late, "slowdown": change, "step_noise": noise})]
         return []
+
+
+#: A step change of the step time worth a warning: at least this much slower (a slow GPU in a 384-GPU job cost
+#: BLOOM 5 %), by this many times one step's own scatter around its level (so a shared CPU whose steps scatter
+#: by 20-30 % never qualifies), lasting this many logged points, to the end of the log.
+STEP_CHANGE_MIN = 0.03
+STEP_CHANGE_SIGMAS = 6.0
+STEP_CHANGE_MIN_AFTER = 2
+
+
+def step_change(series: dict[str, Series]) -> list[Finding]:
+    """The step time jumping to a slower level at one step and staying there to the end of the log: a machine
+    that got slower (a throttled or failing GPU, a slow node, a degraded link), not the scattered slow steps of
+    a loaded machine. The split is the least-squares one of log(step time); the scatter is the robust spread of
+    each side around its own median; every point after the change must sit above most points before it."""
+    for metric, sign in (("perf/step_time", 1.0), ("perf/tokens_per_sec", -1.0)):
+        steps, v = clean(series.get(metric))
+        keep = v > 0
+        steps, v = steps[keep], v[keep]
+        if v.size < 2 + STEP_CHANGE_MIN_AFTER:
+            continue
+        x = sign * np.log(v)  # higher is slower
+        n = x.size
+        c1, c2 = np.cumsum(x), np.cumsum(x * x)
+        k = np.arange(2, n - STEP_CHANGE_MIN_AFTER + 1)  # points before the change
+        left = c2[k - 1] - c1[k - 1] ** 2 / k
+        right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (n - k)
+        cut = int(k[int(np.argmin(left + right))])
+        before, after = x[:cut], x[cut:]
+        shift = float(np.median(after) - np.median(before))
+        if shift < np.log1p(STEP_CHANGE_MIN):
+            continue
+        resid = np.abs(np.concatenate([before - np.median(before), after - np.median(after)]))
+        scatter = 1.4826 * float(np.median(resid))
+        if shift < STEP_CHANGE_SIGMAS * scatter or float(after.min()) <= float(np.quantile(before, 0.9)):
+            continue
+        early, late = float(np.exp(sign * np.median(before))), float(np.exp(sign * np.median(after)))
+        unit = " ms" if metric == "perf/step_time" else ""
+        return [Finding("throughput", metric, int(steps[cut]), int(steps[-1]), "warning",
+                        f"training got {100 * np.expm1(shift):.0f}% slower at step {int(steps[cut])} and stayed there "
+                        f"({metric} median {fmt_num(early)}{unit} before vs {fmt_num(late)}{unit} after, {n - cut} points to the "
+                        f"end of the log); one step's time scatters by only {100 * np.expm1(scatter):.1f}% around its "
+                        "level: a machine that got slower, not load noise",
+                        {"type": "step_change", "early": early, "late": late, "slowdown": float(np.expm1(shift)),
+                         "step_noise": scatter, "change_step": int(steps[cut])})]
+    return []

@@ -1,0 +1,67 @@
+"""Throughput: a step change of the step time that persists is a slower machine; scattered slow steps are not."""
+
+import numpy as np
+
+from lossdx.analyze import analyze
+from lossdx.detectors.schedule import step_change
+from lossdx.model import Series
+from lossdx.testing.synthetic import make_curve
+
+
+def _run_with_step_time(dt, steps=None):
+    run, _ = make_curve("healthy", n=2000, seed=0)
+    steps = np.arange(len(dt)) if steps is None else steps
+    run.series["perf/step_time"] = Series("perf/step_time", steps, np.asarray(dt, dtype=float))
+    return run
+
+
+def test_a_five_percent_step_that_persists_on_a_quiet_cluster_is_a_warning():
+    """BLOOM-like: iteration times of ~105 s scattering by < 1 %, then 5 % slower from one step to the end."""
+    rng = np.random.default_rng(0)
+    dt = 105_000.0 * np.exp(rng.normal(0, 0.004, 400))
+    dt[300:] *= 1.05
+    rep = analyze(_run_with_step_time(dt))
+    (f,) = [f for f in rep.findings if f.kind == "throughput"]
+    assert f.severity == "warning" and f.evidence["type"] == "step_change"
+    assert f.start_step == 300 and 0.04 < f.evidence["slowdown"] < 0.06
+    assert "5% slower at step 300" in f.message and "ms" in f.message
+    assert rep.verdict != "healthy" and rep.diagnoses[0].cause == "hardware_fault"
+
+
+def test_a_short_excerpt_shows_the_step_too():
+    """Five iterations: two at the old level, then a slower level to the end (the whole stored excerpt)."""
+    dt = [105_160.0, 105_170.0, 106_250.0, 110_170.0, 111_140.0]
+    (f,) = step_change({"perf/step_time": Series("perf/step_time", np.arange(42780, 42785), np.array(dt))})
+    assert f.start_step == 42783 and f.end_step == 42784
+
+
+def test_scattered_slow_steps_and_load_noise_are_no_step_change():
+    rng = np.random.default_rng(1)
+    # a shared CPU: 25 % scatter, the level 10 % higher for the second half
+    dt = 20.0 * np.exp(rng.normal(0, 0.25, 2000))
+    dt[1000:] *= 1.1
+    assert step_change({"perf/step_time": Series("perf/step_time", np.arange(2000), dt)}) == []
+    # a quiet machine with a few very slow steps (checkpoints, evals) scattered over the run
+    dt = 100.0 * np.exp(rng.normal(0, 0.005, 2000))
+    dt[::250] *= 8
+    assert step_change({"perf/step_time": Series("perf/step_time", np.arange(2000), dt)}) == []
+    # slow for a while, then back: not a lasting change
+    dt = 100.0 * np.exp(rng.normal(0, 0.005, 2000))
+    dt[800:1200] *= 1.3
+    assert step_change({"perf/step_time": Series("perf/step_time", np.arange(2000), dt)}) == []
+    # faster is no fault
+    dt = 100.0 * np.exp(rng.normal(0, 0.005, 2000))
+    dt[1000:] *= 0.7
+    assert step_change({"perf/step_time": Series("perf/step_time", np.arange(2000), dt)}) == []
+    # under 3 % is not worth a warning however clean
+    dt = np.full(2000, 100.0)
+    dt[1000:] = 102.0
+    assert step_change({"perf/step_time": Series("perf/step_time", np.arange(2000), dt)}) == []
+
+
+def test_tokens_per_second_falling_to_a_lower_level_counts_as_well():
+    rng = np.random.default_rng(2)
+    tps = 50_000.0 * np.exp(rng.normal(0, 0.003, 600))
+    tps[450:] /= 1.08
+    (f,) = step_change({"perf/tokens_per_sec": Series("perf/tokens_per_sec", np.arange(600), tps)})
+    assert f.metric == "perf/tokens_per_sec" and f.start_step == 450 and 0.07 < f.evidence["slowdown"] < 0.09
