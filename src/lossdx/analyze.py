@@ -111,16 +111,24 @@ def summarize(verdict: str, findings: Sequence[Finding], diagnoses: Sequence) ->
     return f"{lead.message[0].upper()}{lead.message[1:]}{more}."
 
 
-def _undecided_note(findings: Sequence[Finding], diagnoses: Sequence) -> str | None:
-    """Where the log cannot decide, say so and what would decide it."""
+def _undecided_note(findings: Sequence[Finding], diagnoses: Sequence, run: Run | None = None) -> str | None:
+    """Where the log cannot decide, say so and what would decide it (never asking for what the log holds)."""
     serious = [f for f in findings if f.severity != "info"]
     if not serious or (diagnoses and diagnoses[0].confidence >= 0.5):
         return None
     missing = [f.message.split(":", 1)[0] for f in findings if f.kind == "log_limit"]
-    ask = ["log the gradient norm (before clipping) and the learning rate every step",
-           "log a validation loss every few hundred steps", "pass the training config (--config)"]
+    logged = set(run.series) if run is not None else set()
+    unlogged = [what for key, what in (("train/grad_norm", "the gradient norm (before clipping)"),
+                                       ("train/lr", "the learning rate")) if key not in logged]
+    ask = [f"log {' and '.join(unlogged)} every step"] if unlogged else []
+    if "val/loss" not in logged:
+        ask.append("log a validation loss every few hundred steps")
+    if run is None or not run.config:
+        ask.append("pass the training config (--config)")
     lead = ("no cause is certain from this log" if diagnoses else "the log shows a problem but not its cause")
     gaps = f" ({'; '.join(missing)})" if missing else ""
+    if not ask:
+        return f"{lead}{gaps}: each cause's checks say what would decide it"
     return f"{lead}{gaps}: to decide, {', '.join(ask)}"
 
 
@@ -193,7 +201,7 @@ def _analyze(run: Run, detectors: Sequence[Detector] | None, rules: Sequence | N
     forecast = forecast_for_report(run)
     if forecast:
         run_info["forecast"] = forecast
-    undecided = _undecided_note(findings, diagnoses)
+    undecided = _undecided_note(findings, diagnoses, run)
     if undecided:
         run_info["notes"].append(undecided)
     if run.meta.get("other_runs"):

@@ -74,6 +74,8 @@ _register(STEP_TIME, "dt", "dt_ms", "time", "step_time", "perf/step_time", "iter
 _register(TOKENS_PER_SEC, "tok/sec", "tokens_per_sec", "tokens/sec", "tokens/s", "tok/s",
           "perf/tokens_per_sec", "throughput", "tokens_per_second", "tps", "train/tokens_per_second")
 _register(MFU, "mfu", "perf/mfu", "mfu(%)", "mfu_percent")
+_register(STEP_TIME, "ms/batch", "ms/step", "ms/it", "ms_per_batch", "ms_per_step")  # word_language_model & kin
+_register("test/loss", "testloss", "test loss")  # fairseq-lua prints trainloss / validloss / testloss
 _register("train/ppl", "ppl", "perplexity", "train ppl", "train_ppl", "train_perplexity", "train/perplexity",
           "train_perplexity_step")
 _register("val/ppl", "valid ppl", "val_ppl", "valid_ppl", "val_perplexity", "val/perplexity", "eval_perplexity",

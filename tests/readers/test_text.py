@@ -417,3 +417,54 @@ def test_markdown_logbook_without_dates_numbers_its_pages(tmp_path):
     assert run.source["format"] == "md_logbook"
     assert pts(run, "train/loss") == [(0, 3.76), (1, 3.29), (2, "nan")]
     assert any("steps are page numbers" in n for n in run.meta["notes"])
+
+
+def test_char_rnn_units_eval_lines_and_checkpoint_validation_loss(tmp_path):
+    """char-rnn: time/batch is in seconds (kept in ms), 'evaluating loss over split index 2' names a split (no
+    series), and the validation loss is printed only in the checkpoint's file name."""
+    run = _read(tmp_path, "49/597 (epoch 0.241), train_loss = 2.70712256, grad/param norm = 4.8086e-03, "
+                          "time/batch = 0.0761s\n"
+                          "50/597 (epoch 0.246), train_loss = 2.63796425, grad/param norm = 3.7579e-03, "
+                          "time/batch = 0.0576s\n"
+                          "evaluating loss over split index 2\n"
+                          "saving checkpoint to cv/lm_lstm_epoch0.25_2.5784.t7\n"
+                          "51/597 (epoch 0.251), train_loss = 2.81535769, grad/param norm = 4.2660e-03, "
+                          "time/batch = 0.0635s\n")
+    assert pts(run, "perf/step_time") == [(49, 76.1), (50, 57.6), (51, 63.5)]
+    assert pts(run, "val/loss") == [(50, 2.5784)]
+    assert set(run.series) == {"train/loss", "train/grad_norm", "train/epoch", "perf/step_time", "val/loss"}
+
+
+def test_word_language_model_ms_per_batch_and_epoch_summaries(tmp_path):
+    """pytorch/examples word_language_model: 'ms/batch' is the step time; '| end of epoch 1 | time: 16.99s' is an
+    epoch summary whose time is the epoch's, not a step's, and whose epoch number is no metric."""
+    run = _read(tmp_path, "| epoch   1 |    20/  199 batches | lr 20.00 | ms/batch 116.55 | loss  3.79 | ppl    44.13\n"
+                          "| epoch   1 |    40/  199 batches | lr 20.00 | ms/batch 85.67 | loss  2.64 | ppl    14.04\n"
+                          "-----------------------------------------------------------------------------------------\n"
+                          "| end of epoch   1 | time: 16.99s | valid loss  2.11 | valid ppl     8.25\n"
+                          "-----------------------------------------------------------------------------------------\n")
+    assert pts(run, "perf/step_time") == [(20, 116.55), (40, 85.67)]
+    assert pts(run, "epoch_time") == [(40, 16990.0)]
+    assert pts(run, "val/loss") == [(40, 2.11)]
+    assert not any("end" in k or "ms/" in k for k in run.series)
+
+
+def test_time_for_n_batches_and_progress_bar_version_number(tmp_path):
+    run = _read(tmp_path, "steps 100, seconds for 100 batch: 45.91 , loss: 8.439692\n"
+                          "steps 200, seconds for 100 batch: 53.07 , loss: 8.152159\n")
+    assert pts(run, "perf/step_time") == [(100, 459.1), (200, 530.7)]
+    assert set(run.series) == {"train/loss", "perf/step_time"}
+    run = _read(tmp_path, "Epoch 476:   1%|▏         | 1/79 [00:00<01:00,  1.29it/s, loss=16.8, v_num=1]\n"
+                          "Epoch 476:   3%|▎         | 2/79 [00:01<00:43,  1.77it/s, loss=16.7, v_num=1]\n")
+    assert not any("v_num" in k for k in run.series)
+
+
+def test_fairseq_lua_names_with_slashes_and_test_loss(tmp_path):
+    run = _read(tmp_path, "| epoch 000 | 0001000 updates | words/s    4328| trainloss     8.72 | train ppl   420.34\n"
+                          "| checkpoint 001 | epoch 001 | 0002645 updates | s/checkpnt     767 | words/s    4461 | lr 0.25\n"
+                          "| checkpoint 001 | epoch 001 | 0002645 updates | validloss     5.87 | valid ppl    58.37 | "
+                          "testloss     5.82 | test ppl    56.55\n")
+    assert pts(run, "words/s") == [(1000, 4328.0), (2645, 4461.0)]
+    assert pts(run, "s/checkpnt") == [(2645, 767.0)]
+    assert pts(run, "test/loss") == [(2645, 5.82)] and pts(run, "val/loss") == [(2645, 5.87)]
+    assert "s" not in run.series and "checkpnt" not in run.series

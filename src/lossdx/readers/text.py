@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..exceptions import CorruptLog
+from ..keys import STEP_TIME, canonical
 from ..model import Run, SeriesBuilder
 from .base import Progress, decode_text, ensure_loss, iter_line_blocks, looks_binary, make_run, open_regular, read_text
 
@@ -272,7 +273,8 @@ def _join_megatron(lines: list[str]) -> list[str]:
 # --- fairseq (legacy, hydra and tqdm layouts) and fairseq-lua
 _FS_UPDATES = re.compile(r"num_updates[=\s]++(\d++)")
 _FS_LUA_UPDATES = re.compile(r"(?<!\d)(\d++)\s++updates\b")
-_FS_KV = re.compile(rf"(?<!\w)([A-Za-z_]\w*+(?: \w++){{0,3}}?)(?:=|\s++)({NUM})%?\s*+(?=[,|\]]|$)", re.I)
+# (a key may hold a slash: fairseq-lua's "words/s 4328", "s/checkpnt 767")
+_FS_KV = re.compile(rf"(?<![\w/])([A-Za-z_][\w/]*+(?: \w++){{0,3}}?)(?:=|\s++)({NUM})%?\s*+(?=[,|\]]|$)", re.I)
 
 
 def _parse_fairseq(line: str) -> Record | None:
@@ -357,12 +359,33 @@ _RENAMED = {"grad/param_norm": ("train/grad_norm", "char-rnn's 'grad/param norm'
 _LEADING_FRACTION = re.compile(r"^(\d+)\s*/\s*(\d+)\b")
 
 
+#: "seconds for 100 batch: 45.91", "ms per 10 steps = 812": the time of N steps, whatever the program
+_TIME_FOR_N = re.compile(rf"(?<![\w/])(ms|milliseconds|s|secs?|seconds)\s++(?:for|per)\s++(\d++)\s++"
+                         rf"(?:batch(?:es)?|steps?|iter(?:ation)?s?)\s*+[:=]?\s*+({NUM})", re.I)
+#: keys that count or name things (char-rnn's "evaluating loss over split index 2", Lightning's progress-bar
+#: "v_num=1", the experiment's version): not metrics, and a line holding only them is no record
+_COUNTER_KEY = re.compile(r"(?:^|[\s_])(?:index|idx|id|v_num|version)$", re.I)
+#: "| end of epoch 3 | time: 12.1s | valid loss 3.2": an epoch summary, whose time is the epoch's
+_EPOCH_SUMMARY = re.compile(r"\bend of epoch\b", re.I)
+
+
+#: char-rnn prints its validation loss only in the checkpoint's name: lm_<model>_epoch<epoch>_<val loss>.t7
+_CHAR_RNN_CHECKPOINT = re.compile(rf"^saving checkpoint to \S*?_epoch{NUM}_({NUM})\.t7\s*$", re.I)
+
+
 def _parse_generic(line: str) -> Record | None:
+    ckpt = _CHAR_RNN_CHECKPOINT.match(line)
+    if ckpt is not None:
+        return Record(None, {"val/loss": to_float(ckpt.group(1))})  # the step printed last
+    per_n = _TIME_FOR_N.search(line)
+    if per_n is not None:  # read apart, so its "100 batch" is not taken for a metric named batch
+        line = line[:per_n.start()] + line[per_n.end():]
     pairs = [(m.group("key").strip(), m.group("val"), m.group("unit")) for m in _GEN_KV.finditer(line)]
     if not pairs:
         return None
     step: float | None = None
     vals: dict[str, float] = {}
+    epoch_summary = _EPOCH_SUMMARY.search(line) is not None
     for k, v, unit in pairs:
         kl = k.lower()
         if step is None and kl in _STEP_KEYS:
@@ -371,15 +394,21 @@ def _parse_generic(line: str) -> Record | None:
             except (ValueError, OverflowError):  # "step: inf" is no step
                 pass
             continue
-        if kl in _STEP_KEYS:
+        if kl in _STEP_KEYS or _COUNTER_KEY.search(kl) or (epoch_summary and kl.endswith("end of epoch")):
             continue
         try:
             x = to_float(v)
         except ValueError:
             continue
-        if unit == "s" and kl in ("time", "dt", "step_time"):
-            kl, x = kl, x * 1000.0
+        if epoch_summary and kl in ("time", "dt", "elapsed"):
+            kl = "epoch_time"  # the epoch's duration, not one step's
+        if unit == "s" and (kl in ("time", "dt", "step_time", "epoch_time") or canonical(kl) == STEP_TIME):
+            x = x * 1000.0  # step times are kept in milliseconds
         vals.setdefault(kl, x)
+    if per_n is not None:
+        n_steps = int(per_n.group(2))
+        scale = 1.0 if per_n.group(1).lower().startswith("m") else 1000.0
+        vals.setdefault("perf/step_time", to_float(per_n.group(3)) * scale / n_steps if n_steps > 0 else math.nan)
     epoch_batch = None
     m = _EPOCH_BATCH.search(line)
     if m and (step is None or int(step) == int(m.group(2))):  # "Epoch 2, step 100/500": a per-epoch counter
