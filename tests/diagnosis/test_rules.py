@@ -262,3 +262,26 @@ def test_a_loss_scale_that_never_moved_is_no_collapse():
     _set(run, "train/loss_scale", run.series["train/loss"].steps, scale)
     fp16 = causes(run)["fp16_precision"]
     assert any("collapsed from 6.554e+04 to 1" in e for e in fp16.evidence)
+
+
+def test_a_nan_whose_onset_the_log_does_not_show_is_no_evidence_for_the_data():
+    """A calm curve logged every 1000 steps, then NaN for good: the 999 unlogged steps before the NaN could hold a
+    blow-up, so "calm before it" is no witness for the data; with the dtype unknown float16 overflow leads, every
+    cause at low confidence. The same NaN logged every 10 steps keeps the data first."""
+    def sparse_nan(every):
+        run, _ = make_curve("healthy", n=12_000 // every, seed=0)
+        steps = np.arange(len(run.series["train/loss"])) * every
+        loss = run.series["train/loss"].values.copy()
+        loss[7000 // every:] = np.nan
+        run.series = {"train/loss": Series("train/loss", steps, loss)}
+        run.config.clear()
+        run.config.update(vocab_size=6400)  # a language model; the dtype unknown
+        return run
+
+    ds = analyze(sparse_nan(1000)).diagnoses
+    assert ds[0].cause == "fp16_precision" and all(d.confidence <= 0.3 for d in ds)
+    data = next(d for d in ds if d.cause == "loss_nan_from_data")
+    assert any("999 steps between the last finite loss (step 6000) and the NaN are not in the log" in e
+               for e in data.evidence)
+    assert not any("no spike, divergence or gradient growth before it" in e for d in ds for e in d.evidence)
+    assert analyze(sparse_nan(10)).diagnoses[0].cause == "loss_nan_from_data"

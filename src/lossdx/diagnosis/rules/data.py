@@ -131,8 +131,10 @@ def nan_persistent(ev: Evidence) -> Hit | None:
     last_ok = _last_finite(ev, f.start_step)
     where = (f"loss was {num(last_ok)} just before step {f.start_step}" if last_ok is not None
              else f"loss became NaN at step {f.start_step}")
+    unseen = _unseen_before(ev, f.start_step)
     hit = Hit(0.6, [f"{where} and NaN from then to the end ({f.evidence['count']} points)",
-                    "no spike, divergence or gradient growth before it: the NaN came in from outside the model"])
+                    "no spike, divergence or gradient growth before it: the NaN came in from outside the model"
+                    if unseen is None else unseen])
     dtype = str(ev.cfg("dtype", "")).lower()
     if "bf16" in dtype or "bfloat16" in dtype or "32" in dtype:
         hit.evidence.append(f"dtype {ev.cfg('dtype')}: not a float16 overflow")
@@ -144,6 +146,9 @@ def nan_persistent(ev: Evidence) -> Hit | None:
         # NaN inputs make NaN gradients that poison every weight: a model still training normally had none
         hit.confidence = 0.25
         hit.evidence.append(_model_fine_after(ev, f.start_step))
+    if unseen is not None:
+        hit.confidence = min(hit.confidence, 0.25)  # the calm before the NaN, the data's witness, is not in the log
+        hit.checks.append("log every step around the NaN: a loss climbing into it is a blow-up, a calm one the data")
     hit.fixes += [f"check the inputs of the batch at step {f.start_step} for NaN/Inf (torch.isfinite(x).all()) and "
                   "validate the dataset once before training",
                   "make the guard stop at the first non-finite loss and skip the step instead of applying NaN gradients"]
@@ -188,6 +193,28 @@ def _scale_drop_at(ev: Evidence, step: int) -> bool:
     before = scale.values[ok & (scale.steps < step)]
     after = scale.values[ok & (scale.steps >= step) & (scale.steps <= step + 5 * max(1, ev.profile.log_interval))]
     return bool(before.size and after.size and float(after.min()) < float(before[-1]))
+
+
+#: Unlogged steps before a NaN beyond which the log cannot show how the loss got there: a blow-up from a calm
+#: level to NaN takes a few to a few hundred steps.
+UNSEEN_STEPS = 100
+
+
+def _unseen_before(ev: Evidence, step: int) -> str | None:
+    """Why the curve cannot witness the NaN's onset, when the last finite loss before ``step`` lies more than
+    UNSEEN_STEPS steps back (a log that prints every 1000 steps): a blow-up there would not show, so "calm
+    before the NaN" is no evidence for the data."""
+    loss = ev.series("train/loss")
+    if loss is None:
+        return None
+    ok = (loss.steps < step) & np.isfinite(loss.values)
+    if not ok.any():
+        return None
+    last = int(loss.steps[ok][-1])
+    if step - last <= UNSEEN_STEPS:
+        return None
+    return (f"the {step - last - 1} steps between the last finite loss (step {last}) and the NaN are not in the "
+            "log: a blow-up there would not show")
 
 
 def _last_finite(ev: Evidence, step: int) -> float | None:
@@ -242,6 +269,10 @@ def nan_persistent_loss(ev: Evidence) -> Hit | None:
         hit = Hit(0.5 if known else 0.45,
                   [base.evidence[0], "one batch's loss became NaN (0/0 of a batch with no unmasked targets, log(0)) and "
                                      "its NaN gradients spread to every weight in the same step"])
+    unseen = _unseen_before(ev, f.start_step)
+    if unseen is not None and not fine:  # (a model still fine after the NaN needs no view of its onset)
+        hit.confidence = min(hit.confidence, 0.25)
+        hit.evidence.append(unseen)
     hit.fixes += ["skip a step whose loss is not finite (the live guard does) and count the unmasked targets per "
                   "batch: 0 means a NaN mean",
                   "compute the mean over max(n_targets, 1) or use reduction='sum' / n_valid"]
@@ -264,7 +295,9 @@ def nan_dtype_unknown(ev: Evidence) -> Hit | None:
         return None  # something built up before it: the blow-up rules and the fallbacks read it
     if _model_fine_after(ev, f.start_step):
         return None  # a float16 overflow makes the gradients non-finite too: here the model trained on
-    hit = Hit(0.3, [f"train/loss became NaN at step {f.start_step} and stayed NaN, with no rise before it",
+    unseen = _unseen_before(ev, f.start_step)
+    hit = Hit(0.3, [f"train/loss became NaN at step {f.start_step} and stayed NaN, with no rise before it"
+                    if unseen is None else f"train/loss became NaN at step {f.start_step} and stayed NaN; {unseen}",
                     "the log does not say the dtype: if it was float16, activations or logits past 65504 look the "
                     "same"])
     hit.fixes.append("train in bfloat16 instead of float16 (same range as float32, no loss scaling needed)")
