@@ -285,3 +285,17 @@ def test_a_nan_whose_onset_the_log_does_not_show_is_no_evidence_for_the_data():
                for e in data.evidence)
     assert not any("no spike, divergence or gradient growth before it" in e for d in ds for e in d.evidence)
     assert analyze(sparse_nan(10)).diagnoses[0].cause == "loss_nan_from_data"
+
+
+def test_a_creeping_loss_is_told_as_chunk_levels_not_as_a_rise_from_a_later_best():
+    """The creep's levels are chunk medians: its 'best' step lies inside the log, after its first step. The evidence
+    must not say the loss rose from a best at a later step 'from' an earlier one."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(140_000, 197_000, 50)
+    loss = 3.68 * (1 + 0.035 * (steps - steps[0]) / (steps[-1] - steps[0])) + 0.03 * rng.standard_normal(steps.size)
+    run, _ = make_curve("healthy", n=10, seed=0)
+    run.series = {"train/loss": Series("train/loss", steps, loss)}
+    run.config.clear()
+    lr = causes(run)["lr_too_high"]
+    assert lr.evidence[0].startswith("loss crept up from ") and "first tenth, around step 14" in lr.evidence[0]
+    assert not any("from step 140000" in e for e in lr.evidence)

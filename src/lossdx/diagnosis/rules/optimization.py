@@ -149,6 +149,10 @@ def divergence_at_peak_lr(ev: Evidence) -> Hit | None:
         return None
     hit = Hit(0.55, [f"loss rose from its best {num(f.evidence['best'])} (step {f.evidence['best_step']}) to "
                      f"{num(f.evidence['peak'])} from step {f.start_step} and never came back"])
+    if f.evidence.get("type") == "creep":  # levels are chunk medians: the first chunk's sits after the log's start
+        hit.evidence[0] = (f"loss crept up from {num(f.evidence['best'])} (the median of the log's first tenth, "
+                           f"around step {f.evidence['best_step']}) to {num(f.evidence['peak'])} (its last tenth) "
+                           "and never came back")
     lr_here = ev.value_near("train/lr", f.start_step, tol=max(50, ev.run_length() // 50))
     peak = ev.peak_lr
     if lr_here is not None and peak:
