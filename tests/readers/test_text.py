@@ -468,3 +468,17 @@ def test_fairseq_lua_names_with_slashes_and_test_loss(tmp_path):
     assert pts(run, "s/checkpnt") == [(2645, 767.0)]
     assert pts(run, "test/loss") == [(2645, 5.82)] and pts(run, "val/loss") == [(2645, 5.87)]
     assert "s" not in run.series and "checkpnt" not in run.series
+
+
+def test_an_epoch_size_the_log_states_gives_each_run_its_epochs(tmp_path):
+    """build-nanogpt's DataLoaderLite prints '1 epoch = N batches' before each run: the run's epochs are its steps
+    over N, and each pasted run keeps its own N."""
+    runs = _read(tmp_path, "loaded 338025 tokens\n1 epoch = 2640 batches\n"
+                           "step 0, loss: 10.9\nstep 1, loss: 10.6\nstep 2, loss: 10.1\n"
+                           "loaded 338025 tokens\n1 epoch = 20 batches\n"
+                           + "".join(f"step {i}, loss: {10 - i * 0.1:.2f}\n" for i in range(41)))
+    first, second = runs
+    assert [(s, round(v * 2640, 6)) for s, v in first.series["train/epoch"].points()] == [(0, 0), (1, 1), (2, 2)]
+    assert pts(second, "train/epoch")[-1] == (40, 2.0)
+    assert any("20 steps per epoch" in n for n in second.meta["notes"])
+    assert "train/epoch" not in _read(tmp_path, "step 0, loss: 10.9\nstep 1, loss: 10.6\n").series

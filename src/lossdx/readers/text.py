@@ -626,6 +626,14 @@ class _Segments:
         self.pending: list[dict[str, float]] = []
         self.epoch_base: int | None = None
         self.numbered = False  # the log prints no step numbers: its records were numbered 0, 1, 2 ...
+        self.epoch_size: dict[int, int] = {}  # id(segment) -> batches per epoch, as the log states it
+        self.pending_epoch_size: int | None = None
+
+    def _claim_epoch_size(self) -> None:
+        """A stated epoch size ("1 epoch = 20 batches") belongs to the run whose records follow it."""
+        if self.pending_epoch_size is not None:
+            self.epoch_size[id(self.b)] = self.pending_epoch_size
+            self.pending_epoch_size = None
 
     def _new_segment_if_restart(self, step: float) -> None:
         if self.last_step is not None and self.first_step is not None and step < self.last_step \
@@ -652,6 +660,7 @@ class _Segments:
                 self.b.add_many(self.last_step, rec.values)  # context: the step printed last
             return
         self._new_segment_if_restart(rec.step)
+        self._claim_epoch_size()
         for vals in self.pending:
             self.b.add_many(rec.step, vals)
         self.pending.clear()
@@ -666,6 +675,7 @@ class _Segments:
         if (self.last_step is not None and steps[0] < self.last_step) or bool((steps[1:] < steps[:-1]).any()):
             return False
         self._new_segment_if_restart(float(steps[0]))
+        self._claim_epoch_size()
         for vals in self.pending:
             self.b.add_many(float(steps[0]), vals)
         self.pending.clear()
@@ -694,6 +704,12 @@ class _Segments:
         self.pending.clear()
         return [seg for seg in self.segments if len(seg)]
 
+
+#: A line that states the epoch's size in steps (build-nanogpt's DataLoaderLite prints "1 epoch = 2640 batches"):
+#: the run's epochs are its steps over it.
+_EPOCH_SIZE = re.compile(r"^1 epoch\s*+=\s*+(\d++)\s++(?:batches|steps|iterations|iters)\b|"
+                         r"^(\d++)\s++(?:batches|steps|iterations|iters) per epoch\b|"
+                         r"^(?:batches|steps|iterations|iters) per epoch\s*+[:=]\s*+(\d++)\s*$", re.I)
 
 #: A line that looks like a training record whatever its dialect: a loss-like name and a number.
 _RECORD_LIKE = re.compile(rf"(?:loss|xent|ppl|perplexity)\w*+(?:\s*+[:=]\s*+|\s++){NUM}", re.I)
@@ -729,8 +745,12 @@ class _Parser:
                 self.seen += 1
                 self.read += 1
                 add(rec)
-            elif like(ln):
-                self.seen += 1
+            else:
+                if like(ln):
+                    self.seen += 1
+                size = _EPOCH_SIZE.search(ln)
+                if size is not None and int(size.group(1) or size.group(2) or size.group(3)) > 0:
+                    self.segments.pending_epoch_size = int(size.group(1) or size.group(2) or size.group(3))
 
     def finish(self) -> list[SeriesBuilder]:
         if self._megatron_tail is not None:
@@ -946,6 +966,13 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
         if "train/loss" not in run.series and "train/loss_eval" in run.series:
             s = run.series["train/loss_eval"]
             run.series["train/loss"] = type(s)("train/loss", s.steps, s.values, s.wall_times)
+        size = parser.segments.epoch_size.get(id(seg)) if parser is not None else None
+        if size and "train/loss" in run.series and "train/epoch" not in run.series:
+            s = run.series["train/loss"]
+            run.series["train/epoch"] = type(s)("train/epoch", s.steps, s.steps / size)
+            what = f"train/epoch is the step over the epoch size the log states ({size:,} steps per epoch)"
+            run.meta["notes"].append(what)
+            run.meta.setdefault("series_meaning", {})["train/epoch"] = what
         try:
             runs.append(ensure_loss(run, path))
         except CorruptLog:
