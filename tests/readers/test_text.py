@@ -444,7 +444,7 @@ def test_word_language_model_ms_per_batch_and_epoch_summaries(tmp_path):
                           "| end of epoch   1 | time: 16.99s | valid loss  2.11 | valid ppl     8.25\n"
                           "-----------------------------------------------------------------------------------------\n")
     assert pts(run, "perf/step_time") == [(20, 116.55), (40, 85.67)]
-    assert pts(run, "epoch_time") == [(40, 16990.0)]
+    assert pts(run, "epoch_time_s") == [(40, 16.99)]
     assert pts(run, "val/loss") == [(40, 2.11)]
     assert not any("end" in k or "ms/" in k for k in run.series)
 

@@ -401,8 +401,9 @@ def _parse_generic(line: str) -> Record | None:
         except ValueError:
             continue
         if epoch_summary and kl in ("time", "dt", "elapsed"):
-            kl = "epoch_time"  # the epoch's duration, not one step's
-        if unit == "s" and (kl in ("time", "dt", "step_time", "epoch_time") or canonical(kl) == STEP_TIME):
+            vals.setdefault(f"epoch_time_{unit}" if unit in ("s", "ms") else "epoch_time", x)
+            continue  # the epoch's duration, not one step's: kept in the log's own unit, which its name says
+        if unit == "s" and (kl in ("time", "dt", "step_time") or canonical(kl) == STEP_TIME):
             x = x * 1000.0  # step times are kept in milliseconds
         vals.setdefault(kl, x)
     if per_n is not None:
