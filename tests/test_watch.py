@@ -221,3 +221,19 @@ def test_a_restarted_log_is_watched_as_a_new_run(tmp_path):
     found = w.poll()
     assert any(f.kind == "nan" and f.start_step == 20 for f in found)
     assert w.tail.notes
+
+
+def test_a_megatron_nan_iteration_in_a_later_poll_is_a_nan(tmp_path):
+    """Under bf16 Megatron prints no loss for a NaN iteration: the line tells it only against the earlier lines,
+    which an earlier poll read."""
+    line = ("iteration {i}/ 8000 | consumed samples: {s} | elapsed time per iteration (ms): 7613.1 | learning rate: "
+            "6.680E-06 | global batch size: 64 | {loss}loss scale: 1.0 | grad norm: 0.752 | "
+            "number of skipped iterations: 0 | number of nan iterations: 0 |\n")
+    path = tmp_path / "train.log"
+    path.write_text("".join(line.format(i=i, s=64 * i, loss="lm loss: 7.3E-01 | ") for i in range(1, 6)))
+    t = Tail(str(path))
+    assert t.poll()["train/loss"].steps.tolist() == [1, 2, 3, 4, 5]
+    with open(path, "a") as fh:
+        fh.write(line.format(i=6, s=384, loss=""))
+    got = t.poll()["train/loss"]
+    assert got.steps.tolist() == [6] and math.isnan(got.values[0])

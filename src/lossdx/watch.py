@@ -39,6 +39,7 @@ class Tail:
         self.path = path
         self.fmt = fmt  # reader name; text dialect in self.dialect
         self.dialect: str | None = None
+        self.line_state: Callable[[str], Any] | None = None  # what earlier lines of the log showed (text dialects)
         self.offset = 0
         self.header: str | None = None  # CSV header line
         self.plugins: dict[str, str] = {}
@@ -50,6 +51,7 @@ class Tail:
 
     def _reset(self) -> None:
         self.offset, self.header, self.dialect, self.plugins, self.rows_seen = 0, None, None, {}, 0
+        self.line_state = None
 
     def _grown(self) -> bytes:
         try:
@@ -135,7 +137,9 @@ class Tail:
             if self.dialect is None:
                 return {}
         out: dict[str, Series] = {}
-        for b in text.parse_lines(stripped, self.dialect):
+        if self.line_state is None:
+            self.line_state = text.line_state(self.dialect)
+        for b in text.parse_lines(stripped, self.dialect, self.line_state):
             out.update(_canonical(b))
         if "train/loss" not in out and "train/loss_eval" in out:
             s = out["train/loss_eval"]

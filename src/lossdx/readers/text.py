@@ -766,11 +766,22 @@ class _Parser:
         return self.segments.finish()
 
 
-def parse_lines(lines: list[str], fmt_name: str) -> list[SeriesBuilder]:
-    """Parse lines in one format (see :class:`_Segments` for how runs and resumes are told apart)."""
+def parse_lines(lines: list[str], fmt_name: str, state: Callable[[str], Record | None] | None = None) \
+        -> list[SeriesBuilder]:
+    """Parse lines in one format (see :class:`_Segments` for how runs and resumes are told apart). ``state``
+    (from :func:`line_state`) carries what earlier pieces of the same log showed, for a caller that feeds a
+    log piece by piece (``lossdx watch``)."""
     parser = _Parser(fmt_name)
+    if state is not None:
+        parser.parse = state
     parser.feed(lines)
     return parser.finish()
+
+
+def line_state(fmt_name: str) -> Callable[[str], Record | None] | None:
+    """The line parser of a dialect whose lines are read in the light of earlier ones (a Megatron line without
+    the loss its predecessors print is a NaN), to keep across the pieces of one log; None for the others."""
+    return _MegatronState() if fmt_name == "megatron" else None
 
 
 # --- fast paths: a whole block of clean lines of the commonest dialect in a few C-speed passes
