@@ -335,12 +335,14 @@ def test_megatron_line_without_its_loss_is_a_nan_iteration(tmp_path):
     head = ("iteration     3384/    8000 | consumed samples:       216576 | elapsed time per iteration (ms): 7845.5 | "
             "learning rate: 6.678E-06 | global batch size:    64 | lm loss: 7.072597E-01 | loss scale: 1.0 | "
             "grad norm: 0.741 | number of skipped iterations:   0 | number of nan iterations:   0 |\n")
-    nan_line = ("iteration     3385/    8000 | consumed samples:       216640 | elapsed time per iteration (ms): 7624.3 | "
-                "learning rate: 6.676E-06 | global batch size:    64 | loss scale: 1.0 | gr\n")
+    nan_line = ("iteration     3385/    8000 | consumed samples:       216640 | "
+                "elapsed time per iteration (ms): 7624.3 | learning rate: 6.676E-06 | global batch size:    64 | "
+                "loss scale: 1.0 | gr\n")
     run = _read(tmp_path, head + nan_line)
     assert pts(run, "train/loss") == [(3384, 0.7072597), (3385, "nan")]
-    skipped = ("iteration     3386/    8000 | consumed samples:       216704 | elapsed time per iteration (ms): 7624.3 | "
-               "learning rate: 6.676E-06 | global batch size:    64 | loss scale: 32768.0 | "
+    skipped = ("iteration     3386/    8000 | consumed samples:       216704 | "
+               "elapsed time per iteration (ms): 7624.3 | learning rate: 6.676E-06 | global batch size:    64 | "
+               "loss scale: 32768.0 | "
                "number of skipped iterations:   1 | number of nan iterations:   0 |\n")
     cut = "iteration     3387/    8000 | consumed samples:       216768 | elapsed time per iteration (ms): 7624.3 |\n"
     run = _read(tmp_path, head + skipped + cut)
@@ -461,7 +463,8 @@ def test_time_for_n_batches_and_progress_bar_version_number(tmp_path):
 
 def test_fairseq_lua_names_with_slashes_and_test_loss(tmp_path):
     run = _read(tmp_path, "| epoch 000 | 0001000 updates | words/s    4328| trainloss     8.72 | train ppl   420.34\n"
-                          "| checkpoint 001 | epoch 001 | 0002645 updates | s/checkpnt     767 | words/s    4461 | lr 0.25\n"
+                          "| checkpoint 001 | epoch 001 | 0002645 updates | s/checkpnt     767 | words/s    4461 | "
+                          "lr 0.25\n"
                           "| checkpoint 001 | epoch 001 | 0002645 updates | validloss     5.87 | valid ppl    58.37 | "
                           "testloss     5.82 | test ppl    56.55\n")
     assert pts(run, "words/s") == [(1000, 4328.0), (2645, 4461.0)]

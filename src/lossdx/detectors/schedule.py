@@ -211,7 +211,8 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
         unit = " ms" if metric == "perf/step_time" else ""
         return [Finding("throughput", metric, int(steps[cut]), int(steps[-1]), "warning",
                         f"training got {100 * np.expm1(shift):.0f}% slower at step {int(steps[cut])} and stayed there "
-                        f"({metric} median {fmt_num(early)}{unit} before vs {fmt_num(late)}{unit} after, {n - cut} points to the "
+                        f"({metric} median {fmt_num(early)}{unit} before vs {fmt_num(late)}{unit} after, "
+                        f"{n - cut} points to the "
                         f"end of the log); one step's time scatters by only {100 * np.expm1(scatter):.1f}% around its "
                         "level: a machine that got slower, not load noise",
                         {"type": "step_change", "early": early, "late": late, "slowdown": float(np.expm1(shift)),

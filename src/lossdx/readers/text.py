@@ -569,7 +569,9 @@ FORMATS: list[TextFormat] = [
     TextFormat("keras", re.compile(r"^(?:Epoch\s+\d+/\d+\s*$|\d+/\d+\s+\[[=>.]+\]|" + _KERAS_V2.pattern[1:] + ")"),
                _parse_generic, 1.1),
     TextFormat("generic", re.compile(rf"loss\w*+(?:\s*+[:=]\s*+|\s++){NUM}|xent:\s*+{NUM}", re.I), _parse_generic,
-               0.5),    TextFormat("md_logbook", re.compile(r"^#{2,6}\s++(?:\w++\s++){0,3}loss\s*$", re.I), _LogbookState(), 1.0),
+               0.5),
+    # (its parser keeps state: _Parser makes a fresh _LogbookState per log)
+    TextFormat("md_logbook", re.compile(r"^#{2,6}\s++(?:\w++\s++){0,3}loss\s*$", re.I), _LogbookState(), 1.0),
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 
