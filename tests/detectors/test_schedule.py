@@ -65,3 +65,27 @@ def test_tokens_per_second_falling_to_a_lower_level_counts_as_well():
     tps[450:] /= 1.08
     (f,) = step_change({"perf/tokens_per_sec": Series("perf/tokens_per_sec", np.arange(600), tps)})
     assert f.metric == "perf/tokens_per_sec" and f.start_step == 450 and 0.07 < f.evidence["slowdown"] < 0.09
+
+
+def _lr_run(first_step, every, n=25_000, warmup=0):
+    steps = np.arange(first_step, n + 1, every)
+    lr = 5e-5 * np.minimum(1.0, steps / warmup if warmup else 1.0) * (1 - 0.9 * steps / n)
+    loss = 3.0 * np.exp(-steps / 8000) + 1.0
+    run, _ = make_curve("healthy", n=10, seed=0)
+    run.series = {"train/lr": Series("train/lr", steps, lr), "train/loss": Series("train/loss", steps, loss)}
+    run.config.clear()
+    return run
+
+
+def _no_warmup(run):
+    return [f for f in analyze(run).findings if f.kind == "lr_schedule" and f.evidence.get("type") == "no_warmup"]
+
+
+def test_no_warmup_is_claimed_only_where_the_log_could_show_one():
+    """An LR first logged at step 500 of 25,000 already at its peak: a warmup of up to ~500 steps (2 %) would be
+    over by then, so the log cannot say there was none. Logged from step 10, it can."""
+    assert _no_warmup(_lr_run(500, 500)) == []
+    assert _no_warmup(_lr_run(500, 500, warmup=300)) == []
+    (f,) = _no_warmup(_lr_run(10, 10))
+    assert f.evidence["first_lr"] > 0.99 * f.evidence["peak_lr"]
+    assert _no_warmup(_lr_run(10, 10, warmup=500)) == []

@@ -35,9 +35,12 @@ class LRScheduleDetector(WholeRunDetector):
         ls, _lv = clean(series.get("train/loss"))
         run_start = float(min(steps[0], ls[0])) if ls.size else float(steps[0])
         early_log = steps[0] - run_start <= max(10, 0.02 * run_len) and self.context_.profile.covers_start
+        n = int(self.context_.max_steps or steps[-1] - run_start + 1)
+        w = max(1, round(0.02 * n))
+        # the first logged LR must come early enough that the usual warmup would still show in it (half-way through
+        # a 2 % warmup): an LR first logged at step 500 at its peak says nothing of a 300-step warmup before it
+        early_log = early_log and steps[0] <= max(10, 0.5 * w)
         if first >= self.warm_start * peak and decays and early_log:
-            n = int(self.context_.max_steps or steps[-1] - run_start + 1)
-            w = max(1, round(0.02 * n))
             # a warning when it hurts or is likely to: a pre-training-sized LR, or a loss that rose in the first
             # 5% of the run; a fine-tuning LR that started fine is only advice
             ls_, lv_ = clean(series.get("train/loss"))
