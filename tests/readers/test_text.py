@@ -485,3 +485,11 @@ def test_an_epoch_size_the_log_states_gives_each_run_its_epochs(tmp_path):
     assert pts(second, "train/epoch")[-1] == (40, 2.0)
     assert any("20 steps per epoch" in n for n in second.meta["notes"])
     assert "train/epoch" not in _read(tmp_path, "step 0, loss: 10.9\nstep 1, loss: 10.6\n").series
+
+
+def test_a_loss_heading_over_pasted_log_lines_is_not_a_logbook(tmp_path):
+    """An issue's '### Training loss' heading followed by a paste of log lines: no logbook page holds a value, so
+    the lines are read in their own dialect."""
+    run = _read(tmp_path, "## What happened\nthe loss went up\n### Training loss\n\n```\n"
+                          "Step 100 - loss 3.2 - lr 1e-4\nStep 200 - loss 2.9 - lr 1e-4\n```\n", name="issue.md")
+    assert pts(run, "train/loss") == [(100, 3.2), (200, 2.9)]

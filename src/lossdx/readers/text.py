@@ -582,19 +582,20 @@ def _payload_lines(text: str) -> list[str]:
 
 def sniff_text(lines: Iterable[str]) -> tuple[str | None, float]:
     """Which text format the lines are in, and the share of lines that say so."""
-    lines = list(lines)
-    if not lines:
-        return None, 0.0
-    best, best_score = None, 0.0
+    ranked = _sniff_ranking(list(lines))
+    return ranked[0] if ranked else (None, 0.0)
+
+
+def _sniff_ranking(lines: list[str]) -> list[tuple[str, float]]:
+    """Every dialect with a line that says so, best first (the first of equals keeps its place)."""
+    scored = []
     for fmt in FORMATS:
         hits = sum(1 for ln in lines if fmt.sniff_re.search(ln))
         if hits == 0:
             continue
         share = hits / len(lines)
-        score = min(1.0, (0.3 + share) * fmt.weight) if hits >= 1 else 0.0
-        if score > best_score:
-            best, best_score = fmt.name, score
-    return best, best_score
+        scored.append((fmt.name, min(1.0, (0.3 + share) * fmt.weight)))
+    return sorted(scored, key=lambda ns: -ns[1])
 
 
 def sniff(head: bytes, path: str) -> float:
@@ -942,6 +943,15 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
     if parser is None and not early_lines:
         raise CorruptLog(f"{path}: empty log")
     segments = parser.finish() if parser is not None else []
+    if not segments and fmt_name is None and name == "md_logbook":
+        # a "## Loss" heading over pasted log lines (an issue, a notebook) sniffs as a logbook with no pages:
+        # the runner-up dialect reads it
+        for alt, _score in _sniff_ranking(early_lines or _payload_lines(read_text(path))[:2000]):
+            if alt != name:
+                try:
+                    return read(path, alt)
+                except CorruptLog:
+                    continue
     if not segments:
         table = _parse_table(early_lines or _payload_lines(read_text(path)))
         if table is not None:
