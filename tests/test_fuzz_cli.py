@@ -163,6 +163,12 @@ TEXT_TEMPLATES = {
     "hf_console": "{{'loss': {a}, 'grad_norm': {c}, 'learning_rate': {b}, 'epoch': {d}}}",
     "keras": "Epoch {step}/10\n10/10 [==============================] - 1s - loss: {a} - val_loss: {b}",
     "generic": "step={step} loss={a} val_loss={b} lr={c}",
+    "megatron_nan": " iteration {step}/ 1000 | lm loss: {a} | loss scale: {c} |\n iteration {step}/ 1000 | loss scale: {c} "
+                    "| grad norm: {d} | number of skipped iterations: 0 |",
+    "char_rnn": "{step}/597 (epoch 0.2), train_loss = {a}, grad/param norm = {b}, time/batch = {c}s\n"
+                "evaluating loss over split index 2\nsaving checkpoint to cv/lm_lstm_epoch0.25_{d}.t7",
+    "md_logbook": "# Log ({step})\nTime: May, {step} 2022 16:00\n## Loss\n- Begin: {b}\n- End: {a}\n"
+                  "## Average Grad Norm\n- {c}\n## Progress\n- {d}%",
 }
 
 
