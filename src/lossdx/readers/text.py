@@ -582,20 +582,19 @@ def _payload_lines(text: str) -> list[str]:
 
 def sniff_text(lines: Iterable[str]) -> tuple[str | None, float]:
     """Which text format the lines are in, and the share of lines that say so."""
-    ranked = _sniff_ranking(list(lines))
-    return ranked[0] if ranked else (None, 0.0)
-
-
-def _sniff_ranking(lines: list[str]) -> list[tuple[str, float]]:
-    """Every dialect with a line that says so, best first (the first of equals keeps its place)."""
-    scored = []
+    lines = list(lines)
+    if not lines:
+        return None, 0.0
+    best, best_score = None, 0.0
     for fmt in FORMATS:
         hits = sum(1 for ln in lines if fmt.sniff_re.search(ln))
         if hits == 0:
             continue
         share = hits / len(lines)
-        scored.append((fmt.name, min(1.0, (0.3 + share) * fmt.weight)))
-    return sorted(scored, key=lambda ns: -ns[1])
+        score = min(1.0, (0.3 + share) * fmt.weight) if hits >= 1 else 0.0
+        if score > best_score:
+            best, best_score = fmt.name, score
+    return best, best_score
 
 
 def sniff(head: bytes, path: str) -> float:
@@ -910,6 +909,16 @@ def _feed_block(parser: _Parser, block: str) -> None:
     parser.feed(_lines_of(block))
 
 
+def _runners_up(lines: list[str], name: str) -> list[str]:
+    """The dialects other than ``name`` that some line says the text is in, best first (sniff_text's scores)."""
+    scored = []
+    for fmt in FORMATS:
+        hits = sum(1 for ln in lines if fmt.sniff_re.search(ln))
+        if hits and fmt.name != name:
+            scored.append((-min(1.0, (0.3 + hits / len(lines)) * fmt.weight), fmt.name))
+    return [n for _s, n in sorted(scored, key=lambda sn: sn[0])]
+
+
 def read(path: str, fmt_name: str | None = None) -> list[Run]:
     """Every run in a text log, streamed block by block (8 MB of whole lines at a time)."""
     name = fmt_name
@@ -946,12 +955,11 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
     if not segments and fmt_name is None and name == "md_logbook":
         # a "## Loss" heading over pasted log lines (an issue, a notebook) sniffs as a logbook with no pages:
         # the runner-up dialect reads it
-        for alt, _score in _sniff_ranking(early_lines or _payload_lines(read_text(path))[:2000]):
-            if alt != name:
-                try:
-                    return read(path, alt)
-                except CorruptLog:
-                    continue
+        for alt in _runners_up(early_lines or _payload_lines(read_text(path))[:2000], name):
+            try:
+                return read(path, alt)
+            except CorruptLog:
+                continue
     if not segments:
         table = _parse_table(early_lines or _payload_lines(read_text(path)))
         if table is not None:
