@@ -105,3 +105,18 @@ def test_a_pinned_profile_is_used_as_recorded():
     run.meta["profile"] = RunProfile(kind="rnn_lm", optimizer="sgd").to_dict()
     ctx = Context.from_run(run)
     assert (ctx.profile.kind, ctx.profile.optimizer) == ("rnn_lm", "sgd")
+
+
+def test_a_log_without_step_numbers_starting_epochs_in_is_an_excerpt(tmp_path):
+    """HF console dicts carry no step: the reader numbers the records, so the first is 'step 0' wherever the run
+    was. The epoch counter says where: 0.06 that never moves over 6 records is > 30 records in; 0.05, 0.1, 0.15
+    is the first record of the run."""
+    from lossdx.readers import read
+
+    f = tmp_path / "console.txt"
+    f.write_text("".join(f"{{'loss': {1.1 + 0.01 * i}, 'learning_rate': 0.0002, 'epoch': 0.06}}\n" for i in range(6)))
+    prof = profile_run(read(str(f)))
+    assert not prof.covers_start and any("more than 30 records into the run" in r for r in prof.reasons)
+    f.write_text("".join(f"{{'loss': {5.5 - 0.1 * i}, 'learning_rate': 0.0002, 'epoch': {0.05 * (i + 1):.2f}}}\n"
+                         for i in range(6)))
+    assert profile_run(read(str(f))).covers_start

@@ -253,6 +253,22 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     return 1.6 <= factor <= 8.0 and window <= 1, factor, mad
 
 
+def _epochs_before_first_record(run: Run) -> tuple[float, float, str] | None:
+    """(first epoch, records before it) when a log numbered record by record (no step numbers: HF console dicts)
+    starts more than two records' worth of epoch into the run. The epoch advance per record is measured over the
+    log; printed with two decimals (HF), an epoch that never moves advances less than 0.01 over all records."""
+    ep = run.series.get("train/epoch")
+    if ep is None:
+        return None
+    e = ep.values[np.isfinite(ep.values)]
+    if e.size < 3 or e[0] <= 0:
+        return None
+    span = float(e[-1] - e[0])
+    per_record = span / (e.size - 1) if span > 0 else 0.01 / (e.size - 1)
+    before = float(e[0]) / per_record
+    return (float(e[0]), before, "about" if span > 0 else "more than") if before > 2 else None
+
+
 def profile_run(run: Run, log_window: int | None = None, log_interval: int | None = None) -> RunProfile:
     """Derive the :class:`RunProfile` of a run (cheap: a few numpy passes over the loss)."""
     reasons: list[str] = []
@@ -267,6 +283,12 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
     covers = first_step <= max(2 * log_interval, 10, 0.02 * max(last_step, 1))
     if not covers:
         reasons.append(f"the log starts at step {first_step}: an excerpt from the middle of a run")
+    elif run.meta.get("steps_are_record_numbers"):
+        epochs_in = _epochs_before_first_record(run)
+        if epochs_in is not None:
+            covers = False
+            reasons.append(f"the log has no step numbers and its first record is at epoch {epochs_in[0]:g}, "
+                           f"{epochs_in[2]} {epochs_in[1]:,.0f} records into the run: an excerpt")
     lr_s = run.series.get("train/lr")
     lr_vals = lr_s.values[np.isfinite(lr_s.values)] if lr_s is not None else np.empty(0)
     peak_lr, lr_source = None, None

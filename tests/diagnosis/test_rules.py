@@ -299,3 +299,16 @@ def test_a_creeping_loss_is_told_as_chunk_levels_not_as_a_rise_from_a_later_best
     lr = causes(run)["lr_too_high"]
     assert lr.evidence[0].startswith("loss crept up from ") and "first tenth, around step 14" in lr.evidence[0]
     assert not any("from step 140000" in e for e in lr.evidence)
+
+
+def test_a_nan_early_in_an_excerpt_is_not_a_nan_at_the_start_of_training():
+    """NaN from a run's first steps is precision or init; NaN at the 7th point of an excerpt from mid-run is not:
+    the calm curve before it still points at the data."""
+    run = make_curve("nan", n=2000, seed=0)[0]
+    run.config.update(dtype="bfloat16")
+    loss = run.series["train/loss"]
+    keep = loss.steps >= 1393  # an excerpt: 7 calm points, then the NaN of step 1400 to the end
+    run.series = {"train/loss": Series("train/loss", loss.steps[keep] - 1393, loss.values[keep])}
+    run.meta["steps_are_record_numbers"] = True
+    run.series["train/epoch"] = Series("train/epoch", run.series["train/loss"].steps, np.full(keep.sum(), 3.0))
+    assert top(run) in ("loss_nan_from_data", "nan_in_input")

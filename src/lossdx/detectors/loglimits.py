@@ -44,7 +44,9 @@ class LogLimitsDetector(WholeRunDetector):
         elif not self.context_.config.get("vocab_size"):
             note("vocabulary size unknown (no config): the initial loss cannot be checked against ln(V)")
         if not prof.covers_start:
-            note(f"the log starts at step {prof.first_step}: the start of training (initial loss, warmup) is not in it")
+            excerpt = next((r for r in prof.reasons if r.startswith("the log has no step numbers")), None)
+            where = excerpt.split(": an excerpt")[0] if excerpt else f"the log starts at step {prof.first_step}"
+            note(f"{where}: the start of training (initial loss, warmup) is not in it")
         seen, read = prof.record_lines_seen, prof.record_lines_read
         if seen and read is not None and seen >= 5 and read < 0.5 * seen:
             out.append(Finding("log_limit", "train/loss", a, b, "warning",

@@ -972,6 +972,8 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
         if parser is not None:
             meta["record_lines_seen"] = int(parser.seen)
             meta["record_lines_read"] = int(parser.read)
+            if parser.segments.numbered:
+                meta["steps_are_record_numbers"] = True
         if len(segments) > 1:
             meta["run_name"] = f"run {i + 1}"
             meta["notes"].append(f"the log holds {len(segments)} runs (the step counter starts over)")
