@@ -493,3 +493,13 @@ def test_a_loss_heading_over_pasted_log_lines_is_not_a_logbook(tmp_path):
     run = _read(tmp_path, "## What happened\nthe loss went up\n### Training loss\n\n```\n"
                           "Step 100 - loss 3.2 - lr 1e-4\nStep 200 - loss 2.9 - lr 1e-4\n```\n", name="issue.md")
     assert pts(run, "train/loss") == [(100, 3.2), (200, 2.9)]
+
+
+def test_lightning_progress_bar_lines_give_global_steps(tmp_path):
+    """Lightning's tqdm bar counts epochs from 0 and batches within the epoch: 'Epoch 476: 1%|▏ | 1/79 [' is global
+    step 476 * 79 + 1; the bar redrawn at the same batch is the same step."""
+    run = _read(tmp_path, "Epoch 476:   0%|          | 0/79 [00:00<?, ?it/s, loss=16.8, v_num=1]\n"
+                          "Epoch 476:   1%|▏         | 1/79 [00:00<01:00,  1.29it/s, loss=16.8, v_num=1]\n"
+                          "Epoch 476:   1%|▏         | 1/79 [00:00<01:00,  1.29it/s, loss=16.8, v_num=1]\n"
+                          "Epoch 477:   3%|▎         | 2/79 [00:01<00:43,  1.77it/s, loss=16.7, v_num=1]\n")
+    assert pts(run, "train/loss") == [(37604, 16.8), (37605, 16.8), (37685, 16.7)]

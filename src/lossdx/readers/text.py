@@ -350,6 +350,7 @@ _EPOCH_BATCH = re.compile(
     re.I)
 # "   100 | loss 4.3210 | lr 3.00e-04 | 152.3 ms": a bare step number opens a pipe-separated record
 _ZERO_BASED_EPOCHS = re.compile(r"epoch:\s*+\[\d++\]\s*+\[", re.I)
+_LIGHTNING_BAR = re.compile(r"^Epoch\s++(\d++):\s*+\d++%\|[^|]{0,200}+\|\s*+(\d++)/(\d++)\s*+\[", re.I)
 _LEADING_PIPE_STEP = re.compile(r"^(\d++)\s*+\|")
 _PIPE_MS = re.compile(rf"\|\s*+({NUM})\s*+ms\s*+(?=\||$)")
 #: Metrics whose raw name says what they are but not in words lossdx knows:
@@ -412,12 +413,15 @@ def _parse_generic(line: str) -> Record | None:
         vals.setdefault("perf/step_time", to_float(per_n.group(3)) * scale / n_steps if n_steps > 0 else math.nan)
     epoch_batch = None
     m = _EPOCH_BATCH.search(line)
+    bar = _LIGHTNING_BAR.match(line) if m is None else None
+    if bar is not None:  # Lightning's progress bar: "Epoch 476:   1%|▏    | 1/79 [...]", epochs from 0
+        m = bar
     if m and (step is None or int(step) == int(m.group(2))):  # "Epoch 2, step 100/500": a per-epoch counter
         epoch, i, n = int(m.group(1)), int(m.group(2)), int(m.group(3))
         if 0 < n and i <= n:
             # the global step needs the log's epoch base (see _Segments); "Epoch: [21][1390/1930]" is
             # pytorch/examples' ImageNet meter, whose epochs count from 0
-            zero_based = _ZERO_BASED_EPOCHS.match(m.group(0)) is not None
+            zero_based = bar is not None or _ZERO_BASED_EPOCHS.match(m.group(0)) is not None
             epoch_batch, step = (epoch, i, n, zero_based), None
             for k in [k for k in vals if k.split()[-1] in ("epoch", "batch")]:
                 vals.pop(k)
