@@ -405,6 +405,8 @@ def _uniform_guess(level: float, n_classes: int | None = None) -> int | None:
     (ln C of larger C lie too close together to tell one from another)."""
     if n_classes and n_classes >= 2:
         return n_classes if abs(level - math.log(n_classes)) <= 0.03 * math.log(n_classes) else None
+    if not math.isfinite(level) or level > math.log(20) + 0.01:
+        return None  # (and exp of a huge level, a validation loss of 1e3, would overflow)
     c = round(math.exp(level))
     if 2 <= c <= 20 and abs(math.log(c) - level) <= 0.01:
         return c
