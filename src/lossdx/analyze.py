@@ -206,6 +206,8 @@ def _analyze(run: Run, detectors: Sequence[Detector] | None, rules: Sequence | N
         run_info["notes"].append(undecided)
     if run.meta.get("other_runs"):
         why = ", the one with the most loss points" if run.meta.get("run_chosen") == "longest" else ""
+        if run.meta.get("run_title"):
+            why = f" ({run.meta['run_title']!r}){why}"
         run_info["notes"].append(f"the input holds {len(run.meta['other_runs']) + 1} runs; this report is about "
                                  f"{run.meta.get('run_name')!r}{why} (pick another with --run)")
     source = {"path": run.source.get("path", ""), "format": run.source.get("format", "")}

@@ -89,3 +89,12 @@ def test_no_warmup_is_claimed_only_where_the_log_could_show_one():
     (f,) = _no_warmup(_lr_run(10, 10))
     assert f.evidence["first_lr"] > 0.99 * f.evidence["peak_lr"]
     assert _no_warmup(_lr_run(10, 10, warmup=500)) == []
+
+
+def test_a_change_across_steps_the_log_leaves_out_is_no_step_change():
+    """Steps 1-50 then 4950-4999 (an elided middle): a slower level at the end may have come gradually; the log
+    does not show a jump."""
+    steps = np.concatenate([np.arange(1, 51), np.arange(4950, 5000)])
+    rng = np.random.default_rng(3)
+    dt = np.where(steps < 100, 461.0, 506.0) * np.exp(rng.normal(0, 0.004, steps.size))
+    assert step_change({"perf/step_time": Series("perf/step_time", steps, dt)}) == []

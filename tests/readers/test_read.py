@@ -40,7 +40,7 @@ def test_an_input_of_several_runs_is_reported_on_its_longest(tmp_path):
     assert run.meta["run_name"] == "run 2" and len(run.series["train/loss"]) == 40
     assert run.meta["other_runs"] == ["run 1"]
     notes = analyze_path(str(f)).run["notes"]
-    assert any("'run 2', the one with the most loss points" in n for n in notes)
+    assert any("'run 2' ('The real run'), the one with the most loss points" in n for n in notes)
     assert read(str(f), run="run 1").meta["run_name"] == "run 1"
     assert not any("most loss points" in n for n in analyze_path(str(f), run_name="run 1").run["notes"])
     f.write_text(trial + trial)

@@ -503,3 +503,16 @@ def test_lightning_progress_bar_lines_give_global_steps(tmp_path):
                           "Epoch 476:   1%|▏         | 1/79 [00:00<01:00,  1.29it/s, loss=16.8, v_num=1]\n"
                           "Epoch 477:   3%|▎         | 2/79 [00:01<00:43,  1.77it/s, loss=16.7, v_num=1]\n")
     assert pts(run, "train/loss") == [(37604, 16.8), (37605, 16.8), (37685, 16.7)]
+
+
+def test_runs_pasted_into_markdown_blocks_are_kept_apart_and_named(tmp_path):
+    """Logs pasted into Markdown, one ``` block per run under a line of prose: a block whose steps go back is a new
+    run even when it starts at step 1 after a run that started at 0 (not a resume 48 steps back), and the prose
+    names it."""
+    first = "".join(f"step {i:04d}, loss: {10 - i * 0.1:.3f}\n" for i in range(50))
+    second = "".join(f"step {i:04d}, loss: {9 - i * 0.1:.3f}\n" for i in range(1, 51))
+    runs = _read(tmp_path, "Added lr scheduler\n\n```\n" + first + "```\n\nFinal model training with 5000 steps\n\n```\n"
+                 + second + "```\n", name="notes.md")
+    assert [len(r.series["train/loss"]) for r in runs] == [50, 50]
+    assert pts(runs[1], "train/loss")[0] == (1, 8.9)
+    assert [r.meta.get("run_title") for r in runs] == ["Added lr scheduler", "Final model training with 5000 steps"]

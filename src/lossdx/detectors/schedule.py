@@ -202,6 +202,9 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
         left = c2[k - 1] - c1[k - 1] ** 2 / k
         right = (c2[-1] - c2[k - 1]) - (c1[-1] - c1[k - 1]) ** 2 / (n - k)
         cut = int(k[int(np.argmin(left + right))])
+        gaps = np.diff(steps.astype(float))
+        if gaps[cut - 1] > 3 * float(np.median(gaps)):
+            continue  # the change fell in steps the log leaves out: a jump there cannot be told from a drift
         before, after = x[:cut], x[cut:]
         shift = float(np.median(after) - np.median(before))
         if shift < np.log1p(STEP_CHANGE_MIN):

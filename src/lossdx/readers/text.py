@@ -634,6 +634,9 @@ class _Segments:
         self.epoch_base: int | None = None
         self.numbered = False  # the log prints no step numbers: its records were numbered 0, 1, 2 ...
         self.epoch_size: dict[int, int] = {}  # id(segment) -> batches per epoch, as the log states it
+        self.titles: dict[int, str] = {}  # id(segment) -> the prose line above its fenced block (Markdown)
+        self.pending_title: str | None = None
+        self.block_opened = False  # a Markdown ``` block opened since the last record
         self.pending_epoch_size: int | None = None
 
     def _claim_epoch_size(self) -> None:
@@ -641,10 +644,18 @@ class _Segments:
         if self.pending_epoch_size is not None:
             self.epoch_size[id(self.b)] = self.pending_epoch_size
             self.pending_epoch_size = None
+        if self.pending_title is not None:
+            self.titles.setdefault(id(self.b), self.pending_title)
+            self.pending_title = None
 
     def _new_segment_if_restart(self, step: float) -> None:
+        # back to (about) where this run began is a new run: a first step of 1 after one of 0 is a run pasted
+        # after another, not a resume 48 steps back; so is any step back after a new Markdown block opened
+        near_start = self.first_step is not None and self.last_step is not None and \
+            step <= self.first_step + max(1.0, 0.02 * (self.last_step - self.first_step))
+        block, self.block_opened = self.block_opened, False
         if self.last_step is not None and self.first_step is not None and step < self.last_step \
-                and step <= self.first_step and len(self.b):
+                and (near_start or block) and len(self.b):
             self.b = SeriesBuilder()
             self.segments.append(self.b)
             self.first_step = None
@@ -734,6 +745,8 @@ class _Parser:
         self.seen = 0
         self.read = 0
         self._megatron_tail: str | None = None  # a record that the next block may continue
+        self._in_fence = False  # inside a Markdown ``` block
+        self._prose: str | None = None  # the last line of prose outside one
 
     def feed(self, lines: list[str]) -> None:
         if self.fmt.name == "megatron":
@@ -755,6 +768,14 @@ class _Parser:
             else:
                 if like(ln):
                     self.seen += 1
+                elif ln.startswith("```"):
+                    # logs pasted into Markdown, one fenced block per run: the prose above names the run
+                    self._in_fence = not self._in_fence
+                    if self._in_fence:
+                        self.segments.block_opened = True
+                        self.segments.pending_title = self._prose
+                elif not self._in_fence and len(ln) >= 3:
+                    self._prose = ln.lstrip("#").strip()[:80]
                 size = _EPOCH_SIZE.search(ln)
                 if size is not None and int(size.group(1) or size.group(2) or size.group(3)) > 0:
                     self.segments.pending_epoch_size = int(size.group(1) or size.group(2) or size.group(3))
@@ -981,6 +1002,10 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
         if len(segments) > 1:
             meta["run_name"] = f"run {i + 1}"
             meta["notes"].append(f"the log holds {len(segments)} runs (the step counter starts over)")
+            title = parser.segments.titles.get(id(seg)) if parser is not None else None
+            if title:
+                meta["run_title"] = title
+                meta["notes"].append(f"run {i + 1} is the block under {title!r}")
         if name == "nanogpt":
             meta["notes"].append("'step N: train loss' is nanoGPT's eval estimate, kept as train/loss_eval")
         if parser is not None and parser.segments.numbered:
