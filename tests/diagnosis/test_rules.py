@@ -312,3 +312,25 @@ def test_a_nan_early_in_an_excerpt_is_not_a_nan_at_the_start_of_training():
     run.meta["steps_are_record_numbers"] = True
     run.series["train/epoch"] = Series("train/epoch", run.series["train/loss"].steps, np.full(keep.sum(), 3.0))
     assert top(run) in ("loss_nan_from_data", "nan_in_input")
+
+
+def test_validation_turning_where_the_training_loss_jumped_is_not_memorisation():
+    """Three epochs, held-out loss rising from step 1000 on: with a smooth training curve that is memorisation; when
+    the training loss itself jumped at that step (new data, a blow-up) the jump explains the turn better."""
+    def run_with(jump):
+        run, _ = make_curve("healthy", n=2000, seed=0)
+        steps = run.series["train/loss"].steps
+        train = run.series["train/loss"].values.copy()
+        if jump:
+            train[1000:] += np.where(steps[1000:] < 1010, 4.0, 0.8)
+        vsteps = np.arange(0, 2000, 100)
+        val = np.where(vsteps <= 1000, 3.0 - vsteps / 1000, 2.0 + (vsteps - 1000) / 1000)
+        run.series = {"train/loss": Series("train/loss", steps, train), "val/loss": Series("val/loss", vsteps, val),
+                      "train/epoch": Series("train/epoch", steps, 3.0 * steps / 2000)}
+        run.config.clear()
+        return causes(run).get("overfitting_small_data")
+
+    smooth = run_with(False)
+    assert smooth is not None and smooth.confidence >= 0.9
+    jolted = run_with(True)
+    assert jolted is None or (jolted.confidence <= 0.5 and any("jumped" in e for e in jolted.evidence))

@@ -75,6 +75,13 @@ def overfitting_small_data(ev: Evidence) -> Hit | None:
         # memorising needs repeated batches: a rise within the first pass is not repetition (LABEL_TRAIN_MISMATCH)
         hit.confidence = min(hit.confidence, 0.3)
         hit.evidence.append(f"validation was already rising {num(rise[2])} epochs in, before any batch was seen twice")
+    jolt = _train_jolt_at(ev, o)
+    if jolt is not None:
+        # memorising lowers the training loss smoothly while held-out loss turns; a held-out turn where the training
+        # loss itself jumped is the model knocked off (new data, a blow-up), which the rules of that jump explain
+        hit.confidence = min(hit.confidence, 0.5)
+        hit.evidence.append(f"validation turned at step {o.evidence['val_min_step']}, where the training loss itself "
+                            f"jumped ({jolt.kind} at step {jolt.start_step}): not the smooth fall of memorisation")
     leak = next((f for f in ev.of("too_good") if f.evidence.get("leak_pattern")), None)
     if leak is not None and (epochs is None or epochs < 2):
         hit.confidence = min(hit.confidence, 0.25)  # train ~0 with val exploding is a leak, not repetition
@@ -88,6 +95,17 @@ def overfitting_small_data(ev: Evidence) -> Hit | None:
     if (ev.cfg_num("dropout") or 0) < 0.05:
         hit.patch["dropout"] = 0.1
     return hit
+
+
+def _train_jolt_at(ev: Evidence, o):
+    """A serious training-loss spike or divergence that starts within a few logged points of the step where the
+    validation loss turned (``o``, an overfitting finding), or None."""
+    if o is None or "val_min_step" not in o.evidence:
+        return None
+    near = 3 * max(1, ev.profile.log_interval)
+    turn = int(o.evidence["val_min_step"])
+    return next((f for f in ev.findings if f.kind in ("spike", "divergence") and f.severity != "info"
+                 and f.metric == "train/loss" and abs(f.start_step - turn) <= near), None)
 
 
 #: a language model's next-token logits are a linear map of its hidden state: a state narrower than the few dozen
