@@ -19,6 +19,7 @@ import numpy as np
 
 from ..exceptions import CorruptLog
 from ..model import Run, SeriesBuilder
+from ._floats import parse_floats
 from .base import Progress, decode_text, ensure_loss, iter_line_blocks, looks_binary, make_run, open_regular, read_text
 
 # Every regex here sees user text: each is linear in the line (possessive quantifiers, keys that start only
@@ -617,7 +618,7 @@ def _column(tokens: list[str], suffix: str, n: int) -> np.ndarray | None:
             return None
         text = text.replace(suffix, "")
     try:
-        values = np.array(list(map(float, text.split())), dtype=np.float64)
+        values = parse_floats(text)
     except ValueError:
         return None
     return values if values.size == n else None
