@@ -110,14 +110,19 @@ def _solve(alphas: np.ndarray, lt: np.ndarray, y: np.ndarray) -> tuple[np.ndarra
     along contiguous rows, and row-wise calls cost what one call costs on curves of a few dozen points."""
     n = lt.size
     add = np.add.reduce
-    x = np.exp(-alphas[:, None] * lt)
+    x = np.exp(np.multiply.outer(-alphas, lt))
     xm = add(x, axis=1) / n
-    ym = add(y, axis=-1) / n
     xc = x - xm[:, None]
-    vx = add(xc ** 2, axis=1)
-    yc = y - (ym[..., None] if np.ndim(ym) else ym)
+    vx = add(xc * xc, axis=1)
+    if y.ndim == 1:
+        ym = add(y) / n
+        yc = y - ym
+    else:
+        ym = add(y, axis=1) / n
+        yc = y - ym[:, None]
+    cov = add(xc * yc, axis=1)
     pos = vx > 0
-    a = np.where(pos, add(xc * yc, axis=1) / np.where(pos, vx, 1.0), 0.0)
+    a = cov / vx if pos.all() else np.where(pos, cov / np.where(pos, vx, 1.0), 0.0)
     e = ym - a * xm
     neg = e < 0
     if neg.any():  # constrained: E = 0, A by least squares through the origin
@@ -125,8 +130,8 @@ def _solve(alphas: np.ndarray, lt: np.ndarray, y: np.ndarray) -> tuple[np.ndarra
         yn = y[neg] if y.ndim == 2 else y
         a[neg] = add(xn * yn, axis=1) / np.maximum(add(xn * xn, axis=1), 1e-300)
         e = np.where(neg, 0.0, e)
-    sse = add((y - e[:, None] - a[:, None] * x) ** 2, axis=1)
-    return e, a, sse
+    r = y - e[:, None] - a[:, None] * x
+    return e, a, add(r * r, axis=1)
 
 
 def _grid_start(lt: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
