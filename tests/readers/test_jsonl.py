@@ -85,8 +85,9 @@ def test_uniform_fast_path_declines_what_it_cannot_read_exactly(text):
     assert jsonl._uniform_chunk(text) is None
 
 
-def test_uniform_chunks_large_enough_for_the_c_parser_agree_with_json(tmp_path, monkeypatch):
-    """Chunks of thousands of rows go through parse_floats' C parser: bit for bit what json gives."""
+def test_large_uniform_chunks_agree_with_json_bit_for_bit(tmp_path, monkeypatch):
+    """Whole default-size chunks of extreme values (tiny and huge floats, ints past 2^53, NaN, -0.0) through the
+    uniform path: bit for bit what json gives."""
     import json
     import random
 

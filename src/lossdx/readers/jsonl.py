@@ -15,7 +15,6 @@ import numpy as np
 from ..exceptions import CorruptLog
 from ..keys import canonical, pick_step_name
 from ..model import Run, Series
-from ._floats import parse_floats
 from .base import Progress, decode_text, ensure_loss, iter_line_blocks, make_run, open_regular
 
 CHUNK_LINES = 20_000
@@ -122,14 +121,15 @@ def _uniform_chunk(text: str) -> tuple[dict[str, np.ndarray], int] | None:
     nrows = len(tokens) // width
     if len(tokens) != nrows * width or text.count("{") != nrows or text.count("}") != nrows:
         return None
-    for j in range(len(row)):
+    columns: dict[str, np.ndarray] = {}
+    for j, key in enumerate(row):
         if tokens[2 * j::width].count(first_tokens[2 * j]) != nrows:
             return None
-    try:  # every value of the chunk in one C-speed pass, row by row
-        values = parse_floats(" ".join(tokens[1::2])).reshape(nrows, len(row))
-    except ValueError:
-        return None
-    columns = {key: values[:, j].copy() for j, key in enumerate(row)}
+        try:
+            values = np.array(list(map(float, tokens[2 * j + 1::width])), dtype=np.float64)
+        except ValueError:
+            return None
+        columns[key] = values
     return columns, nrows
 
 
