@@ -136,3 +136,21 @@ def test_markdown_scan_is_a_table_with_escaped_names(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "| verdict | run | summary | top cause |" in res.stdout
     assert "r\\_\\*evil\\*\\`.log" in res.stdout
+
+
+def test_directory_of_small_logs_gives_a_clean_result(tmp_path):
+    """R19 (its behaviour; its speed is benchmarks/scan_speed.py's): every small log analysed by the workers,
+    none unreadable or skipped, nothing on stderr, and the exit code is the worst verdict's."""
+    d = tmp_path / "many"
+    d.mkdir()
+    body = "".join(f"iter {j}: loss {3 - j * 0.01:.3f}\n" for j in range(20))
+    for i in range(200):
+        (d / f"r{i:05d}.log").write_text(body)
+    res = _cli("analyze", str(d), "-j", "2")
+    assert res.stderr == ""
+    assert "200 runs analysed from 200 inputs" in res.stdout
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith(("OK ", "WARNING ", "PROBLEM ", "ERROR ", "skipped "))]
+    assert len(lines) == 200 and not any(ln.startswith(("ERROR", "skipped")) for ln in lines)
+    assert "unreadable" not in res.stdout and "not logs" not in res.stdout
+    worst = 0 if all(ln.startswith("OK ") for ln in lines) else 1
+    assert res.returncode == worst, res.stdout[-500:]

@@ -103,6 +103,117 @@ def _bins(t: np.ndarray, y: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.nda
     return tb, yb
 
 
+def _solve(alphas: np.ndarray, lt: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """E, A and the sum of squared errors of the least-squares law for each exponent in ``alphas`` (one row
+    each; ``y`` one curve for all rows, or one curve per row). E is kept >= 0: where the free fit puts it below 0,
+    A is fitted through the origin. Each row gives bit for bit what a one-exponent fit gives: the reductions run
+    along contiguous rows, and row-wise calls cost what one call costs on curves of a few dozen points."""
+    n = lt.size
+    add = np.add.reduce
+    x = np.exp(np.multiply.outer(-alphas, lt))
+    xm = add(x, axis=1) / n
+    xc = x - xm[:, None]
+    vx = add(xc * xc, axis=1)
+    if y.ndim == 1:
+        ym = add(y) / n
+        yc = y - ym
+    else:
+        ym = add(y, axis=1) / n
+        yc = y - ym[:, None]
+    cov = add(xc * yc, axis=1)
+    pos = vx > 0
+    a = cov / vx if pos.all() else np.where(pos, cov / np.where(pos, vx, 1.0), 0.0)
+    e = ym - a * xm
+    neg = e < 0
+    if neg.any():  # constrained: E = 0, A by least squares through the origin
+        xn = x[neg]
+        yn = y[neg] if y.ndim == 2 else y
+        a[neg] = add(xn * yn, axis=1) / np.maximum(add(xn * xn, axis=1), 1e-300)
+        e = np.where(neg, 0.0, e)
+    r = y - e[:, None] - a[:, None] * x
+    return e, a, add(r * r, axis=1)
+
+
+def _grid_start(lt: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The golden-section bracket (log exponents) around the best exponent of the grid, per curve (rows of y)."""
+    x = np.exp(-_ALPHAS[:, None] * lt[None, :])  # every exponent of the grid at once
+    xm, ym = x.mean(axis=1, keepdims=True), y.mean(axis=-1)[..., None, None]
+    xc = x - xm
+    yy = y[..., None, :]
+    a_all = (xc * (yy - ym)).sum(axis=-1) / np.maximum((xc * xc).sum(axis=1), 1e-300)
+    e_all = ym[..., 0] - a_all * xm[:, 0]
+    neg = e_all < 0
+    if neg.any():
+        rows, cols = np.nonzero(np.atleast_2d(neg))
+        xn = x[cols]
+        yn = np.atleast_2d(y)[rows]
+        a2 = np.atleast_2d(a_all)
+        a2[rows, cols] = (xn * yn).sum(axis=1) / np.maximum((xn ** 2).sum(axis=1), 1e-300)
+        e_all = np.where(neg, 0.0, e_all)
+    sses = ((yy - e_all[..., None] - a_all[..., None] * x) ** 2).sum(axis=-1)
+    i = np.argmin(sses, axis=-1)
+    last = len(_ALPHAS) - 1
+    return np.log(_ALPHAS[np.maximum(0, i - 1)]), np.log(_ALPHAS[np.minimum(last, i + 1)])
+
+
+def _golden(lt: np.ndarray, y: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Exponent, E, A and SSE of the best law for each curve (rows of ``y``): grid, then golden section on the
+    log exponent; the two probes of every curve are solved in one call."""
+    lo, hi = _grid_start(lt, y)
+    if y.ndim == 1:
+        return _golden_one(lt, y, float(lo), float(hi), iterations)
+    lo, hi = lo.copy(), hi.copy()
+    m = lo.size
+    y2 = np.vstack([y, y])
+    g = (np.sqrt(5) - 1) / 2
+    for _ in range(iterations):
+        c, d = hi - g * (hi - lo), lo + g * (hi - lo)
+        sse = _solve(np.exp(np.concatenate([c, d])), lt, y2)[2]
+        left = sse[:m] < sse[m:]
+        hi = np.where(left, d, hi)
+        lo = np.where(left, lo, c)
+    alpha = np.exp((lo + hi) / 2)
+    e, a, sse = _solve(alpha, lt, y)
+    return alpha, e, a, sse
+
+
+_LOOKAHEAD = 4  # golden-section steps decided per solve call on one curve: 15 probe pairs (measured best of 2..5)
+
+
+def _golden_one(lt: np.ndarray, y: np.ndarray, lo: float, hi: float,
+                iterations: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Golden section on one curve, ``_LOOKAHEAD`` steps per call: every bracket the next steps can reach is
+    probed at once (a tree of 2^k brackets), then the path the comparisons take is walked. Each bracket is
+    computed by the same float operations as one step after another would, so the result is bit for bit the
+    sequential search's; on a curve of a few dozen points one call costs what one probe costs."""
+    g = float((np.sqrt(5) - 1) / 2)
+    done = 0
+    while done < iterations:
+        k = min(_LOOKAHEAD, iterations - done)
+        nodes: list[tuple[float, float, float, float]] = []  # (lo, hi, c, d) breadth first: children 2i+1, 2i+2
+        level = [(lo, hi)]
+        for _ in range(k):
+            nxt: list[tuple[float, float]] = []
+            for lo_, hi_ in level:
+                c, d = hi_ - g * (hi_ - lo_), lo_ + g * (hi_ - lo_)
+                nodes.append((lo_, hi_, c, d))
+                nxt += [(lo_, d), (c, hi_)]
+            level = nxt
+        m = len(nodes)
+        sse = _solve(np.exp(np.array([nd[2] for nd in nodes] + [nd[3] for nd in nodes])), lt, y)[2]
+        i = 0
+        for _ in range(k):
+            lo_, hi_, c, d = nodes[i]
+            if sse[i] < sse[m + i]:
+                lo, hi, i = lo_, d, 2 * i + 1
+            else:
+                lo, hi, i = c, hi_, 2 * i + 2
+        done += k
+    alpha = np.exp(np.array([(lo + hi) / 2]))
+    e, a, sse = _solve(alpha, lt, y)
+    return alpha, e, a, sse
+
+
 def fit_power_law(t: np.ndarray, y: np.ndarray, iterations: int = 30) -> tuple[PowerLaw, float]:
     """Least squares over a grid of exponents (E and A are linear given alpha), refined by golden section.
 
@@ -110,40 +221,15 @@ def fit_power_law(t: np.ndarray, y: np.ndarray, iterations: int = 30) -> tuple[P
     """
     t = np.asarray(t, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    lt = np.log(t)
+    alpha, e, a, sse = _golden(np.log(t), y, iterations)
+    return PowerLaw(float(e[0]), float(a[0]), float(alpha[0])), float(sse[0])
 
-    def solve(alpha: float) -> tuple[float, float, float]:
-        x = np.exp(-alpha * lt)
-        xm, ym = x.mean(), y.mean()
-        vx = ((x - xm) ** 2).sum()
-        a = ((x - xm) * (y - ym)).sum() / vx if vx > 0 else 0.0
-        e = ym - a * xm
-        if e < 0:  # constrained: E = 0, A by least squares through the origin
-            e, a = 0.0, float((x * y).sum() / max((x * x).sum(), 1e-300))
-        sse = float(((y - e - a * x) ** 2).sum())
-        return e, a, sse
 
-    x = np.exp(-_ALPHAS[:, None] * lt[None, :])  # every exponent of the grid at once
-    xm, ym = x.mean(axis=1, keepdims=True), y.mean()
-    xc = x - xm
-    a_all = (xc * (y - ym)).sum(axis=1) / np.maximum((xc * xc).sum(axis=1), 1e-300)
-    e_all = ym - a_all * xm[:, 0]
-    neg = e_all < 0
-    a_all[neg] = (x[neg] * y).sum(axis=1) / np.maximum((x[neg] ** 2).sum(axis=1), 1e-300)
-    e_all[neg] = 0.0
-    sses = ((y[None, :] - e_all[:, None] - a_all[:, None] * x) ** 2).sum(axis=1)
-    i = int(np.argmin(sses))
-    lo, hi = np.log(_ALPHAS[max(0, i - 1)]), np.log(_ALPHAS[min(len(_ALPHAS) - 1, i + 1)])
-    g = (np.sqrt(5) - 1) / 2
-    for _ in range(iterations):
-        c, d = hi - g * (hi - lo), lo + g * (hi - lo)
-        if solve(np.exp(c))[2] < solve(np.exp(d))[2]:
-            hi = d
-        else:
-            lo = c
-    alpha = float(np.exp((lo + hi) / 2))
-    e, a, sse = solve(alpha)
-    return PowerLaw(float(e), float(a), alpha), sse
+def _fit_power_laws(t: np.ndarray, ys: np.ndarray, iterations: int = 30) -> list[PowerLaw]:
+    """:func:`fit_power_law` of each row of ``ys`` (one shared ``t``), all rows at once: the bootstrap's fits."""
+    t = np.asarray(t, dtype=np.float64)
+    alpha, e, a, _ = _golden(np.log(t), np.asarray(ys, dtype=np.float64), iterations)
+    return [PowerLaw(float(ei), float(ai), float(al)) for ei, ai, al in zip(e, a, alpha)]
 
 
 def forecast_curve(steps: np.ndarray, losses: np.ndarray, target_step: float, skip: float = SKIP,
@@ -206,11 +292,10 @@ def forecast_curve(steps: np.ndarray, losses: np.ndarray, target_step: float, sk
     res = yb - fitted
     n = res.size
     block = max(2, n // 10)
-    preds = np.empty(N_BOOT)
-    for b in range(N_BOOT):
-        starts = rng.integers(0, n - block + 1, size=int(np.ceil(n / block)))
-        boot = np.concatenate([res[s:s + block] for s in starts])[:n]
-        preds[b] = fit_power_law(tb, fitted + boot, iterations=6)[0](target_step)
+    nblocks = int(np.ceil(n / block))
+    starts = np.array([rng.integers(0, n - block + 1, size=nblocks) for _ in range(N_BOOT)])
+    boots = res[(starts[:, :, None] + np.arange(block)).reshape(N_BOOT, -1)[:, :n]]
+    preds = np.array([law_b(target_step) for law_b in _fit_power_laws(tb, fitted + boots, iterations=6)])
     point = float(law(target_step))
     q = (1 - LEVEL) / 2
     lo_b, hi_b = np.quantile(preds, [q, 1 - q])

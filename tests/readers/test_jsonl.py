@@ -83,3 +83,32 @@ def test_uniform_fast_path_declines_what_it_cannot_read_exactly(text):
     from lossdx.readers import jsonl
 
     assert jsonl._uniform_chunk(text) is None
+
+
+def test_large_uniform_chunks_agree_with_json_bit_for_bit(tmp_path, monkeypatch):
+    """Whole default-size chunks of extreme values (tiny and huge floats, ints past 2^53, NaN, -0.0) through the
+    uniform path: bit for bit what json gives."""
+    import json
+    import random
+
+    import numpy as np
+
+    from lossdx.readers import jsonl
+
+    rnd = random.Random(2)
+    p = tmp_path / "metrics.jsonl"
+    with open(p, "w") as fh:
+        for i in range(12_000):
+            fh.write(json.dumps({"step": i, "loss": rnd.random() * 10 ** rnd.randint(-30, 30), "lr": rnd.gauss(0, 1),
+                                 "tokens": i * 2 ** 53 + 1, "gn": float("nan") if i % 977 == 0 else -0.0}) + "\n")
+    calls = []
+    real = jsonl._uniform_chunk
+    monkeypatch.setattr(jsonl, "_uniform_chunk", lambda text: calls.append(r := real(text)) or r)
+    fast = read(str(p))
+    assert calls and all(c is not None for c in calls), "the uniform path was not taken"
+    monkeypatch.setattr(jsonl, "_uniform_chunk", lambda text: None)
+    slow = read(str(p))
+    assert sorted(fast.series) == sorted(slow.series)
+    for k in fast.series:
+        assert np.array_equal(fast.series[k].steps, slow.series[k].steps), k
+        assert np.array_equal(fast.series[k].values.view(np.int64), slow.series[k].values.view(np.int64)), k

@@ -87,11 +87,22 @@ def chunk_medians(steps: np.ndarray, values: np.ndarray, n: int) -> tuple[np.nda
     k = size // n
     full = n * k
     meds = np.median(values[:full].reshape(n, k), axis=1)
-    mids = np.median(steps[:full].reshape(n, k).astype(float), axis=1)
+    sorted_steps = steps.size < 2 or bool((steps[1:] >= steps[:-1]).all())
+    mids = _sorted_row_medians(steps[:full].reshape(n, k)) if sorted_steps else \
+        np.median(steps[:full].reshape(n, k).astype(float), axis=1)
     if full < size:
         meds = np.append(meds, np.median(values[full:]))
         mids = np.append(mids, np.median(steps[full:].astype(float)))
     return mids, meds
+
+
+def _sorted_row_medians(rows: np.ndarray) -> np.ndarray:
+    """``np.median(rows.astype(float), axis=1)`` of rows already in ascending order, without sorting: the
+    middle element, or the mean of the two middle ones (the same float operations as np.median's)."""
+    k = rows.shape[1]
+    if k % 2:
+        return rows[:, k // 2].astype(float)
+    return (rows[:, k // 2 - 1].astype(float) + rows[:, k // 2].astype(float)) / 2
 
 
 def block_stats_cached(values: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
