@@ -1,0 +1,15 @@
+seed = 2
+lr = 0.02
+momentum = 0.9
+weight_decay = 0.0001
+batch_size = 64
+epochs = 12
+schedule = 'step'
+step_size = 5
+gamma = 0.1
+print_freq = 5
+shuffle = True
+clip = None
+model = 'SmallCNN'
+dataset = 'digits8x8'
+optimizer = 'sgd'

@@ -1,0 +1,15 @@
+seed = 0
+lr = 0.05
+momentum = 0.9
+weight_decay = 0.0001
+batch_size = 16
+epochs = 8
+schedule = 'step'
+step_size = 3
+gamma = 0.1
+print_freq = 10
+shuffle = True
+clip = None
+model = 'SmallCNN'
+dataset = 'digits8x8'
+optimizer = 'sgd'
