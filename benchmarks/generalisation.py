@@ -1,6 +1,7 @@
 """Generalisation score: labelled real logs and generated runs of other model families.
 
     $ python benchmarks/generalisation.py [--set realcorpus|families|all] [--split tune|holdout|all] [--show]
+    $ python benchmarks/generalisation.py --set families --family regression,seqcls,cnn_loop   # some families only
 
 Sets:
 - ``realcorpus``: ``../shared/realcorpus/LABELS.json`` (causes established from the public threads). Split into
@@ -107,12 +108,16 @@ def main() -> int:
     ap.add_argument("--show", action="store_true", help="list every false alarm, missed problem and wrong cause")
     ap.add_argument("--json", help="write every result to this file")
     ap.add_argument("--families-dir", default=None, help="where the generated family runs and labels.json are")
+    ap.add_argument("--family", default=None,
+                    help="only these model families of the families set (comma-separated, e.g. regression,seqcls)")
     args = ap.parse_args()
     if args.families_dir:
         global FAMILIES
         FAMILIES = args.families_dir
+    families = set(args.family.split(",")) if args.family else None
     results = [judge(e) for e in entries(args.set)
-               if e["verdict"] != "unknown" and (args.split == "all" or e["split"] == args.split)]
+               if e["verdict"] != "unknown" and (args.split == "all" or e["split"] == args.split)
+               and (families is None or e.get("family") in families)]
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1, default=str)

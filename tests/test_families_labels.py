@@ -36,3 +36,12 @@ def test_excerpts_start_mid_run_without_a_config():
     for key, entry in excerpts.items():
         assert ".excerpt/" in key and entry["config"] is None and entry["excerpt_from_step"] > 0
         assert all(s >= entry["excerpt_from_step"] for s in entry["steps"]), key
+
+
+def test_the_scorer_scores_only_the_families_asked_for():
+    import subprocess
+
+    want = sum(1 for e in LABELS.values() if e["family"] == "seqcls" and e["split"] == "tune")
+    out = subprocess.run([sys.executable, str(FAMILIES.parent / "generalisation.py"), "--set", "families",
+                          "--split", "tune", "--family", "seqcls"], capture_output=True, text=True, check=True).stdout
+    assert want and f"n={want:3d}" in out.splitlines()[0], out
