@@ -248,6 +248,9 @@ def test_char_rnn_grad_param_norm_is_a_grad_norm_series_that_says_what_it_is(tmp
      [(700, 0.7), (800, 0.65)]),
     # an excerpt that starts mid-run keeps the global steps of its epochs
     ("Epoch 5, batch 100/500, loss: 0.50\nEpoch 5, batch 200/500, loss: 0.48\n", [(2100, 0.5), (2200, 0.48)]),
+    # a bracketed "[epoch 0][iter 80/88]" line of a hand-written loop (0-based epochs)
+    ("[epoch 0][iter 80/88] loss 0.9000 lr 0.050000\n[epoch 1][iter 10/88] loss 0.7000 lr 0.050000\n",
+     [(80, 0.9), (98, 0.7)]),
     # PyTorch's MNIST example (1-based epochs, samples as the counter)
     ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.300000\nTrain Epoch: 1 [640/60000 (1%)]\tLoss: 2.100000\n"
      "Train Epoch: 2 [0/60000 (0%)]\tLoss: 0.300000\n", [(0, 2.3), (640, 2.1), (60000, 0.3)]),

@@ -347,7 +347,7 @@ _STEP_KEYS = {"step", "steps", "iter", "iters", "iteration", "iterations", "it",
 _REVERSE_STEP = re.compile(r"\b(\d++)\s++(?:iter|iters|iteration|step|steps|updates)\b", re.I)
 _EPOCH_BATCH = re.compile(
     r"epoch\s*+[:#]?\s*+\[?\s*+(\d++)(?:\s*+/\s*+\d++)?\s*+\]?\s*+[:,]?\s*+(?:[^\d\[(|]*+\|\s*+)?"
-    r"(?:(?:batch|step|iter(?:ation)?|it)s?\s*+[:#]?\s*+)?[\[(]?\s*+(\d++)\s*+/\s*+(\d++)",
+    r"(?:\[?(?:batch|step|iter(?:ation)?|it)s?\s*+[:#]?\s*+)?[\[(]?\s*+(\d++)\s*+/\s*+(\d++)",
     re.I)
 # "   100 | loss 4.3210 | lr 3.00e-04 | 152.3 ms": a bare step number opens a pipe-separated record
 _ZERO_BASED_EPOCHS = re.compile(r"epoch:\s*+\[\d++\]\s*+\[", re.I)
