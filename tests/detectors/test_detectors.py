@@ -240,3 +240,32 @@ def test_grad_norm_precursor_before_a_spike():
     (f,) = [f for f in findings(run, "grad_norm") if f.evidence.get("type") == "precursor"]
     assert f.end_step == 1200 and f.evidence["lead_steps"] == 1 and f.evidence["ratio"] > 50
     assert "lr_too_high" in {d.cause for d in analyze(run).diagnoses}
+
+
+def test_a_step_schedules_last_stage_is_no_short_decay_horizon():
+    """StepLR (x0.1 every 3 of 8 epochs) holds its last LR for the last quarter to third of the run by design; a
+    smooth decay that bottoms out a third of the way before the end is a horizon shorter than the run."""
+    steps = np.arange(0, 704, 10)
+    loss = Series("train/loss", steps, 0.05 + 2.25 * np.exp(-steps / 60.0))
+    stair = np.where(steps < 264, 0.05, np.where(steps < 528, 0.005, 0.0005))[steps >= 150]
+    excerpt = Run({"train/loss": Series("train/loss", steps[steps >= 150], loss.values[steps >= 150]),
+                   "train/lr": Series("train/lr", steps[steps >= 150], stair)})
+    assert [f for f in findings(excerpt, "lr_schedule") if f.severity != "info"] == []
+    smooth = np.maximum(0.05 * (1 - steps / 450.0), 0.0005)
+    short = Run({"train/loss": loss, "train/lr": Series("train/lr", steps, smooth)})
+    assert any(f.evidence.get("type") == "short_decay" for f in findings(short, "lr_schedule"))
+
+
+def test_a_noisy_excerpts_one_point_blip_above_its_first_value_is_no_early_blow_up():
+    """An excerpt's first point is no start of training: per-batch classifier losses (0.01-0.3) with one batch at
+    0.75 are within the noise of the points before it; a batch 100x the level still is a spike."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(200, 800, 10)
+    v = np.abs(0.12 * rng.standard_normal(steps.size)) + 0.005
+    v[0], v[1:4] = 0.26, [0.19, 0.10, 0.011]
+    v[4], v[5] = 0.75, 0.16
+    quiet = Run({"train/loss": Series("train/loss", steps, v)})
+    assert [f for f in findings(quiet, "spike") if f.severity != "info"] == []
+    v[4] = 31.8
+    loud = Run({"train/loss": Series("train/loss", steps, v)})
+    assert [f for f in findings(loud, "spike") if f.severity != "info"]

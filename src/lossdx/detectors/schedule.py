@@ -74,7 +74,12 @@ class LRScheduleDetector(WholeRunDetector):
             at_floor = np.flatnonzero(lr[p:] <= floor + 0.01 * abs(floor) + 1e-30)  # abs: a decay may overshoot 0
             reach = p + int(at_floor[0])
             flat_share = (steps[-1] - steps[reach]) / run_len
-            if flat_share >= self.floor_share and floor < 0.5 * peak:
+            # a staircase (StepLR / MultiStepLR: a few levels, each held for many logged points) holds its last
+            # level for the last quarter to third of the run by design; only a last stage over half the run is long
+            tail = lr[p:]
+            changes = int(np.count_nonzero(np.abs(np.diff(tail)) > 1e-6 * peak))
+            staircase = changes <= 5 and tail.size >= 4 * (changes + 1)
+            if flat_share >= (max(self.floor_share, 0.5) if staircase else self.floor_share) and floor < 0.5 * peak:
                 out.append(Finding("lr_schedule", "train/lr", int(steps[reach]), int(steps[-1]), "warning",
                                    f"the learning rate reached its floor {fmt_num(floor)} at step {int(steps[reach])} and "
                                    f"stayed there for the last {100 * flat_share:.0f}% of the run: the decay horizon is "

@@ -113,6 +113,9 @@ class BlockEventDetector(Detector):
         implied = (ev["peak"] - ev["level"]) * self.context_.points_averaged / max(abs(self.first_ or 0.0), 1e-12)
         major = implied >= self.major_jump or recovered_step is None or ev["n"] > 3 or ev["early"]
         severity = "error" if recovered_step is None else ("warning" if major else "info")
+        if ev.get("within_noise") and recovered_step is not None and ev["n"] <= 3:
+            severity = "info"
+            msg += " (within the point-to-point noise of the excerpt's first points)"
         # a cross-entropy in nats is a log-probability: a near-perfect fit (an excerpt that starts at ~0, where the
         # first value is no scale) jumping from 1e-4 to 0.015 still gives the targets >= 95 % probability
         if ev["peak"] < self.near_zero_nats and self.context_.profile.kind in _CROSS_ENTROPY_KINDS:
@@ -139,7 +142,14 @@ class BlockEventDetector(Detector):
         model; once the loss had fallen far below its start over more points than that (a model that learned) it
         is a spike above the level of the points just before it."""
         if seen < self.block or recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
-            return self._new_event(step, x, first, 0.0, early=True)
+            ev = self._new_event(step, x, first, 0.0, early=True)
+            # an excerpt's first point is no start of training: a rise that the point-to-point noise of the points
+            # before it covers (per-batch losses of small batches) is judged like any spike, not as a blow-up
+            if not self.context_.profile.covers_start and recent.size >= 4:
+                level = float(np.median(recent))
+                sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
+                ev["within_noise"] = x <= self._threshold(level, sigma)
+            return ev
         level = float(np.median(recent[-5:]))
         sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
         ev = self._new_event(step, x, level, sigma, early=True)
