@@ -43,6 +43,23 @@ def test_classifier_from_classes_and_ln_c():
     assert p.init_basis == "ln(C=10)"
 
 
+def test_a_text_classifier_config_counts_its_labels_not_its_input_vocabulary():
+    """An HF config.json of a sequence classifier keeps the input vocabulary and id2label (one entry per class, the
+    default two for heads that are not classifiers): the loss is a cross-entropy over the labels."""
+    raw = {"vocab_size": 260, "model_type": "bert", "id2label": {str(i): f"LABEL_{i}" for i in range(4)}}
+    run = _run(np.full(60, 1.386), config={"vocab_size": 260, "model_type": "bert"}, fmt="hf_trainer_state")
+    run.meta["config_raw"] = raw
+    p = profile_run(run)
+    assert p.kind == "classifier" and p.n_classes == 4 and p.init_basis == "ln(C=4)"
+    lm = _run(_curve(5.5, 2.0), config={"vocab_size": 260, "model_type": "bert"}, fmt="hf_trainer_state")
+    lm.meta["config_raw"] = dict(raw, id2label={"0": "LABEL_0", "1": "LABEL_1"})
+    assert profile_run(lm).kind == "lm_pretrain"
+    masked = _run(_curve(5.5, 2.0), config={"vocab_size": 260, "architectures": ["BertForMaskedLM"]},
+                  fmt="hf_trainer_state")
+    masked.meta["config_raw"] = dict(raw, architectures=["BertForMaskedLM"])
+    assert profile_run(masked).kind == "lm_pretrain"
+
+
 def test_rnn_and_sgd_norms():
     p = profile_run(_run(_curve(4.2, 1.4), config={"model_type": "lstm", "optimizer": "sgd", "lr": 20.0}))
     assert (p.kind, p.optimizer) == ("rnn_lm", "sgd")

@@ -184,8 +184,16 @@ def _kind(run: Run, first_loss: float | None, covers: bool, reasons: list[str]) 
     if any(w in text for w in ("lstm", "gru", "rnn")) or fmt in ("char_rnn",):
         reasons.append("recurrent model (LSTM/GRU/RNN) in the config or log format")
         return "rnn_lm", n_classes
-    if n_classes and not vocab:
-        reasons.append(f"{n_classes} classes in the config")
+    # an HF config of a classification head keeps the input vocabulary and one id2label entry per class (heads that
+    # are not classifiers keep the default two): the loss is a cross-entropy over the labels, not the vocabulary
+    labels = raw.get("id2label")
+    lm_head = any(w in text for w in ("causallm", "lmhead", "maskedlm", "seq2seqlm", "conditionalgeneration"))
+    label_head = isinstance(labels, dict) and not lm_head and ("classification" in text or len(labels) > 2)
+    if label_head and not n_classes:
+        n_classes = len(labels)
+    if n_classes and (not vocab or label_head):
+        reasons.append(f"{n_classes} classes in the config" + (" (id2label of a classification head)"
+                                                               if label_head else ""))
         return "classifier", n_classes
     if any(w in text for w in ("resnet", "unet", "vit", "convnext", "efficientnet", "yolo")) or "image_size" in keys:
         reasons.append("an image model in the config")

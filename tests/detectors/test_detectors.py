@@ -269,3 +269,21 @@ def test_a_noisy_excerpts_one_point_blip_above_its_first_value_is_no_early_blow_
     v[4] = 31.8
     loud = Run({"train/loss": Series("train/loss", steps, v)})
     assert [f for f in findings(loud, "spike") if f.severity != "info"]
+
+
+def test_a_warmup_in_the_config_is_not_denied_by_a_coarse_lr_trace():
+    """Logged every 25 steps, a 40-step warmup shows as one point at 62% of the peak: the config's warmup explains
+    it. Without a warmup in the config the same trace is a start at full LR."""
+    steps = np.arange(0, 400, 25)
+    lr = np.where(steps < 25, 0.0012, 0.00195 * (1 - steps / 400.0))
+    lr[1] = 0.00195
+    loss = 2.0 + 3.5 * np.exp(-steps / 60.0)
+    base = {"vocab_size": 260, "max_steps": 400}
+
+    def run(cfg):
+        return Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, lr)},
+                   config=cfg)
+    warned = [f for f in findings(run(base), "lr_schedule") if f.evidence.get("type") == "no_warmup"]
+    assert warned and warned[0].severity == "warning"
+    assert [f for f in findings(run(dict(base, warmup_steps=40)), "lr_schedule")
+            if f.evidence.get("type") == "no_warmup" and f.severity != "info"] == []

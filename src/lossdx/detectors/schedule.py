@@ -40,7 +40,10 @@ class LRScheduleDetector(WholeRunDetector):
         # the first logged LR must come early enough that the usual warmup would still show in it (half-way through
         # a 2 % warmup): an LR first logged at step 500 at its peak says nothing of a 300-step warmup before it
         early_log = early_log and steps[0] <= max(10, 0.5 * w)
-        if first >= self.warm_start * peak and decays and early_log:
+        # a warmup the config sets, seen as a first logged LR below the peak: coarse logging caught its end only
+        cfg = self.context_.config
+        warm_in_config = ((cfg.get("warmup_steps") or 0) > 0 or (cfg.get("warmup_ratio") or 0) > 0) and first < 0.98 * peak
+        if first >= self.warm_start * peak and decays and early_log and not warm_in_config:
             # a warning when it hurts or is likely to: a pre-training-sized LR, or a loss that rose in the first
             # 5% of the run; a fine-tuning LR that started fine is only advice
             ls_, lv_ = clean(series.get("train/loss"))
