@@ -478,3 +478,15 @@ def test_an_lr_far_above_its_norm_is_advised_before_warmup(tmp_path):
     assert causes[0] == "lr_too_high", [(d.cause, d.confidence) for d in rep.diagnoses]
     assert "missing_warmup" in causes[1:]
     assert all(d.confidence <= 0.3 for d in rep.diagnoses)
+
+
+def test_a_small_classifier_pinned_at_ln_c_from_its_first_point_is_labels_that_do_not_pair():
+    """A model of 86k parameters is small, but even a small model beats a uniform guess over 4 classes when the
+    labels pair with the inputs: a loss at ln 4 from the first point to the last, at a usual LR, is the labels."""
+    rng = np.random.default_rng(1)
+    steps = np.arange(5, 305, 5)
+    loss = math.log(4) + 0.003 * rng.standard_normal(steps.size)
+    lr = 5e-4 * np.minimum(1.0, steps / 30) * (1 - steps / 310)
+    rep = analyze(_run({"train/loss": (steps, loss), "train/lr": (steps, lr)},
+                       {"num_classes": 4, "n_classes": 4, "lr": 5e-4, "optimizer": "adamw", "n_params": 85_632}))
+    assert rep.diagnoses and rep.diagnoses[0].cause == "label_misalignment", rep.diagnoses

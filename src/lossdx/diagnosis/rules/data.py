@@ -379,7 +379,10 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
                       "the other)", "run the single-batch overfit test and print a few (input, label) pairs"]
         return hit
     lr_ok = not ev.of("slow_convergence") and not any(f.evidence.get("key") == "lr" for f in ev.of("config", serious=False))
-    tiny = (ev.facts.get("n_params") or 1e12) < 1e6
+    # a small model may lack the capacity to do well, but not to beat a uniform guess over a few classes: a loss
+    # pinned at ln C from its first point on is no capacity limit
+    at_chance_throughout = bool(p.evidence.get("uniform_classes")) and p.evidence.get("flat_share", 0) >= 0.95
+    tiny = (ev.facts.get("n_params") or 1e12) < 1e6 and not at_chance_throughout
     wd_ok = not any(f.evidence.get("key") == "weight_decay" for f in ev.of("config", serious=False))
     if not (lr_ok and wd_ok) or tiny or ev.has("instability") or ev.has("overfitting"):
         return None  # a model that overfits its training set is learning the labels
