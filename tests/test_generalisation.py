@@ -490,3 +490,16 @@ def test_a_small_classifier_pinned_at_ln_c_from_its_first_point_is_labels_that_d
     rep = analyze(_run({"train/loss": (steps, loss), "train/lr": (steps, lr)},
                        {"num_classes": 4, "n_classes": 4, "lr": 5e-4, "optimizer": "adamw", "n_params": 85_632}))
     assert rep.diagnoses and rep.diagnoses[0].cause == "label_misalignment", rep.diagnoses
+
+
+def test_a_nan_after_ten_calm_batches_is_the_data_not_the_very_start():
+    """Ten finite per-batch losses around 1.0 (noisy: 0.75-1.45), then NaN to the end: the model was fine for ten
+    updates, so this is no NaN from the very start (init, precision); the data brought it in."""
+    rng = np.random.default_rng(2)
+    steps = np.arange(480)
+    loss = np.full(steps.size, np.nan)
+    loss[:10] = 1.0 + 0.2 * rng.standard_normal(10)
+    loss[4] = 1.45
+    rep = analyze(_run({"train/loss": (steps, loss)}, {"optimizer": "adam", "lr": 1e-3}))
+    assert rep.diagnoses and rep.diagnoses[0].cause in ("nan_in_input", "loss_nan_from_data"), rep.diagnoses[:3]
+    assert not [f for f in rep.findings if f.kind == "spike" and f.severity != "info"]

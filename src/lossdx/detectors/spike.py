@@ -115,7 +115,7 @@ class BlockEventDetector(Detector):
         severity = "error" if recovered_step is None else ("warning" if major else "info")
         if ev.get("within_noise") and recovered_step is not None and ev["n"] <= 3:
             severity = "info"
-            msg += " (within the point-to-point noise of the excerpt's first points)"
+            msg += " (within the point-to-point noise of the first logged points)"
         # a cross-entropy in nats is a log-probability: a near-perfect fit (an excerpt that starts at ~0, where the
         # first value is no scale) jumping from 1e-4 to 0.015 still gives the targets >= 95 % probability
         if ev["peak"] < self.near_zero_nats and self.context_.profile.kind in _CROSS_ENTROPY_KINDS:
@@ -143,9 +143,10 @@ class BlockEventDetector(Detector):
         is a spike above the level of the points just before it."""
         if seen < self.block or recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
             ev = self._new_event(step, x, first, 0.0, early=True)
-            # an excerpt's first point is no start of training: a rise that the point-to-point noise of the points
-            # before it covers (per-batch losses of small batches) is judged like any spike, not as a blow-up
-            if not self.context_.profile.covers_start and recent.size >= 4:
+            # one logged point is only as good a baseline as the points around it are calm: a rise that the
+            # point-to-point noise of the points before it covers (per-batch losses of small batches; an excerpt's
+            # first point, which is no start of training) is judged like any spike, not as a blow-up
+            if recent.size >= 4:
                 level = float(np.median(recent))
                 sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
                 ev["within_noise"] = x <= self._threshold(level, sigma)
