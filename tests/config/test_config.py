@@ -71,20 +71,6 @@ def test_hf_training_args_and_model_config_dir(tmp_path):
     assert h["vocab_size"] == 50257 and h["n_layer"] == 12 and h["seq_len"] == 1024
 
 
-def test_hf_training_args_file_brings_the_model_config_beside_it(tmp_path):
-    """training_args.json says nothing of the model; HF writes the model's config.json into the same output
-    directory, so naming the one file reads the pair (a config.json that is no HF model config is left alone)."""
-    (tmp_path / "training_args.json").write_text('{"learning_rate": 5e-05, "per_device_train_batch_size": 8}')
-    (tmp_path / "config.json").write_text('{"model_type": "bert", "vocab_size": 260, '
-                                          '"id2label": {"0": "a", "1": "b", "2": "c", "3": "d"}}')
-    h, raw, notes = read_config(str(tmp_path / "training_args.json"))
-    assert h["lr"] == 5e-05 and h["vocab_size"] == 260 and len(raw["id2label"]) == 4
-    assert any("config.json" in n for n in notes)
-    (tmp_path / "config.json").write_text('{"vocab_size": 999}')
-    h, _raw, _ = read_config(str(tmp_path / "training_args.json"))
-    assert "vocab_size" not in h
-
-
 def test_canonical_hparams_nested():
     h = canonical_hparams({"optimizer": {"lr": 3e-4, "weight_decay": 0.1}, "trainer": {"max_steps": 100},
                            "precision": "bf16-mixed"})

@@ -218,17 +218,6 @@ def read_config(path: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     raw = {k: v for k, v in raw.items() if isinstance(k, str)}
     raw, more = bounded_plain(raw, path)
     notes += more
-    if os.path.basename(path) == "training_args.json":
-        # training_args.json says nothing of the model: HF writes the model's config.json into the same output dir
-        model = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
-        try:
-            _h, model_raw, _n = read_config(model) if os.path.isfile(model) else ({}, {}, [])
-        except ConfigError:
-            model_raw = {}
-        if "model_type" in model_raw or "architectures" in model_raw:
-            for k, v in model_raw.items():
-                raw.setdefault(k, v)
-            notes.append(f"the model's config.json beside {os.path.basename(path)} read with it")
     return canonical_hparams(raw, notes), raw, notes
 
 
