@@ -519,3 +519,30 @@ def test_runs_pasted_into_markdown_blocks_are_kept_apart_and_named(tmp_path):
     assert [len(r.series["train/loss"]) for r in runs] == [50, 50]
     assert pts(runs[1], "train/loss")[0] == (1, 8.9)
     assert [r.meta.get("run_title") for r in runs] == ["Added lr scheduler", "Final model training with 5000 steps"]
+
+
+def test_epoch_lines_without_steps_are_numbered_by_their_epoch(tmp_path):
+    """'epoch 50/150 - loss: X - val_loss: Y' (a hand-written loop's Keras-like print): steps are the epochs, so an
+    excerpt from epoch 50 starts at 50, not at a record number 0."""
+    f = tmp_path / "train.log"
+    f.write_text("".join(f"epoch {e}/150 - loss: {1 / e:.4f} - val_loss: {1.1 / e:.4f}\n" for e in range(50, 60, 2)))
+    run = read_runs(str(f))[0]
+    assert list(run.series["train/loss"].steps) == [50, 52, 54, 56, 58]
+    assert list(run.series["val/loss"].steps) == [50, 52, 54, 56, 58]
+    assert run.meta["step_unit"] == "epoch"
+
+
+def test_batch_lines_within_epochs_get_global_steps_and_the_epoch_mean_apart(tmp_path):
+    """'epoch 2/60 - batch 4/6 - loss: X' is a per-epoch counter (global step 6 + 4); the epoch's own line
+    'epoch 2/60 - loss: M - val_loss: V' is that epoch's mean at its last batch, not a second per-batch point."""
+    f = tmp_path / "train.log"
+    lines = []
+    for e in (1, 2, 3):
+        lines += [f"epoch {e}/60 - batch {b}/6 - loss: {1 / (e * 6 + b):.4f}\n" for b in (2, 4, 6)]
+        lines.append(f"epoch {e}/60 - loss: {2 / e:.4f} - val_loss: {3 / e:.4f}\n")
+    f.write_text("".join(lines))
+    run = read_runs(str(f))[0]
+    assert list(run.series["train/loss"].steps) == [2, 4, 6, 8, 10, 12, 14, 16, 18]
+    assert "batch" not in run.series
+    assert list(run.series["train/loss_epoch"].steps) == [6, 12, 18]
+    assert list(run.series["val/loss"].steps) == [6, 12, 18]

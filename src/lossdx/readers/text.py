@@ -346,7 +346,7 @@ _STEP_KEYS = {"step", "steps", "iter", "iters", "iteration", "iterations", "it",
               "num_updates", "update", "updates", "s"}
 _REVERSE_STEP = re.compile(r"\b(\d++)\s++(?:iter|iters|iteration|step|steps|updates)\b", re.I)
 _EPOCH_BATCH = re.compile(
-    r"epoch\s*+[:#]?\s*+\[?\s*+(\d++)(?:\s*+/\s*+\d++)?\s*+\]?\s*+[:,]?\s*+(?:[^\d\[(|]*+\|\s*+)?"
+    r"epoch\s*+[:#]?\s*+\[?\s*+(\d++)(?:\s*+/\s*+\d++)?\s*+\]?\s*+[:,\-]?\s*+(?:[^\d\[(|]*+\|\s*+)?"
     r"(?:\[?(?:batch|step|iter(?:ation)?|it)s?\s*+[:#]?\s*+)?[\[(]?\s*+(\d++)\s*+/\s*+(\d++)",
     re.I)
 # "   100 | loss 4.3210 | lr 3.00e-04 | 152.3 ms": a bare step number opens a pipe-separated record
@@ -650,6 +650,8 @@ class _Segments:
         self.pending: list[dict[str, float]] = []
         self.epoch_base: int | None = None
         self.numbered = False  # the log prints no step numbers: its records were numbered 0, 1, 2 ...
+        self.by_epoch = False  # the log prints no step numbers but one epoch number per record: steps are epochs
+        self.per_batch = False  # records with a per-epoch batch counter were seen (global steps known)
         self.epoch_size: dict[int, int] = {}  # id(segment) -> batches per epoch, as the log states it
         self.titles: dict[int, str] = {}  # id(segment) -> the prose line above its fenced block (Markdown)
         self.pending_title: str | None = None
@@ -688,6 +690,12 @@ class _Segments:
                 self.epoch_base = 0 if epoch == 0 or zero_based else 1
             done = max(0, epoch - self.epoch_base)
             rec = Record(float(done * n + i), {**rec.values, "epoch": done + i / n})
+            self.per_batch = True
+        elif rec.step is None and self.per_batch and "epoch" in rec.values and "loss" in rec.values:
+            # "epoch 3/60 - loss: 0.82 - val_loss: 0.78" after that epoch's "epoch 3/60 - batch 6/6 - loss: 0.77"
+            # lines: the epoch's mean, at the step of its last batch, not a second point of the per-batch loss
+            vals = {k: v for k, v in rec.values.items() if k not in ("epoch", "loss")}
+            rec = Record(None, {**vals, "train/loss_epoch": rec.values["loss"]}, step_after=rec.step_after)
         if rec.step is None:
             if rec.step_after or self.last_step is None:
                 self.pending.append(rec.values)  # belongs to the next step line
@@ -727,6 +735,19 @@ class _Segments:
             # a log with no steps at all (HF console dicts, pasted excerpts): number the train records in
             # order; an eval record belongs to the step it follows
             b = SeriesBuilder()
+            epochs = [vals.get("epoch") for vals in self.pending if not _is_eval_record(vals)]
+            if len(epochs) >= 2 and all(e is not None and float(e).is_integer() for e in epochs) and \
+                    all(b_ > a for a, b_ in zip(epochs, epochs[1:])):
+                # "epoch 12/100 - loss: 0.3 - val_loss: 0.4" (Keras-like prints of a hand-written loop): one
+                # record per epoch, numbered by its epoch, so an excerpt from epoch 50 starts at 50, not 0
+                self.by_epoch = True
+                epoch = None
+                for vals in self.pending:
+                    if not _is_eval_record(vals) or epoch is None:
+                        epoch = vals.get("epoch", epoch)
+                    if epoch is not None:
+                        b.add_many(float(epoch), vals)
+                return [b] if len(b) else []
             self.numbered = True
             counter = -1
             for vals in self.pending:
@@ -1028,6 +1049,9 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
         if parser is not None and parser.segments.numbered:
             meta["step_unit"] = "record"  # attach_config turns record numbers into steps where logging_steps is known
             meta["notes"].append("the log prints no step numbers: steps count its training records from 0")
+        if parser is not None and parser.segments.by_epoch:
+            meta["step_unit"] = "epoch"
+            meta["notes"].append("the log prints no step numbers, one record per epoch: steps are its epoch numbers")
         if name == "md_logbook" and isinstance(parser.parse, _LogbookState):
             book = parser.parse
             meta["notes"].append(
