@@ -96,6 +96,37 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                          ("healthy", "healthy", [], None, [],
                           "CNN with BatchNorm at batch size 2 (meant as batchnorm_instability, but the run is fine: "
                           "noisy per-step loss, validation loss 0.16 -> 0.07; labelled healthy)")),
+    # more varied runs (issue 7): other batch sizes, logging intervals, LR ends, schedules, optimizers, dropout
+    "healthy_mlp_adamw_v2": ({"seed": 20, "optimizer": "adamw", "lr": 3e-3, "weight_decay": 0.01, "batch_size": 64,
+                              "schedule": "cosine", "max_epochs": 15, "log_every_n_steps": 3, "lr_monitor": True},
+                             ("healthy", "healthy", [], None, [],
+                              "nothing: MLP, AdamW 3e-3 (high end), cosine over 15 epochs, batch 64, logged every 3")),
+    # first made with lr 0.01 and 15 epochs: it ended at val loss 0.85 where the other runs reach ~0.1 (the step
+    # schedule cut the LR before it had learned), so it was remade with lr 0.02 over 30 epochs
+    "healthy_cnn_sgd_v3": ({"seed": 21, "arch": "cnn", "optimizer": "sgd", "lr": 0.02, "momentum": 0.9,
+                            "batch_size": 128, "schedule": "step", "max_epochs": 30, "log_every_n_steps": 1},
+                           ("healthy", "healthy", [], None, [],
+                            "nothing: CNN, SGD 0.02 (low end) momentum 0.9, step x0.1 every 10 epochs, batch 128, "
+                            "logged every step")),
+    "healthy_mlp_dropout_v4": ({"seed": 22, "dropout": 0.3, "batch_size": 4, "lr": 3e-4, "max_epochs": 3,
+                                "log_every_n_steps": 20},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: MLP with dropout 0.3, Adam 3e-4 (low end), batch 4, logged every 20")),
+    "healthy_mlp_bs1_v5": ({"seed": 23, "batch_size": 1, "lr": 1e-4, "max_epochs": 2, "log_every_n_steps": 7},
+                           ("healthy", "healthy", [], None, [],
+                            "nothing: MLP, Adam 1e-4, batch size 1 (per-sample loss, very noisy), logged every 7")),
+    "lr_too_high_v2": ({"seed": 24, "optimizer": "adamw", "lr": 0.5, "weight_decay": 0.01, "batch_size": 64,
+                        "schedule": "cosine", "max_epochs": 15, "log_every_n_steps": 3},
+                       ("problem", "lr_too_high", ["lr_too_high"], "plateau", [],
+                        "MLP, AdamW lr 0.5 (170x the v2 run's 3e-3), cosine, batch 64")),
+    "shuffled_labels_v2": ({"seed": 25, "label_fault": "shuffle", "dropout": 0.3, "batch_size": 4,
+                            "max_epochs": 3, "log_every_n_steps": 20},
+                           ("problem", "label_misalignment", ["label_misalignment"], "plateau", [0],
+                            "MLP with dropout, batch 4; training labels randomly permuted")),
+    "nan_input_v2": ({"seed": 27, "nan_input": True, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9,
+                      "batch_size": 64, "log_every_n_steps": 1},
+                     ("problem", "nan_in_input", ["nan_in_input", "loss_nan_from_data"], "nan", [],
+                      "MLP, SGD momentum, batch 64; one training image has NaN pixels")),
 }
 
 
@@ -133,7 +164,11 @@ def make_module(c: dict):
             super().__init__()
             self.save_hyperparameters()
             h = hp["hidden"]
-            if hp["arch"] == "mlp":
+            if hp["arch"] == "mlp" and hp.get("dropout"):  # later runs (_v2 ...) may use dropout
+                p = hp["dropout"]
+                self.net = nn.Sequential(nn.Linear(64, h), nn.ReLU(), nn.Dropout(p), nn.Linear(h, h), nn.ReLU(),
+                                         nn.Dropout(p), nn.Linear(h, 10))
+            elif hp["arch"] == "mlp":
                 self.net = nn.Sequential(nn.Linear(64, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 10))
             else:
                 bn = (lambda n: nn.BatchNorm2d(n)) if hp["batchnorm"] else (lambda n: nn.Identity())
@@ -166,12 +201,24 @@ def make_module(c: dict):
         def configure_optimizers(self):
             hp = self.hparams
             if hp["optimizer"] == "sgd":
-                return torch.optim.SGD(self.parameters(), lr=hp["lr"], momentum=hp["momentum"],
-                                       weight_decay=hp["weight_decay"])
-            return torch.optim.Adam(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+                opt = torch.optim.SGD(self.parameters(), lr=hp["lr"], momentum=hp["momentum"],
+                                      weight_decay=hp["weight_decay"])
+            elif hp["optimizer"] == "adamw":
+                opt = torch.optim.AdamW(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+            else:
+                opt = torch.optim.Adam(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+            schedule = hp.get("schedule")  # later runs (_v2 ...): an epoch-wise schedule
+            if schedule == "cosine":
+                sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hp["max_epochs"])
+            elif schedule == "step":
+                sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, hp["max_epochs"] // 3), gamma=0.1)
+            else:
+                return opt
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
     keys = ("arch", "hidden", "optimizer", "lr", "momentum", "weight_decay", "batchnorm", "init_gain", "batch_size",
             "max_epochs")
+    keys += tuple(k for k in ("dropout", "schedule") if k in c)  # only later runs set them
     return DigitsClassifier(**{k: c[k] for k in keys})
 
 
@@ -197,7 +244,7 @@ def train(c: dict, d):
 
 
 EXCERPTS = {"healthy_mlp_adam": 200, "nan_input": 20, "sorted_unshuffled": 100, "small_data": 200,
-            "lr_too_high": 100, "shuffled_labels": 150}
+            "lr_too_high": 100, "shuffled_labels": 150, "healthy_mlp_bs1_v5": 700, "healthy_cnn_sgd_v3": 40}
 
 
 def write_excerpt(labels: Labels, name: str, full_label: dict) -> None:

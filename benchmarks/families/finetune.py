@@ -62,6 +62,31 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "labels_double_shift": ({"seed": 3, "label_fault": "double_shift", "logging_steps": 5},
                             ("problem", "label_misalignment", ["label_misalignment"], "plateau", [0],
                              "labels shifted by one in the dataset although the model shifts them again")),
+    # more varied runs (issue 7): other batch sizes, logging intervals, LR ends, schedules, optimizers, accumulation
+    "healthy_ft_v2": ({"seed": 20, "learning_rate": 1e-4, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
+                       "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4, "max_steps": 150,
+                       "logging_steps": 3, "eval_steps": 30},
+                      ("healthy", "healthy", [], None, [],
+                       "nothing: constant lr 1e-4, batch 2 x 4 accumulation steps, 150 steps, logging every 3")),
+    "healthy_ft_v3": ({"seed": 21, "learning_rate": 1e-3, "lr_scheduler_type": "cosine", "warmup_ratio": 0.05,
+                       "per_device_train_batch_size": 32, "max_steps": 200, "logging_steps": 7, "eval_steps": 40,
+                       "weight_decay": 0.1},
+                      ("healthy", "healthy", [], None, [],
+                       "nothing: lr 1e-3 (high end) cosine, 5% warmup, batch 32, weight decay 0.1, logging every 7")),
+    "healthy_ft_v4": ({"seed": 22, "optim": "sgd", "learning_rate": 0.05, "warmup_ratio": 0.0,
+                       "logging_steps": 20, "eval_steps": 60, "max_steps": 300},
+                      ("healthy", "healthy", [], None, [],
+                       "nothing: SGD (HF optim sgd) lr 0.05, linear decay, logging every 20")),
+    "lr_too_high_v2": ({"seed": 23, "learning_rate": 0.03, "lr_scheduler_type": "constant", "warmup_ratio": 0.0,
+                        "per_device_train_batch_size": 4, "logging_steps": 3, "eval_steps": 30, "max_steps": 150},
+                       ("problem", "lr_too_high", ["lr_too_high"], "instability", [],
+                        "fine-tune constant lr 0.03 (60x), clip 1, batch 4, logging every 3 (looked at: the first "
+                        "steps undo the pretraining, loss 2.1 -> 3.6 by step 6, and the run never gets back below "
+                        "its start: eval loss 2.30 -> 2.18 where the healthy fine-tunes reach 1.4-1.7)")),
+    "labels_shuffled_v2": ({"seed": 24, "label_fault": "shuffled", "lr_scheduler_type": "cosine",
+                            "per_device_train_batch_size": 16, "logging_steps": 20, "eval_steps": 50},
+                           ("problem", "label_misalignment", ["label_misalignment"], "plateau", [0],
+                            "labels of each example taken from another example; cosine, batch 16, logging every 20")),
 }
 
 
@@ -130,6 +155,7 @@ def train(c: dict, base: Path, out: Path):
             per_device_eval_batch_size=32, learning_rate=c["learning_rate"], lr_scheduler_type=c["lr_scheduler_type"],
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"], max_grad_norm=c["max_grad_norm"],
             logging_steps=c["logging_steps"], eval_strategy="steps", eval_steps=c["eval_steps"], save_strategy="no",
+            gradient_accumulation_steps=c.get("gradient_accumulation_steps", 1), **({"optim": c["optim"]} if "optim" in c else {}),
             report_to=[], seed=c["seed"], data_seed=c["seed"], disable_tqdm=True, use_cpu=True,
             dataloader_num_workers=0, logging_nan_inf_filter=True)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
@@ -145,7 +171,7 @@ def train(c: dict, base: Path, out: Path):
 
 
 
-EXCERPTS = {"healthy_ft": 100, "small_data_overfit": 120, "lr_too_high": 60}
+EXCERPTS = {"healthy_ft": 100, "small_data_overfit": 120, "lr_too_high": 60, "healthy_ft_v3": 80}
 
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:

@@ -106,6 +106,48 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
     "domain_ordered": ({"data": "ordered"}, None,
                        ("problem", "data_order", ["data_order"], "data_order", [167, 334],
                         "no shuffling: steps 0-166 code, 167-333 prose, 334-499 CSV numbers")),
+    # more varied runs (issue 7: the rules must not fit the settings of the runs above): other batch sizes,
+    # logging intervals, schedules, optimizers, accumulation, lengths
+    "healthy_v2": ({"seed": 20, "batch_size": 64, "learning_rate": 6e-4, "min_lr": 6e-5, "schedule": "linear",
+                    "max_iters": 300, "lr_decay_iters": 300, "warmup_iters": 20, "log_interval": 20,
+                    "eval_interval": 60}, None,
+                   ("healthy", "healthy", [], None, [], "nothing: batch 64, AdamW 6e-4, linear decay, stdout every 20")),
+    "healthy_v3": ({"seed": 21, "batch_size": 2, "learning_rate": 1e-3, "decay_lr": False, "warmup_iters": 0,
+                    "dropout": 0.1, "max_iters": 300, "log_interval": 1, "eval_interval": 100}, None,
+                   ("healthy", "healthy", [], None, [],
+                    "nothing: batch size 2, constant AdamW 1e-3, dropout 0.1, stdout every step (very noisy)")),
+    "healthy_v4": ({"seed": 22, "learning_rate": 6e-3, "schedule": "step", "max_iters": 400, "lr_decay_iters": 400,
+                    "warmup_iters": 20, "log_interval": 3, "eval_interval": 40}, None,
+                   ("healthy", "healthy", [], None, [],
+                    "nothing: AdamW 6e-3 (high end), step schedule x0.1 at 50 % and 75 %, stdout every 3")),
+    "healthy_v5": ({"seed": 23, "optimizer": "adam", "batch_size": 8, "grad_accum": 4, "max_iters": 250,
+                    "lr_decay_iters": 250, "log_interval": 7, "eval_interval": 50}, None,
+                   ("healthy", "healthy", [], None, [],
+                    "nothing: Adam without weight decay, batch 8 x 4 accumulation steps, stdout every 7")),
+    "healthy_v6": ({"seed": 24, "optimizer": "sgd", "momentum": 0.9, "learning_rate": 0.5, "min_lr": 0.05,
+                    "weight_decay": 0.0, "max_iters": 400, "lr_decay_iters": 400, "log_interval": 10}, None,
+                   ("healthy", "healthy", [], None, [], "nothing: SGD momentum 0.9 lr 0.5, cosine, clip 1")),
+    "healthy_v7": ({"seed": 25, "max_iters": 150, "lr_decay_iters": 150, "warmup_iters": 10, "log_interval": 5,
+                    "eval_interval": 25, "batch_size": 32}, None,
+                   ("healthy", "healthy", [], None, [], "nothing: a short run, 150 steps of batch 32, stdout every 5")),
+    "lr_too_high_v2": ({"seed": 26, "learning_rate": 2.0, "min_lr": 0.2, "batch_size": 4, "grad_clip": 0.0,
+                        "schedule": "linear", "max_iters": 300, "lr_decay_iters": 300, "log_interval": 1,
+                        "eval_interval": 50}, None,
+                       ("problem", "lr_too_high", ["lr_too_high"], "instability", [],
+                        "AdamW LR 2.0 with warmup 30, linear decay, no clip, batch 4, stdout every step (the loss "
+                        "jumps to ~60 during warmup and settles only as the LR decays, ~1 nat above healthy runs)")),
+    "bad_batch_v2": ({"seed": 27, "batch_size": 8, "decay_lr": False, "learning_rate": 1e-3, "grad_clip": 0.0,
+                      "log_interval": 1, "max_iters": 420, "eval_interval": 100}, "bad_batch",
+                     ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [250, 380],
+                      "batches of random bytes at steps 250 and 380, constant AdamW 1e-3, no clip, batch 8, stdout every step")),
+    "lr_too_low_v2": ({"seed": 28, "optimizer": "adam", "learning_rate": 3e-6, "min_lr": 3e-7, "schedule": "linear",
+                       "grad_accum": 2, "log_interval": 20, "max_iters": 400, "lr_decay_iters": 400}, None,
+                      ("problem", "lr_too_low", ["lr_too_low"], "slow_convergence", [],
+                       "Adam LR 3e-6 (1000x too low), linear decay, 2 accumulation steps, stdout every 20")),
+    "small_data_v2": ({"seed": 29, "dataset_bytes": 4000, "dropout": 0.1, "schedule": "step", "max_iters": 600,
+                       "lr_decay_iters": 600, "log_interval": 7, "eval_interval": 30}, None,
+                      ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
+                       "4,000 training bytes repeated, dropout 0.1, step schedule")),
 }
 
 
@@ -156,6 +198,11 @@ def lr_at(it: int, c: dict, fault: str | None) -> float:
     if it < c["warmup_iters"]:
         return c["learning_rate"] * (it + 1) / c["warmup_iters"]
     r = min(1.0, (it - c["warmup_iters"]) / max(1, c["lr_decay_iters"] - c["warmup_iters"]))
+    schedule = c.get("schedule", "cosine")  # later runs (_v2 ...) vary it; the first runs are all cosine
+    if schedule == "linear":
+        return c["min_lr"] + (1 - r) * (c["learning_rate"] - c["min_lr"])
+    if schedule == "step":  # x0.1 at 50 % and again at 75 % of the decay horizon
+        return c["learning_rate"] * (0.1 ** ((r >= 0.5) + (r >= 0.75)))
     return c["min_lr"] + 0.5 * (1 + math.cos(math.pi * r)) * (c["learning_rate"] - c["min_lr"])
 
 
@@ -184,8 +231,16 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         # pure fp16: weights, activations, gradients and Adam state in float16, no loss scaling, no fp32 master
         # weights; Adam's eps=1e-8 is below fp16's smallest subnormal (6e-8) and rounds to 0
         model.half()
-    opt = torch.optim.AdamW(model.parameters(), lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]),
-                            weight_decay=c["weight_decay"], eps=1e-8)
+    optimizer = c.get("optimizer", "adamw")  # later runs (_v2 ...) vary it; the first runs are all AdamW
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=c["learning_rate"], momentum=c.get("momentum", 0.9),
+                              weight_decay=c["weight_decay"])
+    elif optimizer == "adam":  # Adam without weight decay
+        opt = torch.optim.Adam(model.parameters(), lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]), eps=1e-8)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]),
+                                weight_decay=c["weight_decay"], eps=1e-8)
+    accum = c.get("grad_accum", 1)  # micro-batches per optimizer step (the logged loss is their mean)
     rows, evals = [], []
     scaler = {"scale": 2.0 ** 16, "clean": 0}
     for step in range(c["max_iters"]):
@@ -219,7 +274,16 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         ce = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="none")
         loss = (ce * mask.flatten()).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if accum > 1:
+            (loss / accum).backward()
+            for _ in range(accum - 1):
+                xm, ym = sample(trains, B) if c["data"] != "ordered" else sample(
+                    [trains[min(2, step * 3 // c["max_iters"])]], B)
+                lm = F.cross_entropy(model(xm).flatten(0, 1), ym.flatten())
+                (lm / accum).backward()
+                loss = loss + (lm.detach() - loss.detach()) / (_ + 2)  # running mean of the micro-batch losses
+        else:
+            loss.backward()
         skip = fault == "masked_nan_skip" and not torch.isfinite(loss)
         if fault == "fp16_scaler":
             # emulated fp16 gradients under a dynamic loss scaler (torch.cuda.amp.GradScaler's rules): the scaled
@@ -244,7 +308,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
             opt.step()
         dt = (time.perf_counter() - t0) * 1000
         rows.append({"step": step, "loss": float(loss.item()), "grad_norm": float(norm.item()), "lr": lr,
-                     "tokens": (step + 1) * B * T, "dt_ms": round(dt, 2)})
+                     "tokens": (step + 1) * B * T * accum, "dt_ms": round(dt, 2)})
     return rows, evals, n_params
 
 
@@ -289,6 +353,7 @@ EXCERPTS = {  # run -> first step of the pasted excerpt (the fault must be visib
     "healthy_a": 200, "healthy_c": 300, "lr_too_high": 100, "bad_batch": 200, "masked_batch_nan": 250,
     "targets_not_shifted": 150, "small_data": 250, "domain_ordered": 100, "restart_bug": 200,
     "lr_too_low": 250, "tiny_model": 200,
+    "healthy_v3": 120, "healthy_v4": 150, "bad_batch_v2": 200,
 }
 
 

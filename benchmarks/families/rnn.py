@@ -73,6 +73,37 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                         "LSTM with 4 hidden units, SGD lr 20")),
     "tiny_model": ({"nhid": 4, "emsize": 4, "optimizer": "adam", "lr": 3e-3, "style": "charrnn"}, None,
                    ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [], "LSTM with 4 hidden units")),
+    # more varied runs (issue 7): other batch sizes, logging intervals, LR ends, annealing, momentum, dropout
+    "healthy_lstm_sgd_v2": ({"seed": 20, "batch_size": 64, "lr": 5.0, "dropout": 0.2, "anneal": 0.25, "epochs": 4,
+                             "log_interval": 3}, None,
+                            ("healthy", "healthy", [], None, [],
+                             "nothing: LSTM, batch 64, SGD lr 5 annealed x0.25 per epoch, dropout 0.2, log every 3")),
+    "healthy_gru_adam_v3": ({"seed": 21, "model": "GRU", "optimizer": "adam", "lr": 1e-2, "batch_size": 4,
+                             "epochs": 1, "clip": 5.0, "style": "charrnn", "eval_interval": 100}, None,
+                            ("healthy", "healthy", [], None, [],
+                             "nothing: GRU, Adam 1e-2 (high end), batch size 4, clip 5, loss per batch")),
+    "healthy_lstm_sgdm_v4": ({"seed": 22, "nlayers": 2, "lr": 1.0, "momentum": 0.9, "log_interval": 7,
+                              "epochs": 3}, None,
+                             ("healthy", "healthy", [], None, [],
+                              "nothing: 2-layer LSTM, SGD lr 1 momentum 0.9, clip 0.25, log every 7")),
+    "healthy_lstm_adam_v5": ({"seed": 23, "optimizer": "adam", "lr": 3e-4, "batch_size": 32, "epochs": 6,
+                              "clip": 1.0, "style": "charrnn", "eval_interval": 20}, None,
+                             ("healthy", "healthy", [], None, [],
+                              "nothing: LSTM, Adam 3e-4 (low end), batch 32, 6 epochs, checkpoint every 20")),
+    "explosion_lstm_v2": ({"seed": 24, "batch_size": 32, "lr": 20.0, "clip": 0.0, "dropout": 0.2,
+                           "log_interval": 7}, None,
+                          ("problem", "gradient_explosion", ["gradient_explosion", "lr_too_high"], "instability", [2],
+                           "LSTM, SGD lr 20 without clipping, batch 32, dropout 0.2, log every 7 (looked at: the loss "
+                           "jumps 5.6 -> 42.7 in steps 1-3 with grad norm 9.8, recovers, and ends at valid loss "
+                           "2.17 where the clipped runs reach ~1.8)")),
+    "lr_too_low_gru_v2": ({"seed": 25, "model": "GRU", "lr": 0.02, "batch_size": 8, "epochs": 2,
+                           "log_interval": 20}, None,
+                          ("problem", "lr_too_low", ["lr_too_low"], "slow_convergence", [],
+                           "GRU, plain SGD lr 0.02 (500x below the healthy 10), batch 8, log every 20")),
+    "bad_batches_sgd_v2": ({"seed": 26, "batch_size": 8, "epochs": 1, "log_interval": 1,
+                            "bad_steps": (200, 320)}, "bad_batch",
+                           ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [200, 320],
+                            "LSTM, SGD lr 20, clip 0.25, batch 8, log every batch; random-byte batches at 200 and 320")),
 }
 
 
@@ -138,7 +169,10 @@ def train(c: dict, fault: str | None):
         opt.step()
         dt = time.perf_counter() - t0
         rows.append({"step": step, "epoch": step / spe, "loss": loss.item(), "grad_norm": norm.item(),
-                     "grad_param_ratio": (norm / pnorm).item(), "lr": c["lr"], "dt_s": round(dt, 4)})
+                     "grad_param_ratio": (norm / pnorm).item(), "lr": opt.param_groups[0]["lr"], "dt_s": round(dt, 4)})
+        if (step + 1) % spe == 0 and c.get("anneal", 1.0) != 1.0:  # later runs (_v2 ...): lr x anneal per epoch
+            for g in opt.param_groups:
+                g["lr"] *= c["anneal"]
         if (step + 1) % spe == 0 or (c["style"] == "charrnn" and (step + 1) % c["eval_interval"] == 0):
             model.eval()
             with torch.no_grad():
@@ -162,7 +196,7 @@ def wlm_log(rows, evals, c, spe) -> str:
         if batch % c["log_interval"] == 0:
             cur = sum(win) / len(win)
             ppl = math.exp(cur) if cur < 700 else float("inf")
-            out.append(f"| epoch {epoch:3d} | {batch:5d}/{spe:5d} batches | lr {c['lr']:02.2f} | ms/batch "
+            out.append(f"| epoch {epoch:3d} | {batch:5d}/{spe:5d} batches | lr {r['lr']:02.2f} | ms/batch "
                        f"{t_win * 1000 / len(win):5.2f} | loss {cur:5.2f} | ppl {ppl:8.2f}")
             win, t_win = [], 0.0
         if r["step"] in ev:
@@ -193,7 +227,8 @@ _WLM = re.compile(r"\| epoch\s+(\d+) \|\s+(\d+)/\s*(\d+) batches")
 _CHAR = re.compile(r"^(\d+)/\d+ \(epoch")
 
 EXCERPTS = {"healthy_lstm_sgd": 250, "bad_batches_adam": 250, "healthy_gru_adam_bs1": 400, "explosion_sgd_noclip": 200,
-            "lr_too_low_sgd": 250, "domain_ordered": 150, "small_data": 150, "lr_too_high_adam": 250}
+            "lr_too_low_sgd": 250, "domain_ordered": 150, "small_data": 150, "lr_too_high_adam": 250,
+            "healthy_gru_adam_v3": 300, "healthy_lstm_sgdm_v4": 100}
 
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:
