@@ -247,7 +247,7 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     tiny batches (one sequence, one image) reach 1.7-5; shuffled LM batches of thousands of tokens stay
     near 1. Residuals are taken relative to the local level so a loss near zero does not inflate them."""
     s = run.series.get("train/loss")
-    if s is None or len(s) < 200:
+    if s is None or len(s) < 96:
         return False, 1.0, 0.0
     v = s.values[np.isfinite(s.values)]
     start = float(np.min(v[:5]))  # the early level; a median would already include a blow-up
@@ -256,7 +256,7 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
         return False, 1.0, 0.0  # a loss far above where it started is a broken run, not noisy batches
     k = 16
     n = v.size // k * k
-    if n < 96:
+    if n < 48:
         return False, 1.0, 0.0
     blocks = v[:n].reshape(-1, k)
     level = np.median(blocks, axis=1, keepdims=True)
@@ -266,6 +266,10 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     mad = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
     if mad <= 0:
         return False, 1.0, 0.0
+    if len(s) < 200 or n < 96:
+        # three blocks measure the size of the noise (a short per-step log, an excerpt: its first point is one
+        # draw of that noise), not yet how heavy its extremes are
+        return False, 1.0, mad
     factor = float(np.quantile(np.abs(r), 0.99)) / mad / 2.58
     # 1.6-8x a Gaussian's extremes is what per-sample losses look like (skewed, exponential-like tails); far beyond
     # that the extremes are events (spikes of a broken run), not the noise of a small batch
