@@ -538,3 +538,18 @@ def test_an_excerpt_of_a_noisy_per_step_log_has_no_early_spikes():
     assert not [f for f in rep.findings if f.kind == "spike" and f.severity != "info"], \
         [(f.severity, f.message) for f in rep.findings if f.kind == "spike"]
     assert rep.verdict == "healthy"
+
+
+def test_a_sparse_log_that_barely_moved_is_a_plateau():
+    """nanoGPT stdout every 20 steps over 400 steps (20 train points) and an evaluation every 50 (9 points): the
+    loss went 5.49 -> 5.31 (ln 256 = 5.55) and the last four evaluations sit within 0.2 % of each other. The last
+    third holds only three evaluations, too few for a slope; the last four, all in the second half, are enough."""
+    steps = np.arange(0, 400, 20)
+    train = 5.30 + 0.19 * np.exp(-steps / 120.0) + 0.02 * np.sin(steps)
+    vs = np.array([0, 50, 100, 150, 200, 250, 300, 350, 399])
+    val = [5.491, 5.439, 5.379, 5.336, 5.345, 5.301, 5.305, 5.308, 5.309]
+    cfg = {"vocab_size": 256, "n_layer": 2, "n_embd": 64, "learning_rate": 3e-6, "beta1": 0.9}
+    rep = analyze(_run({"train/loss": (steps, train), "val/loss": (vs, val)}, cfg, fmt="nanogpt"))
+    assert [f for f in rep.findings if f.kind == "plateau" and f.severity != "info"], \
+        [(f.kind, f.severity, f.message) for f in rep.findings]
+    assert rep.diagnoses[0].cause == "lr_too_low", [(d.cause, d.confidence) for d in rep.diagnoses]

@@ -111,6 +111,11 @@ class PlateauDetector(WholeRunDetector):
         if b <= a:
             return []
         tail_start = b - self.tail * (b - a)
+        if steps.size >= 6 and int(np.sum(steps >= tail_start)) < 4 and float(steps[-4]) >= a + 0.5 * (b - a):
+            # a sparse log (an evaluation every eighth of the run, a train loss printed every 20 steps): the last
+            # third holds fewer points than a slope needs; the last four points, still within the second half of
+            # the run, are the late part of the curve
+            tail_start = float(steps[-4])
         imp = _span_improvement(steps, vals, tail_start, b)
         if imp is None:
             return []
