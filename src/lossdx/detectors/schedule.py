@@ -177,6 +177,16 @@ class ThroughputDetector(WholeRunDetector):
             noisy = "" if severe or change < 0.5 else (
                 f"; one step's time scatters by {100 * (np.exp(noise) - 1):.0f}% (machine load), so a drift of this "
                 "size is within the run's own timing noise")
+            # load that comes and goes in periods (a shared machine) moves whole chunks while one step's scatter
+            # stays small: a late level the first half of the log had already reached is no slowdown that stayed
+            half = meds[: max(1, meds.size // 2)]
+            slow_before = half[(half >= late / (1 + self.slowdown)) if worse_is_higher else
+                               (half <= late * (1 + self.slowdown))]
+            if severe and slow_before.size:
+                severe = False
+                k = int(np.flatnonzero(half == slow_before[0])[0])
+                noisy = (f"; the step time had been as slow before (chunk median {fmt_num(float(slow_before[0]))} "
+                         f"around step {int(mids[k])}): the machine's load comes and goes")
             return [Finding("throughput", metric, int(mids[3]), int(mids[-1]), "warning" if severe else "info",
                             f"training got {100 * change:.0f}% slower: {metric} median {fmt_num(early)} early vs "
                             f"{fmt_num(late)} late{noisy}",
