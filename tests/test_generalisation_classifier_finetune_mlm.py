@@ -3,6 +3,7 @@ showed (each failed before its rule or detector change). Curves are synthetic, s
 Lightning CSV of a digits classifier (a point every 10 steps, 10 evaluations), the HF Trainer's window means."""
 
 import math
+import re
 
 import numpy as np
 
@@ -271,3 +272,31 @@ def test_a_classifier_whose_loss_rises_after_its_first_logged_point_is_no_bad_in
     rep = analyze(_classifier(train, np.full(10, 2.31), np.full(10, 0.1), first_step=4, every=5))
     assert not [f for f in rep.findings if f.kind == "init_loss"]
     assert "bad_init" not in _causes(rep)[:1]
+
+
+def test_a_frozen_held_out_loss_says_of_the_training_loss_only_what_was_read():
+    """Review of the frozen reading: a short log whose training loss fell from 2.3 to 0.9 is no frozen model (the
+    training loss is learning), and 'the training loss does not fall' is never said where it fell."""
+    ts = np.arange(0, 80, 10)
+    vv = 2.3026 + 0.0005 * np.sin(np.arange(ts.size))
+    rep = analyze(_run({"train/loss": (ts, np.linspace(2.3, 0.9, ts.size)), "val/loss": (ts, vv)}))
+    assert not [f for f in rep.findings if f.evidence.get("type") == "frozen"]
+    for d in rep.diagnoses:
+        assert not [e for e in d.evidence if "training loss does not fall" in e], (d.cause, d.evidence)
+
+
+def test_a_frozen_held_out_loss_at_an_lr_above_its_norm_is_no_small_step():
+    """An LR 17x the top of its norm takes no small steps: no 'raise the learning rate 0.05 -> 0.003' (a raise that
+    lowers it), and no 'the log does not show the LR' where the log shows it."""
+    ts = np.arange(0, 400, 10)
+    vs = np.arange(0, 400, 50)
+    rep = analyze(_run({"train/loss": (ts, 2.3026 + 0.001 * np.sin(np.arange(ts.size))),
+                        "val/loss": (vs, 2.3026 + 0.0005 * np.sin(np.arange(vs.size))),
+                        "train/lr": (ts, np.full(ts.size, 0.05))}, {"optimizer": "adamw", "lr": 0.05}))
+    assert [f for f in rep.findings if f.evidence.get("type") == "frozen"]
+    for d in rep.diagnoses:
+        for fix in d.fixes:
+            m = re.search(r"raise the learning rate: ([\d.e+-]+) -> ([\d.e+-]+)", fix)
+            assert m is None or float(m.group(2)) > float(m.group(1)), fix
+        assert not [e for e in d.evidence if "does not show the LR" in e], (d.cause, d.evidence)
+    assert "lr_too_low" not in _causes(rep)

@@ -198,8 +198,8 @@ class PlateauDetector(WholeRunDetector):
         spread = float(vv.max() - vv.min())
         if level < 0.05 or spread > 0.002 * level:
             return []
-        if tv.size >= 10:
-            k = max(2, tv.size // 10)
+        if tv.size >= 3:
+            k = max(2, tv.size // 10) if tv.size >= 10 else 1
             if float(np.median(tv[-k:])) < 0.9 * float(np.median(tv[:k])):
                 return []  # the training loss is learning: a frozen evaluation is a different fault
         lr_s, lr_v = clean(lr)
@@ -215,11 +215,14 @@ class PlateauDetector(WholeRunDetector):
         how = (f"it fell at every evaluation but by only {fmt_num(float(vv[0] - vv[-1]))} in all" if steady else
                "it wanders without a trend")
         at = f", ln({uniform}) = {math.log(uniform):.4f}: a uniform guess over {uniform} classes" if uniform else ""
+        # (said of the training loss only where enough of it was read to tell)
+        train = "does not fall either" if tv.size >= 3 else "is not logged often enough to tell whether it falls"
         return [Finding("plateau", "val/loss", int(vs[0]), int(vs[-1]), "warning",
                         f"val/loss has not moved: all {vv.size} evaluations from step {int(vs[0])} to {int(vs[-1])} lie "
                         f"within {100 * spread / level:.2f}% of {fmt_num(level)}{at} ({how}), and the training loss "
-                        f"does not fall either: what the model predicts is not changing",
+                        f"{train}: what the model predicts is not changing",
                         {"type": "frozen", "level": level, "first": float(vv[0]), "spread": spread,
+                         "train_checked": tv.size >= 3,
                          "steady_descent": steady, "rising_share": rising, "flat_since": int(vs[0]), "flat_share": 1.0,
                          "tail_improvement": float(vv[0] - vv[-1]) / level, "uniform_classes": uniform})]
 

@@ -363,10 +363,13 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
         return Hit(0.15, [p.message, "the held-out loss falls at every evaluation: what the model learns from the "
                                      "training labels carries over to new inputs, so the labels match them — it "
                                      "learns slowly"])
-    if frozen is not None:
-        return Hit(0.2, [frozen.message, "the training loss does not fall below the held-out loss either: the model "
-                                         "is not even memorising its training labels, which it would with labels that "
-                                         "do not match their inputs — the weights are not moving"],
+    train_end = _train_level_at(ev, math.inf) if frozen is not None else None  # (its last points)
+    if frozen is not None and (train_end is None or train_end >= 0.9 * frozen.evidence["level"]):
+        why = ("the training loss does not fall below the held-out loss either: the model is not even memorising its "
+               "training labels, which it would with labels that do not match their inputs — the weights are not "
+               "moving" if train_end is not None else
+               "a held-out loss that does not move at all is weights that do not move, whatever the labels say")
+        return Hit(0.2, [frozen.message, why],
                    checks=["run the single-batch overfit test: a model that cannot drive one batch to ~0 loss has an "
                            "optimisation fault, one that can but does not generalise has label trouble"])
     if p.evidence.get("type") == "chance_level":

@@ -265,6 +265,8 @@ def frozen_with_small_steps(ev: Evidence) -> Hit | None:
         return None
     low = ev.profile.lr_ratio_low() or 0
     high = ev.profile.lr_ratio_high() or 0
+    if ev.peak_lr and high > 1:
+        return None  # an LR above the top of its norm takes no small steps (the LR-too-high rules read it)
     hit = Hit(0.3, [p.message])
     if ev.peak_lr and low > 1:
         hit.confidence = 0.8
@@ -278,14 +280,22 @@ def frozen_with_small_steps(ev: Evidence) -> Hit | None:
         hit.confidence = 0.55
         hit.evidence.append("the held-out loss falls at every evaluation, by a hair each time: the gradient points the "
                             "right way and the step along it is tiny — a learning rate far too small")
+    elif ev.peak_lr:
+        hit.evidence.append(f"one reading: steps too small to move the weights (the learning rate {num(ev.peak_lr)} "
+                            "is not above the usual range)")
     else:
         hit.evidence.append("one reading: steps too small to move the weights (the log does not show the LR)")
-    hit.checks.append("log the learning rate; run a short LR sweep (x10, x100) for a few hundred steps")
+    hit.checks.append(("" if ev.series("train/lr") is not None else "log the learning rate; ")
+                      + "run a short LR sweep (x10, x100) for a few hundred steps")
     lr = ev.peak_lr
-    if lr:
-        new = min(ev.profile.lr_range[1], lr * 10) if low <= 1 else max(ev.profile.lr_range[0] * 10, lr * 10)
+    new = (min(ev.profile.lr_range[1], lr * 10) if low <= 1 else max(ev.profile.lr_range[0] * 10, lr * 10)) \
+        if lr else None
+    if lr and new >= 1.5 * lr:  # (an LR already near the top of its norm has no raise within it to name)
         hit.fixes.append(f"raise the learning rate: {num(lr)} -> {num(new)}, then confirm with a 3-5 value sweep")
         hit.patch["lr"] = float(f"{new:.3g}")
+    elif lr:
+        hit.fixes.append(f"try the learning rate {num(lr)} x3 and x10 for a few hundred steps and compare the held-out "
+                         "loss")
     else:
         hit.fixes.append("raise the learning rate x10 and compare the held-out loss after a few hundred steps")
     return hit
