@@ -334,3 +334,20 @@ def test_validation_turning_where_the_training_loss_jumped_is_not_memorisation()
     assert smooth is not None and smooth.confidence >= 0.9
     jolted = run_with(True)
     assert jolted is None or (jolted.confidence <= 0.5 and any("jumped" in e for e in jolted.evidence))
+
+
+def test_a_decay_too_strong_for_its_lr_is_lowered_never_raised():
+    """weight_decay 0.05 at SGD lr 1 shrinks every weight by 5 % per step (the config check's lr x weight_decay
+    reading): the patch lowers it to the usual shrink at that LR instead of 'weight decay 0.1' (a raise), and the
+    held-out loss frozen at ln 10 reads it too (the same norm in both rules)."""
+    from lossdx.model import Run
+
+    ts, vs = np.arange(0, 400, 10), np.arange(0, 400, 50)
+    run = Run({"train/loss": Series("train/loss", ts, 2.3026 + 0.001 * np.sin(np.arange(ts.size))),
+               "val/loss": Series("val/loss", vs, 2.3026 + 0.0005 * np.sin(np.arange(vs.size)))},
+              config={"optimizer": "sgd", "lr": 1.0, "weight_decay": 0.05, "n_classes": 10})
+    run.meta["config_raw"] = {"optimizer": "sgd", "lr": 1.0, "weight_decay": 0.05, "num_classes": 10}
+    d = causes(run)["over_regularization"]
+    assert "COLLAPSED_UNIFORM" in d.rule
+    change = d.config_patch["weight_decay"]
+    assert change["from"] == 0.05 and change["to"] < 0.05 and 1.0 * change["to"] <= 1e-4 * 1.01, change

@@ -195,8 +195,7 @@ def over_regularization(ev: Evidence) -> Hit | None:
         hit.promotes.extend(cfgs)
     for f in cfgs:
         if f.evidence["key"] == "weight_decay":
-            hit.fixes.append("weight decay 0.01-0.1, and not on biases / LayerNorm weights")
-            hit.patch["weight_decay"] = 0.1
+            _decay_fix(ev, hit)
         else:
             hit.fixes.append("dropout 0 for pre-training, 0.05-0.1 for fine-tuning")
             hit.patch["dropout"] = 0.1
@@ -259,8 +258,8 @@ def collapsed_to_uniform(ev: Evidence) -> Hit | None:
             any(s.evidence.get("early") and s.evidence.get("from_start") for s in ev.of("spike")):
         return None  # a blown-up start kills a network too: the LR rules read that
     wd = ev.cfg_num("weight_decay")
-    if wd is not None and wd <= 0.1:
-        return None  # a usual decay cannot hold the weights at zero
+    if wd is not None and wd <= 0.1 and not _decay_flagged(ev):
+        return None  # a usual decay (at a usual LR: lr x weight_decay) cannot hold the weights at zero
     c = p.evidence["uniform_classes"]
     hit = Hit(0.5, [p.message, f"ln({c}) = {np.log(c):.4f} is the loss of a uniform prediction: the model outputs the "
                                "same flat distribution for every input (its logits are ~0) and does not leave it — "
@@ -271,9 +270,30 @@ def collapsed_to_uniform(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"config {ev.raw_key('weight_decay') or 'weight_decay'} = {num(wd)}")
     hit.checks.append("log the weight norm: near zero and flat means the decay holds the weights; check weight_decay "
                       "(0.01-0.1 is usual) and whether the bias and norm weights are decayed too")
-    hit.fixes.append("weight decay 0.01-0.1, and not on biases / LayerNorm weights")
-    hit.patch["weight_decay"] = 0.1
+    _decay_fix(ev, hit)
     return hit
+
+
+#: the shrink per step (lr x weight_decay) of the usual recipes' top: SGD 0.1 x 5e-4 ... AdamW 1e-3 x 0.1
+_USUAL_SHRINK = 1e-4
+
+
+def _decay_flagged(ev: Evidence) -> bool:
+    """The config check judged the weight decay too strong (by itself, or by lr x weight_decay)."""
+    return any(f.evidence.get("key") == "weight_decay" for f in ev.of("config", serious=False))
+
+
+def _decay_fix(ev: Evidence, hit: Hit) -> None:
+    """A weight decay of 0.1 at most, and at most the usual shrink per step at this run's LR: lowering a decay of 0.05
+    that an LR of 1 makes shrink every weight by 5 % per step, never raising it to 0.1."""
+    wd, lr = ev.cfg_num("weight_decay"), ev.cfg_num("lr") or ev.peak_lr
+    target = min(0.1, _USUAL_SHRINK / lr) if lr and lr > 0 else 0.1
+    if wd is not None and target >= wd:
+        target = wd / 10  # (the decay already within the rule; held there anyway: a tenth of it)
+    target = float(f"{target:.2g}")
+    at = f" at lr {num(lr)} (lr x weight_decay <= {_USUAL_SHRINK:g})" if lr and target < 0.1 else " (0.01-0.1 is usual)"
+    hit.fixes.append(f"weight decay {num(target)}{at}, and not on biases / LayerNorm weights")
+    hit.patch["weight_decay"] = target
 
 
 RULES = (
