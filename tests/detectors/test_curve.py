@@ -17,3 +17,16 @@ def test_a_validation_loss_of_a_thousand_is_no_uniform_guess_and_no_crash():
                   "val/loss": Series("val/loss", steps, np.array([1.0] * 7 + [1419.0]))}
     run.config.clear()
     analyze(run)  # an OverflowError in math.exp before
+
+
+def test_a_classifier_whose_first_loss_is_zero_is_no_crash():
+    """Slow convergence measures the fall as a share of the first loss; a classifier (the accuracy says so, no class
+    count) whose first logged loss is 0 has no share to measure: no ZeroDivisionError, and no slow_convergence."""
+    from lossdx.model import Run
+
+    ts = np.arange(0, 300, 10)
+    run = Run({"train/loss": Series("train/loss", ts, np.r_[0.0, np.linspace(0.5, 0.4, ts.size - 1)]),
+               "val/accuracy": Series("val/accuracy", ts[::5], np.linspace(0.5, 0.9, 6))})
+    rep = analyze(run)
+    assert rep.run["context"]["kind"] == "classifier"
+    assert not [f for f in rep.findings if f.kind == "slow_convergence"]

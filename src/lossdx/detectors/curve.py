@@ -271,8 +271,8 @@ class SlowConvergenceDetector(WholeRunDetector):
             if not (prof.kind in ("lm_pretrain", "rnn_lm", "classifier") or first >= 3.0):
                 return []
             expected = first
-        if first < 0.8 * expected:
-            return []
+        if first <= 0 or first < 0.8 * expected:
+            return []  # (a first loss of 0 is no start to fall from: no share of it can be measured)
         a, b = float(s[0]), float(s[-1])
         at_early = float(np.interp(a + self.early_share * (b - a), s, v))
         early_drop = (first - at_early) / first

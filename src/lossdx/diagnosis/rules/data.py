@@ -398,9 +398,10 @@ def labels_unlearnable(ev: Evidence) -> Hit | None:
                             f"over {c} classes — the model predicts the class prior and ignores its inputs")
     lr = ev.cfg_num("lr") or ev.peak_lr
     g = ev.series("train/grad_norm")
+    g = g.values[np.isfinite(g.values)] if g is not None else np.empty(0)  # (a norm of ~nan says nothing)
     if lr:
         hit.evidence.append(f"the optimizer is moving (LR {num(lr)}" + (
-            f", gradient norm ~{num(float(np.nanmedian(g.values)))})" if g is not None and len(g) else ")"))
+            f", gradient norm ~{num(float(np.median(g)))})" if g.size else ")"))
     if ev.facts.get("n_params"):
         hit.evidence.append(f"the model ({ev.facts['n_params']:,} parameters) is big enough to do better")
     hit.fixes += ["check that targets are aligned with inputs (no shuffle of labels relative to inputs, the right "

@@ -3,6 +3,8 @@ nanoGPT analysis: tokens per iteration x iterations vs dataset size -> epochs ->
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..engine import Evidence, Hit, Rule
@@ -287,7 +289,8 @@ def _decay_fix(ev: Evidence, hit: Hit) -> None:
     """A weight decay of 0.1 at most, and at most the usual shrink per step at this run's LR: lowering a decay of 0.05
     that an LR of 1 makes shrink every weight by 5 % per step, never raising it to 0.1."""
     wd, lr = ev.cfg_num("weight_decay"), ev.cfg_num("lr") or ev.peak_lr
-    target = min(0.1, _USUAL_SHRINK / lr) if lr and lr > 0 else 0.1
+    lr = lr if lr and math.isfinite(lr) and lr > 0 else None
+    target = min(0.1, _USUAL_SHRINK / lr) if lr else 0.1
     if wd is not None and target >= wd:
         target = wd / 10  # (the decay already within the rule; held there anyway: a tenth of it)
     target = float(f"{target:.2g}")
