@@ -254,6 +254,22 @@ def test_evidence_is_true_to_the_run(reports):
                 for step in re.findall(r"at step (\d+)", e):
                     lo, hi = rep.run["steps"]
                     assert lo <= int(step) <= hi, where
+            # a fix or a config patch moves the value the way its cause says: never a 'raise' that lowers it
+            for fix in d.fixes:
+                m = re.search(r"\b(raise|lower|halve)\b[^:]*: ([-\d.e+]+) -> ([-\d.e+]+)", fix)
+                if m:
+                    old, new = float(m.group(2)), float(m.group(3))
+                    assert (new > old) if m.group(1) == "raise" else (new < old), (str(path), d.cause, fix)
+            for key, change in d.config_patch.items():
+                old, new = change["from"], change["to"]
+                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (old, new)):
+                    continue
+                where = (str(path), d.cause, key, change)
+                if d.cause == "lr_too_low" and "lr" in key.lower():
+                    assert new > old, where
+                if d.cause in ("lr_too_high", "over_regularization") and ("lr" in key.lower() or "decay" in key.lower()
+                                                                          or "dropout" in key.lower()):
+                    assert new < old, where
 
 
 def test_a_loss_creeping_up_over_the_log_is_flagged():
