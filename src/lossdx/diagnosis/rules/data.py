@@ -72,11 +72,7 @@ def bad_batch(ev: Evidence) -> Hit | None:
 def _climb_before(ev: Evidence, step: int) -> tuple[int, float, float] | None:
     """(points, from, to) when the loss rose at each of the 3+ logged points before ``step`` and ended that climb
     clearly above where it began (by 4 sigma of the run's point-to-point noise, and 20 %)."""
-    loss = ev.series("train/loss")
-    if loss is None:
-        return None
-    ok = np.isfinite(loss.values)
-    v = loss.values[ok][loss.steps[ok] < step]
+    _s, v = _finite_losses_before(ev, step)
     if v.size < 8:
         return None
     n = 0
@@ -156,10 +152,18 @@ def nan_persistent(ev: Evidence) -> Hit | None:
     return hit
 
 
+def _finite_losses_before(ev: Evidence, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the finite training losses logged before ``step`` (empty without a training loss)."""
+    loss = ev.series("train/loss")
+    if loss is None:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    ok = (loss.steps < step) & np.isfinite(loss.values)
+    return loss.steps[ok], loss.values[ok]
+
+
 def _finite_before(ev: Evidence, step: int) -> int:
     """How many finite training losses were logged before ``step``."""
-    loss = ev.series("train/loss")
-    return 0 if loss is None else int(np.sum((loss.steps < step) & np.isfinite(loss.values)))
+    return int(_finite_losses_before(ev, step)[1].size)
 
 
 def _model_fine_after(ev: Evidence, step: int) -> str | None:
@@ -204,13 +208,10 @@ def _unseen_before(ev: Evidence, step: int) -> str | None:
     """Why the curve cannot witness the NaN's onset, when the last finite loss before ``step`` lies more than
     UNSEEN_STEPS steps back (a log that prints every 1000 steps): a blow-up there would not show, so "calm
     before the NaN" is no evidence for the data."""
-    loss = ev.series("train/loss")
-    if loss is None:
+    steps, _v = _finite_losses_before(ev, step)
+    if not steps.size:
         return None
-    ok = (loss.steps < step) & np.isfinite(loss.values)
-    if not ok.any():
-        return None
-    last = int(loss.steps[ok][-1])
+    last = int(steps[-1])
     if step - last <= UNSEEN_STEPS:
         return None
     return (f"the {step - last - 1} steps between the last finite loss (step {last}) and the NaN are not in the "
@@ -218,11 +219,8 @@ def _unseen_before(ev: Evidence, step: int) -> str | None:
 
 
 def _last_finite(ev: Evidence, step: int) -> float | None:
-    loss = ev.series("train/loss")
-    if loss is None:
-        return None
-    ok = (loss.steps < step) & np.isfinite(loss.values)
-    return float(loss.values[ok][-1]) if ok.any() else None
+    _s, v = _finite_losses_before(ev, step)
+    return float(v[-1]) if v.size else None
 
 
 def _rising_before(ev: Evidence, step: int) -> tuple[float, float] | None:
