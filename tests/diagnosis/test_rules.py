@@ -351,3 +351,17 @@ def test_a_decay_too_strong_for_its_lr_is_lowered_never_raised():
     assert "COLLAPSED_UNIFORM" in d.rule
     change = d.config_patch["weight_decay"]
     assert change["from"] == 0.05 and change["to"] < 0.05 and 1.0 * change["to"] <= 1e-4 * 1.01, change
+
+
+def test_lr_too_low_never_raises_an_lr_to_a_lower_value():
+    """A slow descent with clipping on every step at an LR 2x the top of its norm: lr_too_low said 'raise the learning
+    rate: 0.006 -> 0.003 (x0' at 0.7. Above its norm an LR takes no small steps: low confidence, no such 'raise'."""
+    run, _ = make_curve("slow", n=2000, seed=0)
+    _scale_lr(run, 6e-3)
+    run.config.update(grad_clip=1.0)
+    g = run.series["train/grad_norm"]
+    _set(run, "train/grad_norm", g.steps, np.full(g.steps.size, 5.0))
+    d = causes(run)["lr_too_low"]
+    assert d.confidence <= 0.3
+    assert not [f for f in d.fixes if f.startswith("raise the learning rate: 0.006 -> 0.003")], d.fixes
+    assert not any(c["to"] < c["from"] for k, c in d.config_patch.items() if k == "lr")

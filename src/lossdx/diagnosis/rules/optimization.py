@@ -241,11 +241,18 @@ def lr_too_low(ev: Evidence) -> Hit | None:
                             "only one reading")
     if len(hit.evidence) < 2:
         return None
-    if lr:
-        new = min(ev.profile.lr_range[1], lr * 10)
+    if lr and (ev.profile.lr_ratio_high() or 0) > 1:
+        # steps too small at an LR above the top of its norm: the slow descent has another cause
+        hit.confidence = min(hit.confidence, 0.3)
+        hit.evidence.append(f"but the learning rate {num(lr)} is above {ev.profile.lr_norm_text()}: its steps are "
+                            "not small")
+    new = min(ev.profile.lr_range[1], lr * 10) if lr else None
+    if lr and new >= 1.5 * lr:  # (at or above the top of its norm there is no raise within it to name)
         hit.fixes.append(f"raise the learning rate: {num(lr)} -> {num(new)} (x{new / lr:.0f}, toward "
                          f"{ev.profile.lr_norm_text()}), then confirm with a 3-5 value sweep of ~1000 steps")
         hit.patch["lr"] = float(f"{new:.3g}")
+    elif lr:
+        hit.fixes.append(f"try the learning rate {num(lr)} x3 and x10 for ~1000 steps each and compare the loss")
     return hit
 
 
