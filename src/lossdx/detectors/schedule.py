@@ -159,7 +159,7 @@ class ThroughputDetector(WholeRunDetector):
             v, steps = v[v > 0], steps[v > 0]
             if v.size < 5 * self.chunks:
                 continue
-            skip = max(1, v.size // 50)  # compilation / warm-up steps
+            skip = warmup_points(v.size)
             mids, meds = chunk_medians(steps[skip:].astype(float), v[skip:], self.chunks)
             early = float(np.median(meds[:3]))
             late = float(np.median(meds[-3:]))
@@ -194,6 +194,11 @@ class ThroughputDetector(WholeRunDetector):
         return []
 
 
+def warmup_points(n: int) -> int:
+    """Leading points of a step-time series left out as compilation / warm-up (torch.compile's first step)."""
+    return max(1, n // 50)
+
+
 #: A step change of the step time worth a warning: at least this much slower (a slow GPU in a 384-GPU job cost
 #: BLOOM 5 %), by this many times one step's own scatter around its level (so a shared CPU whose steps scatter
 #: by 20-30 % never qualifies), lasting this many logged points, to the end of the log.
@@ -211,6 +216,9 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
         steps, v = clean(series.get(metric))
         keep = v > 0
         steps, v = steps[keep], v[keep]
+        # (the first steps' compilation: one 25 s step among 100 ms ones would be the least-squares split itself)
+        skip = warmup_points(v.size)
+        steps, v = steps[skip:], v[skip:]
         if v.size < 2 + STEP_CHANGE_MIN_AFTER:
             continue
         x = sign * np.log(v)  # higher is slower
