@@ -30,3 +30,23 @@ def test_a_classifier_whose_first_loss_is_zero_is_no_crash():
     rep = analyze(run)
     assert rep.run["context"]["kind"] == "classifier"
     assert not [f for f in rep.findings if f.kind == "slow_convergence"]
+
+
+def test_the_overfitting_detector_reads_the_logged_epoch_counter_as_the_rules_do():
+    """A widening train/validation gap within the first 0.8 epoch (HF's fractional epoch counter) is no memorisation:
+    the detector knew epochs only from the config, the rules (first_pass_rise) from the logged counter first."""
+    from lossdx.model import Run
+
+    ts = np.arange(10, 2001, 10)
+    vs = np.arange(200, 2001, 200)
+    series = {"train/loss": Series("train/loss", ts, 0.85 + 1.56 * np.exp(-ts / 728.0)),
+              "val/loss": Series("val/loss", vs, np.array([2.2, 1.8, 1.55, 1.42, 1.35, 1.31, 1.30, 1.30, 1.301, 1.302]))}
+
+    def overfits(epochs):
+        run = Run(dict(series, **({"train/epoch": Series("train/epoch", ts, epochs)} if epochs is not None else {})))
+        run.source["format"] = "hf_trainer_state"
+        return [f.evidence.get("type") for f in analyze(run).findings if f.kind == "overfitting"]
+
+    assert overfits(None) == ["gap_widening"]  # no epoch known: the gap reads as it did
+    assert overfits(ts / 2500.0) == []  # 0.8 epoch at the end: every batch was new
+    assert overfits(ts / 250.0) == ["stalled_repeated"]  # 8 epochs: validation stalled over repeated data

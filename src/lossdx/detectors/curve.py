@@ -294,7 +294,7 @@ class OverfittingDetector(WholeRunDetector):
     """Validation loss rising after its minimum while the training loss keeps falling."""
 
     name = "overfitting"
-    requires = ("train/loss", "val/loss")
+    requires = ("train/loss", "val/loss", "train/epoch")
 
     def __init__(self, *, min_rise: float = 0.03, error_rise: float = 0.1) -> None:
         self.min_rise = min_rise
@@ -354,7 +354,7 @@ class OverfittingDetector(WholeRunDetector):
         train_imp = _span_improvement(ss, sv, tail, b)
         if val_imp is None or train_imp is None:
             return []
-        epochs = _epochs(self.context_, b)
+        epochs = _epochs(self.context_, b, series.get("train/epoch"))
         if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp:
             return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                             f"validation stopped improving ({100 * val_imp:+.1f}% over the last third) after "
@@ -424,10 +424,15 @@ def _uniform_guess(level: float, n_classes: int | None = None) -> int | None:
     return None
 
 
-def _epochs(context, last_step: float) -> float | None:
-    """Passes over the dataset by ``last_step``, when the config says tokens per step and dataset size."""
+def _epochs(context, last_step: float, logged: Series | None = None) -> float | None:
+    """Passes over the dataset by ``last_step``: the trainer's own fractional epoch counter (HF: 0.42) where it is
+    logged, else tokens per step x steps over the dataset size of the config. An integer counter (an epoch index)
+    says which pass, not how far into it. (The diagnosis rules read epochs the same way: rules.generalization.)"""
     from ..facts import tokens_per_step
 
+    es, ev_ = clean(logged)
+    if ev_.size >= 2 and not bool(np.all(ev_ == np.round(ev_))):
+        return float(np.interp(last_step, es, ev_))
     tps = tokens_per_step(context.config)
     data = context.config.get("dataset_tokens")
     if not tps or not data:
