@@ -13,16 +13,11 @@ from ._common import num
 
 def epoch_at(ev: Evidence, step: float) -> float | None:
     """Passes over the training set by ``step``: the trainer's own fractional epoch counter (HF: 0.42), else tokens
-    seen over the dataset. An integer counter (Lightning's epoch index) says which pass, not how far into it."""
-    logged = ev.series("train/epoch")
-    if logged is not None and len(logged):
-        ok = np.isfinite(logged.values)
-        if ok.sum() >= 2:
-            if bool(np.all(logged.values[ok] == np.round(logged.values[ok]))):
-                return None
-            return float(np.interp(step, logged.steps[ok], logged.values[ok]))
-    tps, data = ev.facts.get("tokens_per_step"), ev.cfg_num("dataset_tokens")
-    return tps * (step + 1) / data if tps and data else None
+    seen over the dataset. An integer counter (Lightning's epoch index) says which pass, not how far into it. The
+    overfitting detector reads epochs by the same function."""
+    from ...detectors.curve import _epochs
+
+    return _epochs(ev, step, ev.series("train/epoch"))
 
 
 def first_pass_rise(ev: Evidence, o) -> tuple[float, int, float] | None:
