@@ -128,3 +128,14 @@ def test_a_compilation_step_at_the_start_does_not_hide_a_step_change():
     dt[0] = 25_000.0
     (f,) = step_change({"perf/step_time": Series("perf/step_time", steps, dt)})
     assert f.evidence["change_step"] == 500 and 0.08 < f.evidence["slowdown"] < 0.12, f.message
+
+
+def test_a_warmup_set_as_text_in_a_run_config_is_no_crash():
+    """Run.config is the caller's (lossdx.analyze(run)): a warmup_steps of '100' compared with 0 raised TypeError."""
+    from lossdx.model import Run
+
+    steps = np.arange(0, 2000, 10)
+    lr = np.where(steps < 40, 1e-3, 1e-3 * np.cos(np.pi * steps / 4000))
+    run = Run({"train/loss": Series("train/loss", steps, 3 + np.exp(-steps / 300)),
+               "train/lr": Series("train/lr", steps, lr)}, config={"warmup_steps": "100", "warmup_ratio": None})
+    assert analyze(run).verdict in ("healthy", "warning", "problem")

@@ -42,7 +42,7 @@ class LRScheduleDetector(WholeRunDetector):
         early_log = early_log and steps[0] <= max(10, 0.5 * w)
         # a warmup the config sets, seen as a first logged LR below the peak: coarse logging caught its end only
         cfg = self.context_.config
-        warm_in_config = ((cfg.get("warmup_steps") or 0) > 0 or (cfg.get("warmup_ratio") or 0) > 0) and first < 0.98 * peak
+        warm_in_config = (_positive(cfg.get("warmup_steps")) or _positive(cfg.get("warmup_ratio"))) and first < 0.98 * peak
         if first >= self.warm_start * peak and decays and early_log and not warm_in_config:
             # a warning when it hurts or is likely to: a pre-training-sized LR, or a loss that rose in the first
             # 5% of the run; a fine-tuning LR that started fine is only advice
@@ -192,6 +192,11 @@ class ThroughputDetector(WholeRunDetector):
                             f"{fmt_num(late)} late{noisy}",
                             {"early": early, "late": late, "slowdown": change, "step_noise": noise})]
         return []
+
+
+def _positive(v) -> bool:
+    """A number above 0 (a config value the caller set may be anything: a string, None, a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
 def warmup_points(n: int) -> int:
