@@ -8,7 +8,7 @@ import numpy as np
 
 from ..findings import Finding
 from ..model import Series
-from ._stats import diff_sigma
+from ._stats import MAD_TO_SIGMA, diff_sigma
 from .base import fmt_num
 from .wholerun import WholeRunDetector, clean
 
@@ -241,7 +241,7 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
         if shift < np.log1p(STEP_CHANGE_MIN):
             continue
         resid = np.abs(np.concatenate([before - np.median(before), after - np.median(after)]))
-        scatter = 1.4826 * float(np.median(resid))
+        scatter = MAD_TO_SIGMA * float(np.median(resid))
         if shift < STEP_CHANGE_SIGMAS * scatter or float(after.min()) <= float(np.quantile(before, 0.9)):
             continue
         early, late = float(np.exp(sign * np.median(before))), float(np.exp(sign * np.median(after)))
