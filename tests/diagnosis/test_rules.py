@@ -365,3 +365,26 @@ def test_lr_too_low_never_raises_an_lr_to_a_lower_value():
     assert d.confidence <= 0.3
     assert not [f for f in d.fixes if f.startswith("raise the learning rate: 0.006 -> 0.003")], d.fixes
     assert not any(c["to"] < c["from"] for k, c in d.config_patch.items() if k == "lr")
+
+
+def test_an_inf_in_the_lr_trace_is_no_peak_and_no_evidence():
+    """A logged LR holding inf (an overflowed scheduler) must not become 'LR at the start of the rise: inf (nan% of
+    its peak)' nor the peak LR."""
+    import math as _math
+
+    import numpy as _np
+
+    from lossdx.analyze import analyze
+    from lossdx.model import Run, Series
+
+    steps = _np.arange(0, 400, dtype=_np.int64)
+    loss = _np.where(steps < 200, 3.0 - steps * 0.005, 2.0 + (steps - 200) * 0.02)
+    lr = _np.full(steps.size, 3e-4)
+    lr[180:] = _np.inf
+    run = Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, lr)})
+    rep = analyze(run)
+    for d in rep.diagnoses:
+        for e in d.evidence:
+            assert "inf" not in e and "nan%" not in e, e
+    assert rep.diagnoses, "a divergence gets a ranked cause"
+    assert _math.isfinite(rep.run["context"]["peak_lr"])

@@ -141,7 +141,7 @@ class Evidence:
     def peak_lr(self) -> float | None:
         s = self.series("train/lr")
         if s is not None and len(s) and np.isfinite(s.values).any():
-            return float(np.nanmax(s.values))
+            return float(np.max(s.values[np.isfinite(s.values)]))  # an inf in the LR trace is no peak LR
         return self.cfg_num("lr")
 
 

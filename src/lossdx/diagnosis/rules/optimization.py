@@ -3,6 +3,7 @@ divergence, plateau, NaN; nanoGPT analysis: LR and warmup critique)."""
 
 from __future__ import annotations
 
+import math
 
 import numpy as np
 
@@ -155,7 +156,7 @@ def divergence_at_peak_lr(ev: Evidence) -> Hit | None:
                            "and never came back")
     lr_here = ev.value_near("train/lr", f.start_step, tol=max(50, ev.run_length() // 50))
     peak = ev.peak_lr
-    if lr_here is not None and peak:
+    if lr_here is not None and peak and math.isfinite(lr_here) and math.isfinite(peak):
         hit.evidence.append(f"LR at the start of the rise: {num(lr_here)} ({100 * lr_here / peak:.0f}% of its peak)")
         if lr_here < 0.3 * peak:
             hit.confidence = 0.35  # the LR had already decayed: less likely the LR itself
