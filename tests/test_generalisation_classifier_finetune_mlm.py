@@ -300,3 +300,20 @@ def test_a_frozen_held_out_loss_at_an_lr_above_its_norm_is_no_small_step():
             assert m is None or float(m.group(2)) > float(m.group(1)), fix
         assert not [e for e in d.evidence if "does not show the LR" in e], (d.cause, d.evidence)
     assert "lr_too_low" not in _causes(rep)
+
+
+def test_held_out_loss_rising_after_the_training_data_changed_is_the_data_not_the_labels():
+    """Domain-ordered data (the families benchmark's gpt/domain_ordered, a tune-half run): the training loss steps up
+    as a new source starts (then is learned down) and the held-out loss, measured on the old mix, rises from the next
+    evaluation on, all in the first pass. The data order explains the rise; it is no evidence that training and
+    held-out labels disagree."""
+    import pathlib
+
+    from lossdx.analyze import analyze_path
+
+    log = pathlib.Path(__file__).resolve().parents[1] / "benchmarks/families/runs/gpt/domain_ordered/train.log"
+    rep = analyze_path(str(log))
+    causes = _causes(rep)
+    label = [d for d in rep.diagnoses if d.cause == "label_misalignment"]
+    assert causes[0] == "data_order", [(d.cause, d.confidence) for d in rep.diagnoses]
+    assert not label or label[0].confidence <= 0.4

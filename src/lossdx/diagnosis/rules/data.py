@@ -436,6 +436,15 @@ def heldout_worse_on_fresh_batches(ev: Evidence) -> Hit | None:
         hit.confidence = 0.7
         hit.evidence.append(f"the training loss ({num(t_at)}) was still above the validation loss when validation "
                             "turned: the model did not fit its training set better than new data")
+    shift = _distribution_shift(ev)
+    val = ev.series(o.metric) if o.metric else None
+    prev = float(val.steps[val.steps < at][-1]) if val is not None and (val.steps < at).any() else at
+    if shift is not None and prev < shift[0] <= nxt:
+        # the training data itself changed between the two evaluations: a model learning a new domain gets
+        # worse on the held-out one (the data order explains the rise; labels need not be wrong)
+        hit.confidence = min(hit.confidence, 0.4)
+        hit.evidence.append(f"but the training loss stepped up at step {shift[0]}, just before the held-out loss "
+                            "rose: new training data can explain the rise")
     hit.fixes += ["print a few (input, target) pairs of the training data and of the evaluation data side by side: "
                   "targets shifted, permuted or built differently in one of them",
                   "check that training and evaluation go through the same preprocessing and collator"]
@@ -483,6 +492,28 @@ def distribution_shift(ev: Evidence) -> Hit | None:
     """A sudden, moderate step up of the loss that the model then starts to learn down again: new data arrived
     (one source after another, an epoch of a different domain), not an optimizer blow-up, which climbs on, or a
     bad batch, which is gone at once (handbook 'Loss Spike': data order)."""
+    shift = _distribution_shift(ev)
+    if shift is None:
+        return None
+    at, top_step, level, top, tail, jump_end, new_pass = shift
+    hit = Hit(0.6, [f"the loss stepped up from ~{num(level)} to {num(top)} at step {at} within "
+                    f"{jump_end} logged points and then fell again to {num(tail)}: a new data distribution being "
+                    "learned, not a blow-up (which climbs on) or one bad batch (gone at once)",
+                    "no gradient-norm build-up before the step"])
+    if new_pass is not None:
+        # shuffled data looks the same on both sides of an epoch boundary (if anything the loss dips, the data
+        # is seen again); a jump exactly there is data that differs from what the last pass ended with
+        hit.confidence = 0.75
+        hit.evidence.append(f"the step comes as the epoch counter passes {new_pass} (step {top_step}): the new "
+                            "pass starts on different data than the last one ended with, so the data is ordered")
+    hit.fixes += ["shuffle the training data globally (or interleave sources) so every batch mixes domains",
+                  "if the order is deliberate (curriculum), expect these steps and judge the run by validation"]
+    return hit
+
+
+def _distribution_shift(ev: Evidence) -> tuple[int, int, float, float, float, int, int | None] | None:
+    """(step of the jump, step of its top, level before, top, level after, points to the top, epoch passed) of
+    the first step up of the training loss that is then learned down again; None when there is none."""
     loss = ev.series("train/loss")
     if loss is None:
         return None
@@ -521,19 +552,7 @@ def distribution_shift(ev: Evidence) -> Hit | None:
         if [g for g in ev.typed("instability", "grad_growth") + ev.typed("grad_norm", "precursor")
                 if g.severity != "info"]:
             return None  # the gradients were building up: an optimisation event
-        hit = Hit(0.6, [f"the loss stepped up from ~{num(level)} to {num(top)} at step {at} within "
-                        f"{jump_end} logged points and then fell again to {num(tail)}: a new data distribution being "
-                        "learned, not a blow-up (which climbs on) or one bad batch (gone at once)",
-                        "no gradient-norm build-up before the step"])
-        if new_pass is not None:
-            # shuffled data looks the same on both sides of an epoch boundary (if anything the loss dips, the data
-            # is seen again); a jump exactly there is data that differs from what the last pass ended with
-            hit.confidence = 0.75
-            hit.evidence.append(f"the step comes as the epoch counter passes {new_pass} (step {top_step}): the new "
-                                "pass starts on different data than the last one ended with, so the data is ordered")
-        hit.fixes += ["shuffle the training data globally (or interleave sources) so every batch mixes domains",
-                      "if the order is deliberate (curriculum), expect these steps and judge the run by validation"]
-        return hit
+        return at, top_step, level, top, tail, jump_end, new_pass
     return None
 
 
