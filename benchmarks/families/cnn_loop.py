@@ -25,7 +25,10 @@ FAMILY = "cnn_loop"
 
 BASE = dict(seed=0, lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=16, epochs=8, schedule="step",
             step_size=3, gamma=0.1, print_freq=10, shuffle=True, sorted_data=False, schedule_bug=False,
-            bad_batch_iter=None, clip=None)
+            bad_batch_iter=None, clip=None,
+            # later runs (_v4 ...) vary these; the defaults train exactly as the first runs did
+            optimizer="sgd", label_smoothing=0.0, bf16=False, width=1, train_size=None, eval_every=0,
+            early_stop=0, resume=None, resume_sched_reset=False, warmup_frac=0.0, cycle_epochs=2, csv=False)
 
 RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "healthy_step": ({}, ("healthy", "healthy", [], None, [],
@@ -48,6 +51,78 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "sorted_by_class": ({"seed": 6, "shuffle": False, "sorted_data": True},
                         ("problem", "data_order", ["data_order"], "data_order", [],
                          "training set sorted by digit and not shuffled: each epoch walks 0..9")),
+    # a third round of varied runs (issue 7): schedules with restarts, resumed runs, label smoothing, early
+    # stopping, long warmup, LR decayed to 0, bf16 autocast, tight clipping, AdamW weight decay 0.1, evaluation
+    # every 10 iterations, a wider CNN, a small training set, a CSV beside the stdout
+    "healthy_sgdr_v4": ({"seed": 40, "schedule": "sgdr", "cycle_epochs": 2, "epochs": 14, "csv": True},
+                        ("healthy", "healthy", [], None, [],
+                         "nothing: SGD 0.05, cosine with warm restarts per iteration (periods 2, 4, 8 epochs)")),
+    "healthy_cyclic_v4": ({"seed": 41, "lr": 0.04, "schedule": "cyclic", "cycle_epochs": 2, "epochs": 10,
+                           "print_freq": 5},
+                          ("healthy", "healthy", [], None, [],
+                           "nothing: SGD, triangular cyclic LR 0.004..0.04 with a 2-epoch cycle, printed every 5")),
+    "healthy_resume_v4": ({"seed": 42, "resume": (5 * 88 + 41, 3), "csv": True},
+                          ("healthy", "healthy", [], None, [],
+                           "nothing: the job dies at iteration 481 (epoch 5) and is resumed from the checkpoint of "
+                           "epoch 3 with model, optimizer and scheduler restored: iterations 352-480 repeat")),
+    "healthy_label_smoothing_v4": ({"seed": 43, "label_smoothing": 0.1, "schedule": "cosine", "epochs": 10},
+                                   ("healthy", "healthy", [], None, [],
+                                    "nothing: label smoothing 0.1 (the loss floor is ~0.5, not 0), cosine")),
+    "healthy_early_stop_v4": ({"seed": 44, "lr": 0.02, "schedule": "cosine", "epochs": 40, "early_stop": 3,
+                               "print_freq": 20},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: SGD 0.02, cosine over 40 epochs, stopped early when val loss had not "
+                               "improved for 3 epochs")),
+    "healthy_long_warmup_v4": ({"seed": 45, "schedule": "warmup_cosine", "warmup_frac": 0.15, "epochs": 10},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: linear warmup over 15 % of the iterations, then cosine per iteration")),
+    "healthy_lr_to_zero_v4": ({"seed": 46, "schedule": "linear_to_zero", "warmup_frac": 0.05, "epochs": 10,
+                               "csv": True},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: linear decay that reaches lr 0 at 80 % of the run (flat tail)")),
+    "healthy_bf16_v4": ({"seed": 47, "bf16": True},
+                        ("healthy", "healthy", [], None, [],
+                         "nothing: torch.autocast('cpu', dtype=torch.bfloat16), StepLR(3, 0.1)")),
+    "healthy_clip_v4": ({"seed": 48, "clip": 0.1, "schedule": "cosine", "epochs": 10},
+                        ("healthy", "healthy", [], None, [],
+                         "nothing: gradient clipping at 0.1 (active on nearly every iteration), cosine")),
+    "healthy_adamw_wd_v4": ({"seed": 49, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.1,
+                             "schedule": "cosine", "epochs": 10},
+                            ("healthy", "healthy", [], None, [], "nothing: AdamW 1e-3, weight decay 0.1, cosine")),
+    "healthy_eval10_v4": ({"seed": 50, "schedule": "cosine", "eval_every": 10, "print_freq": 5},
+                          ("healthy", "healthy", [], None, [],
+                           "nothing: validation every 10 iterations and at each epoch's end, cosine")),
+    "healthy_wide_v4": ({"seed": 51, "width": 4, "lr": 0.02, "schedule": "cosine", "epochs": 6},
+                        ("healthy", "healthy", [], None, [], "nothing: a 4x wider CNN (64/128 channels), SGD 0.02")),
+    "healthy_small_data_v4": ({"seed": 52, "train_size": 160, "lr": 0.02, "schedule": "cosine", "epochs": 25,
+                               "print_freq": 3, "weight_decay": 5e-4},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: 160 training images (10 iterations per epoch), 25 epochs, cosine")),
+    "lr_too_high_sgdr_v4": ({"seed": 53, "lr": 0.3, "schedule": "sgdr", "cycle_epochs": 2, "epochs": 6},
+                            ("problem", "lr_too_high", ["lr_too_high"], "plateau", [],
+                             "SGD lr 0.3 momentum 0.9 (6x the healthy 0.05) with warm restarts")),
+    "lr_too_high_adamw_warmup_v4": ({"seed": 54, "optimizer": "adamw", "lr": 0.1, "weight_decay": 0.01,
+                                     "schedule": "warmup_cosine", "warmup_frac": 0.15, "epochs": 8},
+                                    ("problem", "lr_too_high", ["lr_too_high"], "plateau", [],
+                                     "AdamW lr 0.1 (100x the healthy 1e-3) after a warmup over 15 % of the run")),
+    "bad_batch_bf16_v4": ({"seed": 55, "bf16": True, "bad_batch_iter": 402, "print_freq": 5},
+                          ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [402],
+                           "bf16 autocast; the batch of iteration 402 is raw 0..16 pixel values, not normalised")),
+    "bad_batch_smoothing_v4": ({"seed": 56, "label_smoothing": 0.1, "schedule": "cosine", "bad_batch_iter": 300,
+                                "eval_every": 10, "print_freq": 2},
+                               ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [300],
+                                "label smoothing 0.1; the batch of iteration 300 is raw 0..16 pixel values")),
+    "resume_sched_reset_v4": ({"seed": 57, "epochs": 9, "resume": (7 * 88 + 30, 6), "resume_sched_reset": True,
+                               "csv": True},
+                              ("problem", "lr_schedule_bug", ["lr_schedule_bug"], "lr_schedule", [],
+                               "the job dies at iteration 646 (epoch 7) and resumes from the checkpoint of epoch 6 "
+                               "with a new StepLR: the lr jumps from 0.0005 back to its peak 0.05")),
+    "overfit_small_wide_v4": ({"seed": 58, "train_size": 40, "width": 4, "optimizer": "adamw", "lr": 1e-3,
+                               "weight_decay": 0.0, "step_size": 1000, "epochs": 150, "batch_size": 20,
+                               "print_freq": 1},
+                              ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
+                               "40 training images, a 4x wider CNN, constant AdamW 1e-3 without weight decay, "
+                               "150 epochs")),
 }
 
 
@@ -69,12 +144,12 @@ def data(c: dict):
 
 
 class SmallCNN(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, width: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.fc1 = nn.Linear(32 * 4 * 4, 64)
-        self.fc2 = nn.Linear(64, 10)
+        self.conv1 = nn.Conv2d(1, 16 * width, 3, padding=1)
+        self.conv2 = nn.Conv2d(16 * width, 32 * width, 3, padding=1)
+        self.fc1 = nn.Linear(32 * width * 4 * 4, 64 * width)
+        self.fc2 = nn.Linear(64 * width, 10)
 
     def forward(self, x):
         x = F.relu(self.conv1(x))
@@ -82,28 +157,75 @@ class SmallCNN(nn.Module):
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
 
-def make_scheduler(opt, c: dict):
+PER_ITER_SCHEDULES = ("sgdr", "cyclic", "warmup_cosine", "linear_to_zero")
+
+
+def lr_factor(it: int, total: int, per_epoch: int, c: dict) -> float:
+    """LR multiplier of the per-iteration schedules of the _v4 runs (LambdaLR, stepped every iteration)."""
+    if c["schedule"] == "sgdr":  # cosine with warm restarts, period doubling from cycle_epochs (T_mult 2)
+        period, t = c["cycle_epochs"] * per_epoch, it
+        while t >= period:
+            t, period = t - period, period * 2
+        return 0.5 * (1 + math.cos(math.pi * t / period))
+    if c["schedule"] == "cyclic":  # triangular between lr/10 and lr, half a cycle per cycle_epochs/2
+        half = c["cycle_epochs"] * per_epoch / 2
+        x = abs((it / half) % 2 - 1)
+        return 0.1 + 0.9 * (1 - x)
+    warm = int(c["warmup_frac"] * total)
+    if it < warm:
+        return (it + 1) / warm
+    r = (it - warm) / max(1, total - warm)
+    if c["schedule"] == "linear_to_zero":  # reaches 0 at 80 % of the run and stays there
+        return max(0.0, 1 - r / 0.8)
+    return 0.5 * (1 + math.cos(math.pi * r))
+
+
+def make_scheduler(opt, c: dict, per_epoch: int = 0):
+    if c["schedule"] in PER_ITER_SCHEDULES:
+        total = c["epochs"] * per_epoch
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda it: lr_factor(it, total, per_epoch, c))
     if c["schedule"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=c["epochs"])
     return torch.optim.lr_scheduler.StepLR(opt, step_size=c["step_size"], gamma=c["gamma"])
 
 
+def evaluate(model, xva_t, yva_t, c: dict) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=c["bf16"]):
+        logits = model(xva_t).float()
+        vl = F.cross_entropy(logits, yva_t).item()
+        acc = (logits.argmax(-1) == yva_t).float().mean().item()
+    model.train()
+    return vl, acc
+
+
 def train(c: dict):
+    import copy
+
     torch.manual_seed(c["seed"])
     xtr, ytr, xva, yva = data(c)
+    if c["train_size"]:
+        xtr, ytr = xtr[: c["train_size"]], ytr[: c["train_size"]]
     xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
     xva_t, yva_t = torch.from_numpy(xva), torch.from_numpy(yva)
-    model = SmallCNN()
-    opt = torch.optim.SGD(model.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"])
-    sched = make_scheduler(opt, c)
+    model = SmallCNN(c["width"])
+    if c["optimizer"] == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"])
     gen = torch.Generator().manual_seed(c["seed"])
     n = len(ytr)
     per_epoch = math.ceil(n / c["batch_size"])
+    sched = make_scheduler(opt, c, per_epoch)
     lines: list[str] = []
     rows: list[dict] = []  # every iteration (for the curve summary and the TensorBoard file)
     evals: list[dict] = []
     it = 0
-    for epoch in range(c["epochs"]):
+    ckpt = None
+    resumed = False
+    best, since_best = math.inf, 0
+    epoch = 0
+    while epoch < c["epochs"]:
         if c["schedule_bug"] and epoch == 6:
             # "resume": optimizer and scheduler rebuilt from the config, the scheduler's state not restored
             for g in opt.param_groups:
@@ -112,32 +234,80 @@ def train(c: dict):
             sched = make_scheduler(opt, c)
         model.train()
         order = torch.randperm(n, generator=gen) if c["shuffle"] else torch.arange(n)
+        crashed = False
         for b in range(per_epoch):
+            if c["resume"] and not resumed and it == c["resume"][0]:
+                crashed = True  # the job dies here; it is restarted from the last checkpoint
+                break
             idx = order[b * c["batch_size"]:(b + 1) * c["batch_size"]]
             x, y = xtr_t[idx], ytr_t[idx]
             if c["bad_batch_iter"] is not None and it == c["bad_batch_iter"]:
                 # garbage pixels: raw 0..16 pixel values that skipped normalisation
                 x = torch.rand(x.shape, generator=torch.Generator().manual_seed(it)) * 16.0
-            loss = F.cross_entropy(model(x), y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c["bf16"]):
+                loss = F.cross_entropy(model(x).float(), y, label_smoothing=c["label_smoothing"])
             opt.zero_grad()
             loss.backward()
             if c["clip"]:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), c["clip"])
             opt.step()
             lr = opt.param_groups[0]["lr"]
-            rows.append({"iter": it, "loss": loss.item(), "lr": lr})
+            rows.append({"iter": it, "loss": loss.item(), "lr": lr, "seq": len(rows) + len(evals)})
             if b % c["print_freq"] == 0:
                 lines.append(f"[epoch {epoch}][iter {b}/{per_epoch}] loss {fmt_num(loss.item())} lr {lr:.6f}")
             it += 1
-        sched.step()
-        model.eval()
-        with torch.no_grad():
-            logits = model(xva_t)
-            vl = F.cross_entropy(logits, yva_t).item()
-            acc = (logits.argmax(-1) == yva_t).float().mean().item()
-        evals.append({"iter": it, "epoch": epoch, "val_loss": vl, "val_acc": acc})
+            if c["schedule"] in PER_ITER_SCHEDULES:
+                sched.step()
+            if c["eval_every"] and it % c["eval_every"] == 0 and b + 1 < per_epoch:
+                vl, acc = evaluate(model, xva_t, yva_t, c)
+                evals.append({"iter": it, "epoch": epoch, "val_loss": vl, "val_acc": acc,
+                              "seq": len(rows) + len(evals)})
+                lines.append(f"[epoch {epoch}][iter {b + 1}/{per_epoch}] val loss {fmt_num(vl)} acc {100 * acc:.2f}%")
+        if crashed:
+            # restart from the checkpoint of the end of epoch ckpt["epoch"]: model and optimizer restored; the
+            # scheduler too unless resume_sched_reset (then rebuilt from the config: back at its peak)
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["opt"])
+            if c["resume_sched_reset"]:
+                for g in opt.param_groups:
+                    g["lr"] = c["lr"]
+                    g["initial_lr"] = c["lr"]
+                sched = make_scheduler(opt, c, per_epoch)
+            else:
+                sched.load_state_dict(ckpt["sched"])
+            gen.set_state(ckpt["gen"])
+            epoch, it, resumed = ckpt["epoch"] + 1, ckpt["it"], True
+            lines.append(f"=> loading checkpoint 'checkpoint_epoch{ckpt['epoch']}.pth' (epoch {ckpt['epoch']})")
+            continue
+        if c["schedule"] not in PER_ITER_SCHEDULES:
+            sched.step()
+        vl, acc = evaluate(model, xva_t, yva_t, c)
+        evals.append({"iter": it, "epoch": epoch, "val_loss": vl, "val_acc": acc, "seq": len(rows) + len(evals)})
         lines.append(f"[epoch {epoch}] val loss {fmt_num(vl)} acc {100 * acc:.2f}%")
+        if c["resume"] and epoch == c["resume"][1]:
+            ckpt = {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict()),
+                    "sched": copy.deepcopy(sched.state_dict()), "gen": gen.get_state(), "epoch": epoch, "it": it}
+        if c["early_stop"]:
+            if vl < best - 1e-4:
+                best, since_best = vl, 0
+            else:
+                since_best += 1
+                if since_best >= c["early_stop"]:
+                    lines.append(f"early stopping at epoch {epoch}: val loss has not improved for {since_best} epochs "
+                                 f"(best {fmt_num(best)})")
+                    break
+        epoch += 1
     return lines, rows, evals, per_epoch
+
+
+def write_csv(path, logged: list[dict], evals: list[dict]) -> None:
+    """step,epoch,train_loss,lr,val_loss,val_acc: one row per logged iteration and per evaluation, in log order."""
+    out = [(r["seq"], 0, f"{r['iter']},,{fmt_num(r['loss'], '.6g')},{r['lr']:.6g},,") for r in logged]
+    out += [(e["seq"], 1, f"{e['iter']},{e['epoch']},,,{fmt_num(e['val_loss'], '.6g')},{e['val_acc']:.4f}")
+            for e in evals]
+    with open(path, "w") as fh:
+        fh.write("step,epoch,train_loss,lr,val_loss,val_acc\n")
+        fh.writelines(row + "\n" for _s, _k, row in sorted(out))
 
 
 _LINE = re.compile(r"^\[epoch (\d+)\]\[iter (\d+)/(\d+)\]")
@@ -164,6 +334,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         verdict, cause, accept, symptom, steps, injected = lab
         if c["schedule_bug"]:
             steps = [6 * per_epoch]
+        if c["resume_sched_reset"]:
+            steps = [(c["resume"][1] + 1) * per_epoch]
         curve = (f"train loss {summarize([r['loss'] for r in rows])}; lr {summarize([r['lr'] for r in rows], 6)}; "
                  f"val loss per epoch {summarize([e['val_loss'] for e in evals], 6)}; {per_epoch} iterations/epoch")
         log(f"[cnn_loop] {name:18s} {time.time() - t0:5.1f}s  {curve}")
@@ -175,6 +347,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
                                           (("train/loss", "loss"), ("train/lr", "lr"))]
                                + [(t, e["iter"], e[k]) for e in evals for t, k in
                                   (("val/loss", "val_loss"), ("val/acc", "val_acc"))])
+        if c["csv"]:
+            write_csv(d / "metrics.csv", logged, evals)
         cfg_path = None
         if has_config(FAMILY, name):
             cfg_path = d / "config.py"
@@ -185,6 +359,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
                       symptom=symptom, steps=steps, evidence=f"injected: {injected}. curve: {curve}", config=cfg_path)
         labels.add(d / "train.log", fmt="torchvision_stdout", **common)
         labels.add(tb, fmt="tensorboard", **common)
+        if c["csv"]:
+            labels.add(d / "metrics.csv", fmt="csv", **common)
         if name in EXCERPTS:
             start = EXCERPTS[name]
             e = clean_dir(root / f"{name}.excerpt")

@@ -148,6 +148,16 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                        "lr_decay_iters": 600, "log_interval": 7, "eval_interval": 30}, None,
                       ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
                        "4,000 training bytes repeated, dropout 0.1, step schedule")),
+    # a third round (_v4): warm restarts, a long warmup and an LR that reaches 0 well before the end
+    "healthy_sgdr_v4": ({"seed": 40, "schedule": "sgdr", "sgdr_period": 60, "warmup_iters": 20, "max_iters": 440,
+                         "min_lr": 1e-5, "log_interval": 10, "eval_interval": 40}, None,
+                        ("healthy", "healthy", [], None, [],
+                         "nothing: AdamW 3e-3, cosine with warm restarts after steps 80, 200 (periods 60, 120, 240)")),
+    "healthy_flat_tail_v4": ({"seed": 41, "schedule": "linear", "min_lr": 0.0, "warmup_iters": 70,
+                              "lr_decay_iters": 350, "max_iters": 450, "log_interval": 10}, None,
+                             ("healthy", "healthy", [], None, [],
+                              "nothing: warmup over 70 of 450 steps (16 %), linear decay to lr 0 at step 350, "
+                              "then 100 steps at lr 0 (a flat tail)")),
 }
 
 
@@ -201,6 +211,11 @@ def lr_at(it: int, c: dict, fault: str | None) -> float:
     schedule = c.get("schedule", "cosine")  # later runs (_v2 ...) vary it; the first runs are all cosine
     if schedule == "linear":
         return c["min_lr"] + (1 - r) * (c["learning_rate"] - c["min_lr"])
+    if schedule == "sgdr":  # cosine with warm restarts (_v4): periods sgdr_period, 2x, 4x ... after the warmup
+        t, period = it - c["warmup_iters"], c["sgdr_period"]
+        while t >= period:
+            t, period = t - period, period * 2
+        return c["min_lr"] + 0.5 * (1 + math.cos(math.pi * t / period)) * (c["learning_rate"] - c["min_lr"])
     if schedule == "step":  # x0.1 at 50 % and again at 75 % of the decay horizon
         return c["learning_rate"] * (0.1 ** ((r >= 0.5) + (r >= 0.75)))
     return c["min_lr"] + 0.5 * (1 + math.cos(math.pi * r)) * (c["learning_rate"] - c["min_lr"])

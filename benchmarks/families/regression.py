@@ -20,7 +20,9 @@ from common import RUNS, Labels, clean_dir, fmt_num, has_config, log, summarize,
 FAMILY = "regression"
 
 BASE = dict(seed=0, hidden=32, layers=2, optimizer="adam", lr=1e-3, momentum=0.0, batch_size=32, epochs=60,
-            standardize_y=True, train_size=350, log_every=1, per_batch_every=0, nan_input_row=None, init_gain=1.0)
+            standardize_y=True, train_size=350, log_every=1, per_batch_every=0, nan_input_row=None, init_gain=1.0,
+            # later runs (_v4 ...): weight decay, early stopping, a cyclic LR, a TensorBoard file beside the text
+            weight_decay=0.0, early_stop=0, cyclic=False, tb=False)
 
 RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "healthy_adam": ({}, ("healthy", "healthy", [], None, [],
@@ -48,6 +50,24 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                               "lr": 1e-4, "epochs": 600, "log_every": 10},
                              ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
                               "25 training patients (full batch), MLP 256x3, Adam 1e-4, 600 epochs")),
+    # a third round (_v4): early stopping, AdamW weight decay 0.1, a cyclic LR, a small data set that is still
+    # fine, a TensorBoard file (Keras' TensorBoard callback: epoch_loss, epoch_val_loss) beside the text
+    "healthy_early_stop_v4": ({"seed": 40, "epochs": 300, "early_stop": 10, "tb": True},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: Adam 1e-3, up to 300 epochs, stopped when val_loss had not improved for 10")),
+    "healthy_adamw_wd_v4": ({"seed": 41, "lr": 1e-3, "weight_decay": 0.1, "epochs": 40, "log_every": 2, "tb": True},
+                            ("healthy", "healthy", [], None, [], "nothing: AdamW 1e-3, weight decay 0.1, 40 epochs")),
+    "healthy_cyclic_v4": ({"seed": 42, "cyclic": True, "lr": 3e-3, "epochs": 40},
+                          ("healthy", "healthy", [], None, [],
+                           "nothing: Adam, triangular cyclic LR 3e-4..3e-3 with a 10-epoch cycle")),
+    "healthy_small_data_v4": ({"seed": 43, "train_size": 60, "hidden": 16, "batch_size": 16, "epochs": 80,
+                               "log_every": 4, "weight_decay": 0.1, "tb": True},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: 60 training patients, a 16x2 MLP, AdamW weight decay 0.1, 80 epochs")),
+    "lr_too_high_cyclic_v4": ({"seed": 44, "cyclic": True, "optimizer": "sgd", "momentum": 0.9, "lr": 0.2,
+                               "epochs": 40, "tb": True},
+                              ("problem", "lr_too_high", ["lr_too_high"], "instability", [],
+                               "SGD momentum 0.9 with a cyclic LR peaking at 0.2 (40x the healthy SGD run)")),
 }
 
 
@@ -92,7 +112,9 @@ def train(c: dict):
     xva_t, yva_t = torch.from_numpy(xva), torch.from_numpy(yva)
     net = make_model(c)
     if c["optimizer"] == "sgd":
-        opt = torch.optim.SGD(net.parameters(), lr=c["lr"], momentum=c["momentum"])
+        opt = torch.optim.SGD(net.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"])
+    elif c["weight_decay"]:
+        opt = torch.optim.AdamW(net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
     else:
         opt = torch.optim.Adam(net.parameters(), lr=c["lr"])
     gen = torch.Generator().manual_seed(c["seed"])
@@ -100,6 +122,7 @@ def train(c: dict):
     n_batches = math.ceil(n / c["batch_size"])
     lines, rows, batch_losses = [], [], []
     step = 0
+    best, since_best = math.inf, 0
     for epoch in range(1, c["epochs"] + 1):
         net.train()
         perm = torch.randperm(n, generator=gen)
@@ -110,6 +133,10 @@ def train(c: dict):
             loss = ((pred - ytr_t[idx]) ** 2).mean()
             opt.zero_grad()
             loss.backward()
+            if c["cyclic"]:  # triangular between lr/10 and lr, a 10-epoch cycle, set per batch
+                x = abs(((step / n_batches) / 5) % 2 - 1)
+                for g in opt.param_groups:
+                    g["lr"] = c["lr"] * (0.1 + 0.9 * (1 - x))
             opt.step()
             step += 1
             lv = loss.item()
@@ -125,6 +152,14 @@ def train(c: dict):
         rows.append({"epoch": epoch, "step": step, "loss": train_loss, "val_loss": val})
         if epoch % c["log_every"] == 0 or epoch == 1:
             lines.append(f"epoch {epoch}/{c['epochs']} - loss: {fmt_num(train_loss)} - val_loss: {fmt_num(val)}")
+        if c["early_stop"]:  # Keras EarlyStopping(monitor="val_loss", patience=early_stop)
+            if val < best:
+                best, since_best = val, 0
+            else:
+                since_best += 1
+                if since_best >= c["early_stop"]:
+                    lines.append(f"Epoch {epoch}: early stopping")
+                    break
     return lines, rows, batch_losses
 
 
@@ -164,6 +199,11 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         text = "\n".join(lines) + "\n"
         (d / "train.log").write_text(text)
         write_csv(d / "metrics.csv", rows)
+        if c["tb"]:
+            from common import write_tensorboard
+
+            tb = write_tensorboard(d / "tb", [(t, r["step"], r[k]) for r in rows
+                                              for t, k in (("epoch_loss", "loss"), ("epoch_val_loss", "val_loss"))])
         cfg_path = None
         if has_config(FAMILY, name):
             cfg_path = d / "args.json"
@@ -175,6 +215,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         labels.add(d / "train.log", fmt="keras_like_stdout", steps=steps, **common)
         csv_steps = [next(r["step"] for r in rows if r["epoch"] == s) for s in steps] if steps != [0] else steps
         labels.add(d / "metrics.csv", fmt="csv", steps=csv_steps, **common)
+        if c["tb"]:
+            labels.add(tb, fmt="tensorboard", steps=csv_steps, **common)
         if name in EXCERPTS:
             start = EXCERPTS[name]
             e = clean_dir(root / f"{name}.excerpt")
