@@ -50,3 +50,32 @@ def test_the_overfitting_detector_reads_the_logged_epoch_counter_as_the_rules_do
     assert overfits(None) == ["gap_widening"]  # no epoch known: the gap reads as it did
     assert overfits(ts / 2500.0) == []  # 0.8 epoch at the end: every batch was new
     assert overfits(ts / 250.0) == ["stalled_repeated"]  # 8 epochs: validation stalled over repeated data
+
+
+def _classifier_run(val):
+    """A 10-class classifier trained for 1,232 iterations (88 per epoch), validated at each epoch's end: the
+    training loss falls from ln 10 to ~1e-5."""
+    run, _ = make_curve("healthy", n=8, seed=0)
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 1232, 10)
+    train = np.log(10) * np.exp(-steps / 60.0) + 1e-5 * (1 + rng.random(steps.size))
+    vsteps = 88 * np.arange(1, len(val) + 1)
+    run.series = {"train/loss": Series("train/loss", steps, train),
+                  "val/loss": Series("val/loss", vsteps, np.asarray(val, dtype=float))}
+    run.config.clear()
+    return run
+
+
+def test_a_near_perfect_validation_loss_that_doubles_is_no_overfitting():
+    """Validation 0.146 -> 0.0079, then 0.016 after an LR warm restart: 0.008 nats against a start of 2.3."""
+    val = [0.1463, 0.0666, 0.0682, 0.0557, 0.0209, 0.0199, 0.0147, 0.0079, 0.0183, 0.0185, 0.0170, 0.0165, 0.0164,
+           0.0164]
+    rep = analyze(_classifier_run(val))
+    assert not [f for f in rep.findings if f.kind == "overfitting"], [f.message for f in rep.findings]
+
+
+def test_a_validation_rise_that_matters_on_the_loss_scale_is_still_overfitting():
+    val = [0.9, 0.5, 0.35, 0.3, 0.32, 0.36, 0.4, 0.45, 0.5, 0.55, 0.6, 0.62, 0.65, 0.7]
+    rep = analyze(_classifier_run(val))
+    (f,) = [f for f in rep.findings if f.kind == "overfitting"]
+    assert f.severity == "error" and "validation loss rose" in f.message

@@ -139,3 +139,37 @@ def test_a_warmup_set_as_text_in_a_run_config_is_no_crash():
     run = Run({"train/loss": Series("train/loss", steps, 3 + np.exp(-steps / 300)),
                "train/lr": Series("train/lr", steps, lr)}, config={"warmup_steps": "100", "warmup_ratio": None})
     assert analyze(run).verdict in ("healthy", "warning", "problem")
+
+
+def _run_with_lr(lr_of_step, n=1400):
+    run, _ = make_curve("healthy", n=n, seed=0)
+    steps = np.arange(0, n, 5)
+    run.series["train/lr"] = Series("train/lr", steps, np.array([lr_of_step(int(s)) for s in steps]))
+    return run
+
+
+def _cosine_restarts(s, periods, warmup=20):
+    if s < warmup:
+        return 1e-3 * (s + 1) / warmup
+    s -= warmup
+    for period in periods:
+        if s < period:
+            return 1e-3 * 0.5 * (1 + np.cos(np.pi * s / period))
+        s -= period
+    return 1e-5
+
+
+def test_warm_restarts_whose_cycles_grow_are_a_schedule_by_design():
+    """SGDR (T_mult 2) after a 20-step warmup: the LR jumps back to its peak at steps 220 and 620, cycles 200,
+    400, 800 steps long."""
+    rep = analyze(_run_with_lr(lambda s: _cosine_restarts(s, (200, 400, 800))))
+    (f,) = [f for f in rep.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "restart"]
+    assert f.severity == "info" and f.evidence["by_design"] and "cycles of 200, 400 steps" in f.message
+    assert rep.verdict == "healthy"
+
+
+def test_restarts_with_equal_cycles_stay_a_warning():
+    """A step counter wrapping every 350 steps restarts the same cosine four times: no design says so."""
+    rep = analyze(_run_with_lr(lambda s: _cosine_restarts(s % 350, (330,))))
+    (f,) = [f for f in rep.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "restart"]
+    assert f.severity == "warning" and not f.evidence["by_design"]

@@ -322,6 +322,12 @@ class OverfittingDetector(WholeRunDetector):
         if end - vmin < 2.0 * noise:
             return self._gap_widening(series, vs, vv)
         ts, tv = clean(series.get("train/loss"))
+        # a rise that matters on the loss's own scale: validation 0.008 -> 0.016 after starting at 2.3 is two
+        # near-perfect fits (a restart of the LR or a few over-confident examples), not memorisation; a large
+        # train/validation gap is still judged below
+        scale = max(abs(float(tv[0])) if tv.size else 0.0, abs(float(vv[0])))
+        if end - vmin < 0.01 * scale:
+            return self._gap_widening(series, vs, vv)
         train_note = ""
         if tv.size >= 4:
             ss, sv = smoothed(ts, tv)

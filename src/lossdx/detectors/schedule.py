@@ -66,12 +66,15 @@ class LRScheduleDetector(WholeRunDetector):
             k = p + int(j[0])
             low_i = p + int(np.argmin(lr[p:k + 1]))
             n_restarts = int(np.sum(np.diff((rise > self.jump * peak).astype(int)) == 1) + (1 if rise[0] > 0 else 0))
-            out.append(Finding("lr_schedule", "train/lr", int(steps[low_i]), int(steps[k]), "warning",
+            design = restarts_by_design(steps[p:], lr[p:], peak, self.jump, self.context_.config)
+            out.append(Finding("lr_schedule", "train/lr", int(steps[low_i]), int(steps[k]),
+                               "info" if design else "warning",
                                f"the learning rate jumps back up from {fmt_num(float(lr[low_i]))} at step "
                                f"{int(steps[low_i])} to {fmt_num(float(lr[k]))} at step {int(steps[k])} after decaying "
-                               f"(schedule restarts{'' if n_restarts <= 1 else f', {n_restarts} times'})",
+                               f"(schedule restarts{'' if n_restarts <= 1 else f', {n_restarts} times'})"
+                               + (f"; {design}" if design else ""),
                                {"type": "restart", "low": float(lr[low_i]), "high": float(lr[k]), "at": int(steps[k]),
-                                "restarts": max(1, n_restarts)}))
+                                "restarts": max(1, n_restarts), "by_design": bool(design)}))
         elif decays:
             floor = float(lr[p:].min())
             at_floor = np.flatnonzero(lr[p:] <= floor + 0.01 * abs(floor) + 1e-30)  # abs: a decay may overshoot 0
@@ -107,6 +110,29 @@ class LRScheduleDetector(WholeRunDetector):
                                f"{100 * (1 - decay / total):.0f}% trains at the floor LR or restarts",
                                {"type": "short_decay", "source": "config", "decay_steps": decay, "max_steps": total}))
         return out
+
+
+#: Schedule names in a config that restart the LR on purpose (SGDR, cyclic / one-cycle policies).
+RESTART_SCHEDULES = ("restart", "sgdr", "cyclic", "cycle", "triangular")
+
+
+def restarts_by_design(steps: np.ndarray, lr: np.ndarray, peak: float, jump: float, cfg) -> str:
+    """Why LR restarts look deliberate, or "" when they do not. The config names a restarting schedule; or the
+    trace is SGDR's (Loshchilov & Hutter 2017, T_mult 2 in their runs): the LR jumps back to its peak in one
+    logged step, at least twice, and each cycle is clearly longer than the one before. A step counter that wraps
+    at the decay horizon restarts with equal cycles (and with its warmup, a ramp rather than a jump)."""
+    sched = str(cfg.get("schedule") or cfg.get("lr_scheduler_type") or "").lower()
+    if any(w in sched for w in RESTART_SCHEDULES):
+        return f"the config's schedule ({sched}) restarts the LR by design"
+    up = np.flatnonzero((np.diff(lr) > jump * peak) & (lr[1:] >= 0.9 * peak)) + 1
+    if up.size < 2:
+        return ""
+    edges = np.concatenate([[float(steps[0])], steps[up].astype(float)])
+    cycles = np.diff(edges)
+    if np.all(cycles[1:] >= 1.5 * cycles[:-1]):
+        return ("cycles of " + ", ".join(str(int(c)) for c in cycles) + " steps, each longer than the last: "
+                "cosine annealing with warm restarts (SGDR), restarts by design")
+    return ""
 
 
 class ClipSaturationDetector(WholeRunDetector):
