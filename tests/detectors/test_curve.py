@@ -79,3 +79,20 @@ def test_a_validation_rise_that_matters_on_the_loss_scale_is_still_overfitting()
     rep = analyze(_classifier_run(val))
     (f,) = [f for f in rep.findings if f.kind == "overfitting"]
     assert f.severity == "error" and "validation loss rose" in f.message
+
+
+def test_a_validation_loss_that_fell_a_third_then_levelled_is_no_stuck_run_in_a_sparse_log():
+    """An MSE regressor logged every 2 epochs (epoch 1, 2, 4 ... 40): train 0.93 -> 0.36, validation 0.86 -> 0.56
+    and flat from epoch 10 on (the data's noise floor). The median of the first five train points (epochs 1-8)
+    lies near the final validation level; the validation curve itself fell 35 %: it learned, nothing is stuck."""
+    run, _ = make_curve("healthy", n=8, seed=0)
+    epochs = np.array([1] + list(range(2, 41, 2)))
+    train = 0.36 + 0.57 * np.exp(-(epochs - 1) / 4.0) + 0.002 * np.cos(epochs)
+    train = np.minimum.accumulate(train - 0.0015 * epochs / 40)
+    val = 0.558 + 0.30 * np.exp(-(epochs - 1) / 2.5) + 0.002 * np.sin(epochs)
+    run.series = {"train/loss": Series("train/loss", epochs, train), "val/loss": Series("val/loss", epochs, val)}
+    run.config.clear()
+    rep = analyze(run)
+    assert not [f for f in rep.findings if f.kind == "plateau" and f.severity != "info"], \
+        [f.message for f in rep.findings]
+    assert rep.verdict == "healthy"

@@ -168,7 +168,11 @@ class PlateauDetector(WholeRunDetector):
         # reaches in eval mode: where the last evaluations are lower, they are the level the model reached
         reached = min(final, float(np.median(vv[-2:]))) if metric == "train/loss" and vv.size >= 2 else final
         high = expected is not None and scratch and reached > frac * expected
-        barely = prof.first_is_initial and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune"
+        # (and the judged curve itself must have stayed near its own first point: a validation loss that fell 35 %
+        # from its first evaluation learned, even where the median of the first train points of a sparse log lies
+        # well below the start)
+        barely = prof.first_is_initial and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune" \
+            and final > 0.8 * float(vals[0])
         uniform = _uniform_guess(final, prof.n_classes) if prof.kind == "classifier" or prof.n_classes else None
         if share >= self.stuck_share and high:
             sev = "error"
