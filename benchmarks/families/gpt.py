@@ -158,6 +158,18 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                              ("healthy", "healthy", [], None, [],
                               "nothing: warmup over 70 of 450 steps (16 %), linear decay to lr 0 at step 350, "
                               "then 100 steps at lr 0 (a flat tail)")),
+    "healthy_resume_v4": ({"seed": 42, "resume": (330, 250)}, None,
+                          ("healthy", "healthy", [], None, [],
+                           "nothing: the job dies at step 330 and is resumed from the checkpoint of step 250 (model "
+                           "and optimizer restored, the LR computed from iter_num): steps 250-329 are logged twice")),
+    "healthy_label_smoothing_v4": ({"seed": 43, "label_smoothing": 0.1, "log_interval": 5}, None,
+                                   ("healthy", "healthy", [], None, [],
+                                    "nothing: cross-entropy with label smoothing 0.1 over 256 bytes (a higher floor)")),
+    "resume_bad_batch_v4": ({"seed": 44, "resume": (300, 200), "decay_lr": False, "learning_rate": 1e-3,
+                             "grad_clip": 0.0, "log_interval": 1, "max_iters": 420}, "bad_batch",
+                            ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [250, 380],
+                             "resumed at step 300 from the checkpoint of step 200; batches of random bytes at steps "
+                             "250 (both times it is trained) and 380, constant AdamW 1e-3, no clip")),
 }
 
 
@@ -258,16 +270,31 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
     accum = c.get("grad_accum", 1)  # micro-batches per optimizer step (the logged loss is their mean)
     rows, evals = [], []
     scaler = {"scale": 2.0 ** 16, "clean": 0}
-    for step in range(c["max_iters"]):
+    smooth = c.get("label_smoothing", 0.0)  # later runs (_v4) set it; 0 is cross_entropy's default
+    resume = c.get("resume")  # (_v4) (step the job dies at, step of the checkpoint it is resumed from)
+    ckpt = None
+    step = 0
+    while step < c["max_iters"]:
+        if resume and ckpt is not None and step == resume[0]:
+            # the job died; `init_from='resume'` reloads model and optimizer from the checkpoint and goes on from
+            # its iter_num: the steps since the checkpoint are trained (and logged) again
+            model.load_state_dict(ckpt[0])
+            opt.load_state_dict(ckpt[1])
+            step, resume = ckpt[2], None
+            rows.append({"resumed_from": step})
         if step % c["eval_interval"] == 0 or step == c["max_iters"] - 1:
             model.eval()
             with torch.no_grad():
-                tl = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
+                tl = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten(), label_smoothing=smooth).item()
                          for x, y in (sample(trains, B) for _ in range(4))) / 4
-                vl = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
+                vl = sum(F.cross_entropy(model(x).flatten(0, 1), y.flatten(), label_smoothing=smooth).item()
                          for x, y in (sample(vals, B) for _ in range(4))) / 4
             model.train()
             evals.append({"step": step, "train_loss": tl, "val_loss": vl})
+            if resume and step == resume[1]:
+                import copy
+
+                ckpt = (copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict()), step)
         t0 = time.perf_counter()
         if c["data"] == "ordered":
             x, y = sample([trains[min(2, step * 3 // c["max_iters"])]], B)
@@ -286,7 +313,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         lr = lr_at(step, c, fault)
         for g in opt.param_groups:
             g["lr"] = lr
-        ce = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="none")
+        ce = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="none", label_smoothing=smooth)
         loss = (ce * mask.flatten()).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         if accum > 1:
@@ -294,7 +321,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
             for _ in range(accum - 1):
                 xm, ym = sample(trains, B) if c["data"] != "ordered" else sample(
                     [trains[min(2, step * 3 // c["max_iters"])]], B)
-                lm = F.cross_entropy(model(xm).flatten(0, 1), ym.flatten())
+                lm = F.cross_entropy(model(xm).flatten(0, 1), ym.flatten(), label_smoothing=smooth)
                 (lm / accum).backward()
                 loss = loss + (lm.detach() - loss.detach()) / (_ + 2)  # running mean of the micro-batch losses
         else:
@@ -324,6 +351,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         dt = (time.perf_counter() - t0) * 1000
         rows.append({"step": step, "loss": float(loss.item()), "grad_norm": float(norm.item()), "lr": lr,
                      "tokens": (step + 1) * B * T * accum, "dt_ms": round(dt, 2)})
+        step += 1
     return rows, evals, n_params
 
 
@@ -338,12 +366,18 @@ def nanogpt_log(rows, evals, c, n_params) -> str:
     """nanoGPT's train.py stdout: parameter count, eval lines every eval_interval, iter lines every log_interval."""
     out = [f"number of parameters: {n_params / 1e6:.2f}M",
            f"tokens per iteration will be: {c['batch_size'] * c['block_size']:,}"]
-    ev = {e["step"]: e for e in evals}
+    pending = list(evals)  # in the order they ran (a resumed run evaluates its checkpoint's step again)
     running_mfu = -1.0
     for r in rows:
+        if "resumed_from" in r:
+            out += [f"Resuming training from out (iter_num {r['resumed_from']})",
+                    f"number of parameters: {n_params / 1e6:.2f}M"]
+            running_mfu = -1.0
+            continue
         s = r["step"]
-        if s in ev:
-            out.append(f"step {s}: train loss {fmt_num(ev[s]['train_loss'])}, val loss {fmt_num(ev[s]['val_loss'])}")
+        if pending and pending[0]["step"] == s:
+            e = pending.pop(0)
+            out.append(f"step {s}: train loss {fmt_num(e['train_loss'])}, val loss {fmt_num(e['val_loss'])}")
         if s % c["log_interval"] == 0:
             if s >= 5:  # nanoGPT's running MFU against an A100's 312 TFLOPS (tiny on a CPU, as it is)
                 mfu = mfu_of(c, n_params, r["dt_ms"] / 1000)
@@ -379,7 +413,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
             continue
         c = dict(BASE, **over)
         t0 = time.time()
-        rows, evals, n_params = train(c, fault)
+        logged, evals, n_params = train(c, fault)
+        rows = [r for r in logged if "resumed_from" not in r]  # (the stdout shows where a job was resumed)
         verdict, cause, accept, symptom, steps, injected = lab
         losses = [r["loss"] for r in rows]
         vals = [e["val_loss"] for e in evals]
@@ -393,7 +428,7 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
             cfg_path = d / "config.py"
             write_config_py(cfg_path, dict(c, n_params=n_params, tokens_per_iter=c["batch_size"] * c["block_size"],
                                            dataset_tokens=c["dataset_bytes"] or 540_000))  # 0.9 x 3 x 200 KB
-        text = nanogpt_log(rows, evals, c, n_params)
+        text = nanogpt_log(logged, evals, c, n_params)
         (d / "train.log").write_text(text)
         write_jsonl(d / "metrics.jsonl", rows + [{"step": e["step"], "val_loss": e["val_loss"]} for e in evals])
         tb = write_tensorboard(d / "tb", [(t, r["step"], r[k]) for r in rows for t, k in
