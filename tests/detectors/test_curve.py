@@ -96,3 +96,18 @@ def test_a_validation_loss_that_fell_a_third_then_levelled_is_no_stuck_run_in_a_
     assert not [f for f in rep.findings if f.kind == "plateau" and f.severity != "info"], \
         [f.message for f in rep.findings]
     assert rep.verdict == "healthy"
+
+
+def test_validation_flat_after_epochs_while_a_near_zero_train_loss_creeps_is_no_overfitting():
+    """A classifier whose LR decayed to 0: 10 epochs, validation flat at 0.069, the training loss 1.2e-4 -> 1e-4
+    over the last third (18 % of almost nothing). No fitting goes on, so nothing is being memorised."""
+    from lossdx.model import Run
+
+    ts = np.arange(0, 880, 10)
+    train = 2.3 * np.exp(-ts / 40.0) + 1e-4 + 2e-5 * (880 - ts) / 880
+    vs = np.arange(88, 881, 88)
+    val = np.array([0.134, 0.101, 0.076, 0.0719, 0.0700, 0.0695, 0.0691, 0.0691, 0.0692, 0.0691])
+    run = Run({"train/loss": Series("train/loss", ts, train), "val/loss": Series("val/loss", vs, val),
+               "train/epoch": Series("train/epoch", ts, ts / 88.0)})
+    rep = analyze(run)
+    assert not [f for f in rep.findings if f.kind == "overfitting"], [f.message for f in rep.findings]

@@ -365,7 +365,11 @@ class OverfittingDetector(WholeRunDetector):
         if val_imp is None or train_imp is None:
             return []
         epochs = _epochs(self.context_, b, series.get("train/epoch"))
-        if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp:
+        # the training loss must still fall by an amount that matters on the loss's own scale: 18 % of a train
+        # loss of 1e-4 (an LR decayed to 0) or 1 % of a label-smoothed floor at 0.51 is no fitting going on
+        scale = max(abs(float(tv[0])), abs(float(vv[0])))
+        t_fall = float(np.interp(tail, ss, sv)) - float(sv[-1])
+        if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp and t_fall >= 0.01 * scale:
             return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                             f"validation stopped improving ({100 * val_imp:+.1f}% over the last third) after "
                             f"{epochs:.0f} epochs over the data, while training loss still fell {100 * train_imp:.0f}%",
