@@ -110,14 +110,18 @@ def main() -> int:
     ap.add_argument("--families-dir", default=None, help="where the generated family runs and labels.json are")
     ap.add_argument("--family", default=None,
                     help="only these model families of the families set (comma-separated, e.g. regression,seqcls)")
+    ap.add_argument("--only-labels", default=None,
+                    help="only the entries named in this labels.json (e.g. an earlier commit's, to compare on the "
+                         "same logs: git show REV:benchmarks/families/labels.json > old.json)")
     args = ap.parse_args()
     if args.families_dir:
         global FAMILIES
         FAMILIES = args.families_dir
     families = set(args.family.split(",")) if args.family else None
+    only = set(json.load(open(args.only_labels))) if args.only_labels else None
     results = [judge(e) for e in entries(args.set)
                if e["verdict"] != "unknown" and (args.split == "all" or e["split"] == args.split)
-               and (families is None or e.get("family") in families)]
+               and (families is None or e.get("family") in families) and (only is None or e["name"] in only)]
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=1, default=str)
