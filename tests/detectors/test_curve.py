@@ -111,3 +111,17 @@ def test_validation_flat_after_epochs_while_a_near_zero_train_loss_creeps_is_no_
                "train/epoch": Series("train/epoch", ts, ts / 88.0)})
     rep = analyze(run)
     assert not [f for f in rep.findings if f.kind == "overfitting"], [f.message for f in rep.findings]
+
+
+def test_a_log_of_the_first_twenty_steps_is_no_slow_convergence(tmp_path):
+    """'iter 0..19: loss 3.00 -> 2.81' (R19's small logs): twenty steps with no LR logged lie inside any usual
+    warmup, where a slow start is the schedule's doing; a longer log of the same slow shape is still judged."""
+    from lossdx.analyze import analyze_path
+
+    short = tmp_path / "short.log"
+    short.write_text("".join(f"iter {j}: loss {3 - j * 0.01:.3f}\n" for j in range(20)))
+    rep = analyze_path(str(short))
+    assert rep.verdict == "healthy", [f.message for f in rep.findings if f.severity != "info"]
+    long = tmp_path / "long.log"
+    long.write_text("".join(f"iter {j}: loss {3 - j * 0.001:.4f}\n" for j in range(0, 400, 2)))
+    assert [f for f in analyze_path(str(long)).findings if f.kind == "slow_convergence"]

@@ -250,9 +250,10 @@ class SlowConvergenceDetector(WholeRunDetector):
     name = "slow_convergence"
     requires = ("train/loss", "val/loss")
 
-    def __init__(self, *, early_share: float = 0.1, min_early_drop: float = 0.25) -> None:
+    def __init__(self, *, early_share: float = 0.1, min_early_drop: float = 0.25, min_steps: int = 100) -> None:
         self.early_share = early_share
         self.min_early_drop = min_early_drop
+        self.min_steps = min_steps  # below this many steps, with no LR logged, a slow start may be the warmup
 
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         steps, vals = clean(series.get("train/loss"))
@@ -268,6 +269,11 @@ class SlowConvergenceDetector(WholeRunDetector):
         # only a from-scratch run whose log holds its start has a known fast-descent yardstick: a first loss
         # near ln V (or, without V, a language model's or large first loss logged at step 0)
         if not prof.first_is_initial or prof.kind in ("lm_finetune", "vision"):
+            return []
+        if float(steps[-1]) < self.min_steps and (self.context_.max_steps or math.inf) > 2 * float(steps[-1]) \
+                and not len(clean(series.get("train/lr"))[1]):
+            # a log of a run's first few dozen steps, with no LR to show where the schedule is: those steps are
+            # inside any usual warmup (hundreds to thousands of steps), where a slow start is the schedule's doing
             return []
         expected = prof.expected_init_loss
         if expected is None:
