@@ -87,6 +87,24 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                             "per_device_train_batch_size": 16, "logging_steps": 20, "eval_steps": 50},
                            ("problem", "label_misalignment", ["label_misalignment"], "plateau", [0],
                             "labels of each example taken from another example; cosine, batch 16, logging every 20")),
+    # a fourth round of varied runs (issue 7, _v5): HF schedules, label smoothing, accumulation, clip 0.1
+    "healthy_ft_restarts_v5": ({"seed": 30, "lr_scheduler_type": "cosine_with_restarts", "warmup_ratio": 0.05,
+                                "args": {"lr_scheduler_kwargs": {"num_cycles": 3}}},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: lr 5e-4 cosine_with_restarts (3 cycles), 5% warmup")),
+    "healthy_ft_poly_v5": ({"seed": 31, "lr_scheduler_type": "polynomial", "warmup_ratio": 0.2, "weight_decay": 0.1,
+                            "max_grad_norm": 0.1},
+                           ("healthy", "healthy", [], None, [],
+                            "nothing: lr 5e-4 polynomial, 20% warmup, weight decay 0.1, max_grad_norm 0.1")),
+    "healthy_ft_ls_accum_v5": ({"seed": 32, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 4,
+                                "max_steps": 150, "eval_steps": 10, "logging_steps": 5,
+                                "args": {"label_smoothing_factor": 0.1}},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: label_smoothing_factor 0.1, batch 2 x 4 accumulation steps, eval every 10")),
+    "lr_too_high_v5": ({"seed": 33, "learning_rate": 0.5, "lr_scheduler_type": "constant_with_warmup",
+                        "warmup_ratio": 0.2},
+                       ("problem", "lr_too_high", ["lr_too_high"], "instability", [],
+                        "constant_with_warmup to lr 0.5 (1000x) over 60 steps, clip 1")),
 }
 
 
@@ -156,7 +174,7 @@ def train(c: dict, base: Path, out: Path):
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"], max_grad_norm=c["max_grad_norm"],
             logging_steps=c["logging_steps"], eval_strategy="steps", eval_steps=c["eval_steps"], save_strategy="no",
             gradient_accumulation_steps=c.get("gradient_accumulation_steps", 1), **({"optim": c["optim"]} if "optim" in c else {}),
-            report_to=[], seed=c["seed"], data_seed=c["seed"], disable_tqdm=True, use_cpu=True,
+            **c.get("args", {}), report_to=[], seed=c["seed"], data_seed=c["seed"], disable_tqdm=True, use_cpu=True,
             dataloader_num_workers=0, logging_nan_inf_filter=True)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
         buf = io.StringIO()

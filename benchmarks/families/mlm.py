@@ -112,6 +112,20 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                               ("problem", "loss_nan_from_data", ["loss_nan_from_data"], "nan", [121],
                                "the batch of step 121 has no masked token (logging_nan_inf_filter=False), batch 8, "
                                "logging every 3")),
+    # a fourth round of varied runs (issue 7, _v5): HF schedules, label smoothing, accumulation, clip 0.1, bf16
+    "healthy_mlm_restarts_v5": ({"seed": 30, "lr_scheduler_type": "cosine_with_restarts", "eval_steps": 10,
+                                 "args": {"lr_scheduler_kwargs": {"num_cycles": 2}}},
+                                ("healthy", "healthy", [], None, [],
+                                 "nothing: cosine_with_restarts (2 cycles), eval every 10")),
+    "healthy_mlm_poly_ls_v5": ({"seed": 31, "lr_scheduler_type": "polynomial", "warmup_ratio": 0.2,
+                                "args": {"label_smoothing_factor": 0.1}},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: polynomial, 20% warmup, label_smoothing_factor 0.1")),
+    "healthy_mlm_accum4_v5": ({"seed": 32, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
+                               "max_steps": 150, "weight_decay": 0.1, "max_grad_norm": 0.1, "logging_steps": 5,
+                               "args": {"bf16": True}},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: batch 4 x 4 accumulation steps, weight decay 0.1, max_grad_norm 0.1, bf16 on CPU")),
 }
 
 
@@ -174,7 +188,7 @@ def train(c: dict, out):
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"],
             max_grad_norm=c["max_grad_norm"], logging_steps=c["logging_steps"], eval_strategy="steps",
             gradient_accumulation_steps=c.get("gradient_accumulation_steps", 1), **({"optim": c["optim"]} if "optim" in c else {}),
-            eval_steps=c["eval_steps"], save_strategy="no", report_to=[], seed=c["seed"], data_seed=c["seed"],
+            eval_steps=c["eval_steps"], save_strategy="no", **c.get("args", {}), report_to=[], seed=c["seed"], data_seed=c["seed"],
             disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, remove_unused_columns=False,
             logging_nan_inf_filter=c["logging_nan_inf_filter"])
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,

@@ -104,6 +104,22 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                             "bad_steps": (200, 320)}, "bad_batch",
                            ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [200, 320],
                             "LSTM, SGD lr 20, clip 0.25, batch 8, log every batch; random-byte batches at 200 and 320")),
+    # a fourth round of varied runs (issue 7, _v5): word_language_model's annealing, dropout 0.5, bptt 70, tied
+    "healthy_lstm_anneal_v5": ({"seed": 30, "plateau_anneal": True, "dropout": 0.5, "bptt": 70, "epochs": 6,
+                                "log_interval": 10}, None,
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: LSTM, SGD lr 20 divided by 4 when validation does not improve, dropout 0.5, "
+                                "bptt 70")),
+    "healthy_lstm_tied_v5": ({"seed": 31, "tied": True, "emsize": 128, "plateau_anneal": True, "dropout": 0.5,
+                              "epochs": 5}, None,
+                             ("healthy", "healthy", [], None, [],
+                              "nothing: LSTM with tied weights (emsize = nhid = 128), SGD lr 20 annealed on plateau, "
+                              "dropout 0.5")),
+    "bad_batches_anneal_v5": ({"seed": 32, "plateau_anneal": True, "bptt": 70, "dropout": 0.5, "epochs": 4,
+                               "log_interval": 5, "bad_steps": (100, 170)}, "bad_batch",
+                              ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [100, 170],
+                               "LSTM, SGD lr 20 annealed on plateau, bptt 70, dropout 0.5; random-byte batches at 100 "
+                               "and 170")),
 }
 
 
@@ -117,6 +133,8 @@ class CharRNN(nn.Module):
             self.rnn = getattr(nn, c["model"])(c["emsize"], c["nhid"], c["nlayers"], batch_first=True)
         self.drop = nn.Dropout(c["dropout"])
         self.out = nn.Linear(c["nhid"], 256)
+        if c.get("tied"):  # later runs (_v5): word_language_model's --tied (needs emsize == nhid)
+            self.out.weight = self.emb.weight
 
     def forward(self, x):
         h, _ = self.rnn(self.drop(self.emb(x)))
@@ -180,6 +198,12 @@ def train(c: dict, fault: str | None):
                          for x, y in (sample(vals, 16) for _ in range(4))) / 4
             model.train()
             evals.append({"step": step, "epoch": (step + 1) / spe, "val_loss": vl})
+            # later runs (_v5): word_language_model's own annealing, lr / 4 when validation did not improve
+            if c.get("plateau_anneal") and (step + 1) % spe == 0:
+                epoch_vals = [e["val_loss"] for e in evals if round(e["epoch"]) == e["epoch"]]
+                if len(epoch_vals) > 1 and epoch_vals[-1] >= min(epoch_vals[:-1]):
+                    for g in opt.param_groups:
+                        g["lr"] /= 4.0
     return rows, evals, spe, total
 
 

@@ -43,6 +43,16 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                     ("problem", "lr_too_high", ["lr_too_high"], "plateau", [], "lr 0.5 (1000x), no warmup, no clip")),
     "lr_too_low": ({"seed": 5, "learning_rate": 1e-7, "logging_steps": 5},
                    ("problem", "lr_too_low", ["lr_too_low"], "slow_convergence", [], "lr 1e-7 (5000x too low)")),
+    # a fourth round of varied runs (issue 7, _v5): HF schedules, label smoothing, accumulation, clip 0.1
+    "healthy_cls_cwr_v5": ({"seed": 30, "lr_scheduler_type": "constant_with_warmup", "warmup_ratio": 0.2,
+                            "args": {"label_smoothing_factor": 0.1, "gradient_accumulation_steps": 4},
+                            "per_device_train_batch_size": 4, "max_steps": 150, "logging_steps": 5},
+                           ("healthy", "healthy", [], None, [],
+                            "nothing: constant_with_warmup, 20% warmup, label_smoothing_factor 0.1, batch 4 x 4")),
+    "healthy_cls_poly_v5": ({"seed": 31, "lr_scheduler_type": "polynomial", "max_grad_norm": 0.1, "weight_decay": 0.1,
+                             "eval_steps": 10},
+                            ("healthy", "healthy", [], None, [],
+                             "nothing: polynomial, max_grad_norm 0.1, weight decay 0.1, eval every 10")),
 }
 
 
@@ -90,7 +100,7 @@ def train(c: dict, out):
             per_device_eval_batch_size=100, learning_rate=c["learning_rate"], lr_scheduler_type=c["lr_scheduler_type"],
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"],
             max_grad_norm=c["max_grad_norm"], logging_steps=c["logging_steps"], eval_strategy="steps",
-            eval_steps=c["eval_steps"], save_strategy="no", report_to=[], seed=c["seed"], data_seed=c["seed"],
+            eval_steps=c["eval_steps"], save_strategy="no", **c.get("args", {}), report_to=[], seed=c["seed"], data_seed=c["seed"],
             disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
         buf = io.StringIO()
