@@ -248,7 +248,7 @@ class SlowConvergenceDetector(WholeRunDetector):
     """A from-scratch run whose loss is still falling but far slower than a healthy fast-descent phase."""
 
     name = "slow_convergence"
-    requires = ("train/loss", "val/loss")
+    requires = ("train/loss", "val/loss", "train/lr")
 
     def __init__(self, *, early_share: float = 0.1, min_early_drop: float = 0.25, min_steps: int = 100) -> None:
         self.early_share = early_share
@@ -284,7 +284,13 @@ class SlowConvergenceDetector(WholeRunDetector):
         if first <= 0 or first < 0.8 * expected:
             return []  # (a first loss of 0 is no start to fall from: no share of it can be measured)
         a, b = float(s[0]), float(s[-1])
-        at_early = float(np.interp(a + self.early_share * (b - a), s, v))
+        # a logged LR warmup (starting below half its peak) longer than the early window holds the step small by
+        # design: the fast descent is judged at the warmup's end (a 20 % warmup has the run 10 % in at half the LR)
+        lr_steps, lr = clean(series.get("train/lr"))
+        early_at = a + self.early_share * (b - a)
+        if lr.size >= 5 and float(lr.max()) > 0 and float(lr[0]) < 0.5 * float(lr.max()):
+            early_at = min(max(early_at, float(lr_steps[int(np.argmax(lr >= 0.98 * float(lr.max())))])), b)
+        at_early = float(np.interp(early_at, s, v))
         early_drop = (first - at_early) / first
         last = float(v[-1])
         tail_imp = _span_improvement(s, v, b - (b - a) / 3, b)

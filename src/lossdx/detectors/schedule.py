@@ -48,7 +48,10 @@ class LRScheduleDetector(WholeRunDetector):
             # 5% of the run; a fine-tuning LR that started fine is only advice
             ls_, lv_ = clean(series.get("train/loss"))
             early = lv_[ls_ <= ls_[0] + 0.05 * run_len] if lv_.size else lv_
-            hurt = early.size > 1 and float(early[1:].max()) > 1.1 * float(early[0]) > 0
+            # (one point above the start that the next steps fall back from is a noisy batch, not damage: the
+            # rise must hold over two points or be a blow-up of 1.5x)
+            above = early[1:] > 1.1 * float(early[0]) if early.size > 1 and float(early[0]) > 0 else np.zeros(0, bool)
+            hurt = bool(above.sum() >= 2 or (above.any() and float(early[1:].max()) > 1.5 * float(early[0])))
             # warmup matters where the run context says so (Adam, from scratch); elsewhere (SGD RNNs, fine-tunes,
             # small classifiers) no warmup is advice unless the curve shows the damage
             prof = self.context_.profile
