@@ -127,6 +127,27 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                       "batch_size": 64, "log_every_n_steps": 1},
                      ("problem", "nan_in_input", ["nan_in_input", "loss_nan_from_data"], "nan", [],
                       "MLP, SGD momentum, batch 64; one training image has NaN pixels")),
+    # a fourth round of varied runs (issue 7, _v5): Lightning callbacks, ReduceLROnPlateau, clipping, smoothing
+    "healthy_mlp_early_stop_v5": ({"seed": 30, "early_stop": 3, "max_epochs": 40, "lr_monitor": True},
+                                  ("healthy", "healthy", [], None, [],
+                                   "nothing: MLP, Adam 1e-3, EarlyStopping(val_loss, patience 3) of 40 epochs, "
+                                   "LearningRateMonitor, log every step")),
+    "healthy_cnn_plateau_v5": ({"seed": 31, "arch": "cnn", "cnn_width": 2, "schedule": "plateau", "lr_monitor": True,
+                                "gradient_clip_val": 1.0, "max_epochs": 15, "log_every_n_steps": 50},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: 2x wider CNN, Adam 1e-3 with ReduceLROnPlateau (x0.5, patience 2), "
+                                "gradient_clip_val 1, log_every_n_steps 50")),
+    "healthy_mlp_ls_clip_v5": ({"seed": 32, "label_smoothing": 0.1, "gradient_clip_val": 0.5, "lr_monitor": True},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: MLP, Adam 1e-3, label smoothing 0.1, gradient_clip_val 0.5")),
+    "overfit_plateau_v5": ({"seed": 33, "train_subset": "tiny", "schedule": "plateau", "lr_monitor": True,
+                            "max_epochs": 80, "hidden": 256},
+                           ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
+                            "50 training images, MLP 256, Adam 1e-3 with ReduceLROnPlateau, 80 epochs")),
+    "lr_too_high_plateau_v5": ({"seed": 34, "lr": 0.3, "schedule": "plateau", "lr_monitor": True,
+                                "max_epochs": 15},
+                               ("problem", "lr_too_high", ["lr_too_high"], "plateau", [],
+                                "Adam lr 0.3 (300x) with ReduceLROnPlateau")),
 }
 
 
@@ -172,9 +193,10 @@ def make_module(c: dict):
                 self.net = nn.Sequential(nn.Linear(64, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 10))
             else:
                 bn = (lambda n: nn.BatchNorm2d(n)) if hp["batchnorm"] else (lambda n: nn.Identity())
-                self.net = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16, 3, padding=1), bn(16), nn.ReLU(),
-                                         nn.Conv2d(16, 32, 3, padding=1), bn(32), nn.ReLU(), nn.MaxPool2d(2),
-                                         nn.Flatten(), nn.Linear(32 * 16, 10))
+                w = hp.get("cnn_width", 1)  # later runs (_v5): a wider CNN
+                self.net = nn.Sequential(nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16 * w, 3, padding=1), bn(16 * w),
+                                         nn.ReLU(), nn.Conv2d(16 * w, 32 * w, 3, padding=1), bn(32 * w), nn.ReLU(),
+                                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * w * 16, 10))
             if hp["init_gain"] != 1.0:
                 with torch.no_grad():
                     for m in self.net.modules():
@@ -187,7 +209,7 @@ def make_module(c: dict):
 
         def training_step(self, batch, _):
             x, y = batch
-            loss = F.cross_entropy(self(x), y)
+            loss = F.cross_entropy(self(x), y, label_smoothing=self.hparams.get("label_smoothing", 0.0))
             self.train_losses.append(loss.item())
             self.log("train_loss", loss, on_step=True, on_epoch=False)
             return loss
@@ -210,6 +232,9 @@ def make_module(c: dict):
             schedule = hp.get("schedule")  # later runs (_v2 ...): an epoch-wise schedule
             if schedule == "cosine":
                 sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=hp["max_epochs"])
+            elif schedule == "plateau":  # later runs (_v5): ReduceLROnPlateau on the validation loss
+                sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+                return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss", "interval": "epoch"}}
             elif schedule == "step":
                 sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, hp["max_epochs"] // 3), gamma=0.1)
             else:
@@ -218,7 +243,7 @@ def make_module(c: dict):
 
     keys = ("arch", "hidden", "optimizer", "lr", "momentum", "weight_decay", "batchnorm", "init_gain", "batch_size",
             "max_epochs")
-    keys += tuple(k for k in ("dropout", "schedule") if k in c)  # only later runs set them
+    keys += tuple(k for k in ("dropout", "schedule", "cnn_width", "label_smoothing") if k in c)  # only later runs set them
     return DigitsClassifier(**{k: c[k] for k in keys})
 
 
@@ -235,10 +260,16 @@ def train(c: dict, d):
     va = DataLoader(TensorDataset(torch.from_numpy(xva), torch.from_numpy(yva)), batch_size=128)
     model = make_module(c)
     logger = CSVLogger(save_dir=str(d), name="lightning_logs", version=0)
-    trainer = L.Trainer(max_epochs=c["max_epochs"], accelerator="cpu", devices=1, logger=logger,
+    callbacks = [LearningRateMonitor()] if c["lr_monitor"] else []
+    if c.get("early_stop"):  # later runs (_v5): EarlyStopping on the validation loss
+        from lightning.pytorch.callbacks import EarlyStopping
+
+        callbacks.append(EarlyStopping(monitor="val_loss", patience=c["early_stop"]))
+    extra = {"gradient_clip_val": c["gradient_clip_val"]} if "gradient_clip_val" in c else {}
+    trainer = L.Trainer(max_epochs=c["max_epochs"], accelerator="cpu", devices=1, logger=logger, **extra,
                         log_every_n_steps=c["log_every_n_steps"], enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
-                        callbacks=[LearningRateMonitor()] if c["lr_monitor"] else [], num_sanity_val_steps=0)
+                        callbacks=callbacks, num_sanity_val_steps=0)
     trainer.fit(model, tr, va)
     return model.train_losses, len(tr), len(ytr)
 
