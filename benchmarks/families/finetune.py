@@ -189,7 +189,8 @@ def train(c: dict, base: Path, out: Path):
 
 
 
-EXCERPTS = {"healthy_ft": 100, "small_data_overfit": 120, "lr_too_high": 60, "healthy_ft_v3": 80}
+EXCERPTS = {"healthy_ft": 100, "small_data_overfit": 120, "lr_too_high": 60, "healthy_ft_v3": 80,
+            "healthy_ft_restarts_v5": 120}
 
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:

@@ -252,7 +252,7 @@ _CHAR = re.compile(r"^(\d+)/\d+ \(epoch")
 
 EXCERPTS = {"healthy_lstm_sgd": 250, "bad_batches_adam": 250, "healthy_gru_adam_bs1": 400, "explosion_sgd_noclip": 200,
             "lr_too_low_sgd": 250, "domain_ordered": 150, "small_data": 150, "lr_too_high_adam": 250,
-            "healthy_gru_adam_v3": 300, "healthy_lstm_sgdm_v4": 100}
+            "healthy_gru_adam_v3": 300, "healthy_lstm_sgdm_v4": 100, "healthy_lstm_anneal_v5": 200}
 
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:
