@@ -148,6 +148,26 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                                 "max_epochs": 15},
                                ("problem", "lr_too_high", ["lr_too_high"], "plateau", [],
                                 "Adam lr 0.3 (300x) with ReduceLROnPlateau")),
+    # a fifth round of varied runs (issue 7, _v6): log_every_n_steps twins, per-sample losses, a per-batch schedule
+    "healthy_mlp_log1_v6": ({"seed": 40, "max_epochs": 8, "log_every_n_steps": 1, "lr_monitor": True},
+                            ("healthy", "healthy", [], None, [],
+                             "nothing: MLP, Adam 1e-3, 8 epochs, log_every_n_steps 1 (twin of healthy_mlp_log50_v6)")),
+    "healthy_mlp_log50_v6": ({"seed": 40, "max_epochs": 8, "log_every_n_steps": 50, "lr_monitor": True},
+                             ("healthy", "healthy", [], None, [],
+                              "nothing: MLP, Adam 1e-3, 8 epochs, log_every_n_steps 50 (twin of healthy_mlp_log1_v6)")),
+    "healthy_mlp_bs1_log1_v6": ({"seed": 41, "batch_size": 1, "lr": 3e-4, "max_epochs": 2, "log_every_n_steps": 1},
+                                ("healthy", "healthy", [], None, [],
+                                 "nothing: MLP, Adam 3e-4, batch size 1, every per-sample loss logged, 2 epochs")),
+    "healthy_mlp_continued_v6": ({"seed": 43, "schedule": "cosine", "max_epochs": 12, "stop_at": 5, "lr_monitor": True,
+                                  "log_every_n_steps": 5},
+                                 ("healthy", "healthy", [], None, [],
+                                  "nothing: MLP, Adam 1e-3 cosine over 12 epochs; the job stopped after epoch 5 and "
+                                  "continued from its checkpoint in lightning_logs/version_1")),
+    "sched_per_batch_v6": ({"seed": 42, "lr": 3e-3, "schedule": "step", "sched_interval": "step", "max_epochs": 30,
+                            "lr_monitor": True},
+                           ("problem", "lr_schedule_bug", ["lr_schedule_bug", "lr_too_low"], "plateau", [],
+                            "Adam 3e-3 with StepLR(step_size 10, x0.1) meant per epoch but stepped per batch: the LR "
+                            "is 3e-6 after 30 batches of 1320")),
 }
 
 
@@ -239,11 +259,12 @@ def make_module(c: dict):
                 sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, hp["max_epochs"] // 3), gamma=0.1)
             else:
                 return opt
-            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+            # later runs (_v6): an epoch-wise schedule stepped per batch (a bug) when sched_interval is "step"
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": hp.get("sched_interval", "epoch")}}
 
     keys = ("arch", "hidden", "optimizer", "lr", "momentum", "weight_decay", "batchnorm", "init_gain", "batch_size",
             "max_epochs")
-    keys += tuple(k for k in ("dropout", "schedule", "cnn_width", "label_smoothing") if k in c)  # only later runs set them
+    keys += tuple(k for k in ("dropout", "schedule", "cnn_width", "label_smoothing", "sched_interval") if k in c)  # only later runs set them
     return DigitsClassifier(**{k: c[k] for k in keys})
 
 
@@ -266,11 +287,21 @@ def train(c: dict, d):
 
         callbacks.append(EarlyStopping(monitor="val_loss", patience=c["early_stop"]))
     extra = {"gradient_clip_val": c["gradient_clip_val"]} if "gradient_clip_val" in c else {}
-    trainer = L.Trainer(max_epochs=c["max_epochs"], accelerator="cpu", devices=1, logger=logger, **extra,
+    trainer = L.Trainer(max_epochs=c.get("stop_at", c["max_epochs"]), accelerator="cpu", devices=1, logger=logger, **extra,
                         log_every_n_steps=c["log_every_n_steps"], enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
                         callbacks=callbacks, num_sanity_val_steps=0)
     trainer.fit(model, tr, va)
+    if c.get("stop_at"):  # later runs (_v6): the job stopped at epoch stop_at and continued from its checkpoint
+        ckpt = d / "last.ckpt"
+        trainer.save_checkpoint(str(ckpt))
+        logger = CSVLogger(save_dir=str(d), name="lightning_logs", version=1)
+        trainer = L.Trainer(max_epochs=c["max_epochs"], accelerator="cpu", devices=1, logger=logger, **extra,
+                            log_every_n_steps=c["log_every_n_steps"], enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                            callbacks=[LearningRateMonitor()] if c["lr_monitor"] else [])
+        trainer.fit(model, tr, va, ckpt_path=str(ckpt))
+        ckpt.unlink()
     return model.train_losses, len(tr), len(ytr)
 
 
@@ -329,5 +360,15 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         labels.add(vdir / "metrics.csv", family=FAMILY, fmt="lightning_csv", group=f"{FAMILY}/{name}",
                    verdict=verdict, cause=cause, accept=accept, symptom=symptom, steps=steps,
                    evidence=f"injected: {injected}. curve: {curve}", config=cfg)
+        if c.get("stop_at"):  # the continued part (version_1), labelled like the whole run
+            v1 = d / "lightning_logs" / "version_1"
+            cfg1 = v1 / "hparams.yaml"
+            if cfg is None:
+                cfg1.unlink()
+                cfg1 = None
+            labels.add(v1 / "metrics.csv", family=FAMILY, fmt="lightning_csv", group=f"{FAMILY}/{name}",
+                       verdict=verdict, cause=cause, accept=accept, symptom=symptom, steps=steps,
+                       evidence=f"continued from epoch {c['stop_at']}; injected: {injected}. curve: {curve}",
+                       config=cfg1)
         if name in EXCERPTS:
             write_excerpt(labels, name, labels.entries[str((vdir / "metrics.csv").relative_to(HERE))])

@@ -105,6 +105,14 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                         "warmup_ratio": 0.2},
                        ("problem", "lr_too_high", ["lr_too_high"], "instability", [],
                         "constant_with_warmup to lr 0.5 (1000x) over 60 steps, clip 1")),
+    # a fifth round of varied runs (issue 7, _v6): evaluation per epoch, a schedule sized for one epoch
+    "healthy_ft_eval_epoch_v6": ({"seed": 40, "max_steps": 468, "logging_steps": 10, "args": {"eval_strategy": "epoch"}},
+                                 ("healthy", "healthy", [], None, [],
+                                  "nothing: lr 5e-4 linear, 10% warmup, eval_strategy epoch (117 steps/epoch)")),
+    "sched_one_epoch_v6": ({"seed": 41, "sched_total_steps": 117, "logging_steps": 5},
+                           ("problem", "lr_schedule_bug", ["lr_schedule_bug", "lr_too_low"], "plateau", [],
+                            "a linear schedule built for one epoch (117 steps, len(dataloader)) in a 300-step run: "
+                            "warmup 30, the LR reaches 0 at step 117 and stays there")),
 }
 
 
@@ -172,11 +180,19 @@ def train(c: dict, base: Path, out: Path):
             output_dir=tmp, max_steps=c["max_steps"], per_device_train_batch_size=c["per_device_train_batch_size"],
             per_device_eval_batch_size=32, learning_rate=c["learning_rate"], lr_scheduler_type=c["lr_scheduler_type"],
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"], max_grad_norm=c["max_grad_norm"],
-            logging_steps=c["logging_steps"], eval_strategy="steps", eval_steps=c["eval_steps"], save_strategy="no",
+            logging_steps=c["logging_steps"], save_strategy="no",
             gradient_accumulation_steps=c.get("gradient_accumulation_steps", 1), **({"optim": c["optim"]} if "optim" in c else {}),
-            **c.get("args", {}), report_to=[], seed=c["seed"], data_seed=c["seed"], disable_tqdm=True, use_cpu=True,
+            # later runs (_v6) may set eval_strategy="epoch" in args
+            **{"eval_strategy": "steps", "eval_steps": c["eval_steps"], **c.get("args", {})},
+            report_to=[], seed=c["seed"], data_seed=c["seed"], disable_tqdm=True, use_cpu=True,
             dataloader_num_workers=0, logging_nan_inf_filter=True)
-        trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
+        optimizers = (None, None)
+        if "sched_total_steps" in c:  # later runs (_v6): a schedule built for the wrong number of steps (a bug)
+            from transformers import get_linear_schedule_with_warmup
+
+            opt = torch.optim.AdamW(model.parameters(), lr=c["learning_rate"], weight_decay=c["weight_decay"])
+            optimizers = (opt, get_linear_schedule_with_warmup(opt, args.warmup_steps, c["sched_total_steps"]))
+        trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, optimizers=optimizers)
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             trainer.train()
@@ -190,7 +206,7 @@ def train(c: dict, base: Path, out: Path):
 
 
 EXCERPTS = {"healthy_ft": 100, "small_data_overfit": 120, "lr_too_high": 60, "healthy_ft_v3": 80,
-            "healthy_ft_restarts_v5": 120}
+            "healthy_ft_restarts_v5": 120, "healthy_ft_eval_epoch_v6": 200}
 
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:

@@ -53,6 +53,15 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                              "eval_steps": 10},
                             ("healthy", "healthy", [], None, [],
                              "nothing: polynomial, max_grad_norm 0.1, weight decay 0.1, eval every 10")),
+    # a fifth round of varied runs (issue 7, _v6): per-sample losses at batch size 1, evaluation per epoch
+    "healthy_cls_bs1_v6": ({"seed": 40, "per_device_train_batch_size": 1, "learning_rate": 1e-4, "max_steps": 600,
+                            "logging_steps": 1, "eval_steps": 100},
+                           ("healthy", "healthy", [], None, [],
+                            "nothing: batch size 1, lr 1e-4, every per-sample loss logged (logging_steps 1)")),
+    "healthy_cls_eval_epoch_v6": ({"seed": 41, "per_device_train_batch_size": 64, "max_steps": 315,
+                                   "logging_steps": 5, "args": {"eval_strategy": "epoch"}},
+                                  ("healthy", "healthy", [], None, [],
+                                   "nothing: batch 64 (63 steps/epoch), eval_strategy epoch, 5 epochs")),
 }
 
 
@@ -99,8 +108,8 @@ def train(c: dict, out):
             output_dir=tmp, max_steps=c["max_steps"], per_device_train_batch_size=c["per_device_train_batch_size"],
             per_device_eval_batch_size=100, learning_rate=c["learning_rate"], lr_scheduler_type=c["lr_scheduler_type"],
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"],
-            max_grad_norm=c["max_grad_norm"], logging_steps=c["logging_steps"], eval_strategy="steps",
-            eval_steps=c["eval_steps"], save_strategy="no", **c.get("args", {}), report_to=[], seed=c["seed"], data_seed=c["seed"],
+            max_grad_norm=c["max_grad_norm"], logging_steps=c["logging_steps"], save_strategy="no",
+            **{"eval_strategy": "steps", "eval_steps": c["eval_steps"], **c.get("args", {})}, report_to=[], seed=c["seed"], data_seed=c["seed"],
             disable_tqdm=True, use_cpu=True, dataloader_num_workers=0)
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
         buf = io.StringIO()
