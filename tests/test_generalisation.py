@@ -569,3 +569,22 @@ def test_a_sparse_log_that_barely_moved_is_a_plateau():
     assert [f for f in rep.findings if f.kind == "plateau" and f.severity != "info"], \
         [(f.kind, f.severity, f.message) for f in rep.findings]
     assert rep.diagnoses[0].cause == "lr_too_low", [(d.cause, d.confidence) for d in rep.diagnoses]
+
+
+def test_per_sample_losses_of_a_batch_one_classifier_are_no_spikes():
+    """A classifier trained at batch size 1 with every step logged: each point is one sample's cross-entropy. Near
+    convergence most samples cost ~0.05 and a misclassified one several nats (softplus of a wide margin), so the
+    spread is as large as the level itself and one-step jumps of 10-60x are the distribution, not bad batches."""
+    rng = np.random.default_rng(5)
+    steps = np.arange(2800)
+    grown = 1 - np.exp(-steps / 600.0)
+    # the margin of the right class (0 untrained: loss ln 10) grows as the model learns, and so does its spread
+    margin = 3.5 * grown + (0.1 + 2.0 * grown) * rng.standard_normal(steps.size)
+    loss = np.log1p(np.exp(-margin)) * math.log(10) / math.log(2)  # starts near ln 10 like a 10-class classifier
+    cfg = {"batch_size": 1, "lr": 3e-4, "optimizer": "adam"}
+    run = _run({"train/loss": (steps, loss), "val/loss": (np.array([1399, 2799]), [0.41, 0.24]),
+                "val/accuracy": (np.array([1399, 2799]), [0.89, 0.94])}, cfg, fmt="lightning_csv")
+    rep = analyze(run)
+    assert not [f for f in rep.findings if f.kind == "spike" and f.severity != "info"], \
+        [(f.severity, f.message) for f in rep.findings if f.kind == "spike"][:5]
+    assert rep.verdict == "healthy", [(d.cause, d.confidence) for d in rep.diagnoses]

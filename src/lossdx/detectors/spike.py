@@ -343,7 +343,10 @@ class SpikeDetector(BlockEventDetector):
         """Heavy-tailed per-batch losses (tiny batches) put ordinary points several Gaussian sigmas out: scale the
         margins by how much heavier the tails are (1 for shuffled LM batches)."""
         prof = self.context_.profile
-        return min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0
+        # per-sample losses (a spread of half the level itself: batch size 1) reach further: a confidently
+        # misclassified sample costs several nats where the median sample costs 0.1
+        cap = 8.0 if prof.rel_noise >= 0.5 else 4.0
+        return min(cap, prof.tail_factor) if prof.heavy_tailed else 1.0
 
     def _scale(self, med):
         """What a jump is measured against: the level, but never less than 10% of the first loss (a
