@@ -113,6 +113,10 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                            ("problem", "lr_schedule_bug", ["lr_schedule_bug", "lr_too_low"], "plateau", [],
                             "a linear schedule built for one epoch (117 steps, len(dataloader)) in a 300-step run: "
                             "warmup 30, the LR reaches 0 at step 117 and stays there")),
+    "healthy_ft_resumed_v6": ({"seed": 42, "kill_at": 190, "args": {"save_strategy": "steps", "save_steps": 150}},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: lr 5e-4 linear; the job died at step 190 and was resumed from checkpoint-150 "
+                               "(trainer_state.json continues; train.log prints the dicts of steps 160-190 twice)")),
 }
 
 
@@ -168,6 +172,20 @@ class Blocks(torch.utils.data.Dataset):
         return {"input_ids": self.x[i], "labels": self.y[i]}
 
 
+def _StopAt(step: int):
+    """A callback that ends training after `step` without saving: a job killed between checkpoints."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_training_stop = True
+                control.should_save = False
+            return control
+
+    return StopAt()
+
+
 def train(c: dict, base: Path, out: Path):
     from transformers import GPT2LMHeadModel, Trainer, TrainingArguments
 
@@ -180,10 +198,10 @@ def train(c: dict, base: Path, out: Path):
             output_dir=tmp, max_steps=c["max_steps"], per_device_train_batch_size=c["per_device_train_batch_size"],
             per_device_eval_batch_size=32, learning_rate=c["learning_rate"], lr_scheduler_type=c["lr_scheduler_type"],
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"], max_grad_norm=c["max_grad_norm"],
-            logging_steps=c["logging_steps"], save_strategy="no",
+            logging_steps=c["logging_steps"],
             gradient_accumulation_steps=c.get("gradient_accumulation_steps", 1), **({"optim": c["optim"]} if "optim" in c else {}),
             # later runs (_v6) may set eval_strategy="epoch" in args
-            **{"eval_strategy": "steps", "eval_steps": c["eval_steps"], **c.get("args", {})},
+            **{"eval_strategy": "steps", "eval_steps": c["eval_steps"], "save_strategy": "no", **c.get("args", {})},
             report_to=[], seed=c["seed"], data_seed=c["seed"], disable_tqdm=True, use_cpu=True,
             dataloader_num_workers=0, logging_nan_inf_filter=True)
         optimizers = (None, None)
@@ -195,7 +213,14 @@ def train(c: dict, base: Path, out: Path):
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds, optimizers=optimizers)
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            trainer.train()
+            if "kill_at" in c:  # later runs (_v6): the job died at step kill_at and was resumed from its checkpoint
+                trainer.add_callback(_StopAt(c["kill_at"]))
+                trainer.train()
+                model = GPT2LMHeadModel.from_pretrained(base)
+                trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
+                trainer.train(resume_from_checkpoint=True)
+            else:
+                trainer.train()
         trainer.state.save_to_json(str(out / "trainer_state.json"))
         args_json = args.to_json_string()
     args_dict = json.loads(args_json)
