@@ -117,6 +117,13 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                               ("healthy", "healthy", [], None, [],
                                "nothing: lr 5e-4 linear; the job died at step 190 and was resumed from checkpoint-150 "
                                "(trainer_state.json continues; train.log prints the dicts of steps 160-190 twice)")),
+    "resume_sched_restart_v6": ({"seed": 43, "kill_at": 190, "restart_sched": True, "learning_rate": 2e-3,
+                                 "args": {"save_strategy": "steps", "save_steps": 150}},
+                                ("problem", "lr_schedule_bug", ["lr_schedule_bug"], "lr_schedule", [],
+                                 "lr 2e-3 linear over 300 steps, 10% warmup; the job died at step 190 and was "
+                                 "restarted from checkpoint-150's weights only: fresh optimizer, schedule and step "
+                                 "counter, the LR warms up to its peak again and 300 more steps run (only the "
+                                 "stdout of the whole job kept)")),
 }
 
 
@@ -216,9 +223,15 @@ def train(c: dict, base: Path, out: Path):
             if "kill_at" in c:  # later runs (_v6): the job died at step kill_at and was resumed from its checkpoint
                 trainer.add_callback(_StopAt(c["kill_at"]))
                 trainer.train()
-                model = GPT2LMHeadModel.from_pretrained(base)
-                trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
-                trainer.train(resume_from_checkpoint=True)
+                if c.get("restart_sched"):  # a bug: only the weights reloaded, optimizer, schedule and step from zero
+                    ckpt = max(Path(tmp).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+                    model = GPT2LMHeadModel.from_pretrained(ckpt)
+                    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
+                    trainer.train()
+                else:
+                    model = GPT2LMHeadModel.from_pretrained(base)
+                    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds)
+                    trainer.train(resume_from_checkpoint=True)
             else:
                 trainer.train()
         trainer.state.save_to_json(str(out / "trainer_state.json"))
@@ -256,6 +269,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
                      f"{summarize([h['grad_norm'] for h in hist if 'grad_norm' in h], 6)}")
             log(f"[finetune] {name:20s} {time.time() - t0:5.1f}s  {curve}")
             (d / "train.log").write_text(text)
+            if c.get("restart_sched"):  # the second job's trainer_state.json knows nothing of the first: not kept
+                (d / "trainer_state.json").unlink()
             cfg_path = None
             if has_config(FAMILY, name):
                 cfg_path = d / "training_args.json"
@@ -264,7 +279,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
             common = dict(family=FAMILY, group=f"{FAMILY}/{name}", verdict=verdict, cause=cause, accept=accept,
                           symptom=symptom, steps=steps, evidence=f"injected: {injected}. curve: {curve}",
                           config=cfg_path)
-            labels.add(d / "trainer_state.json", fmt="hf_trainer_state", **common)
+            if not c.get("restart_sched"):
+                labels.add(d / "trainer_state.json", fmt="hf_trainer_state", **common)
             labels.add(d / "train.log", fmt="hf_stdout", **common)
             if name in EXCERPTS:
                 # a pasted trainer_state.json excerpt: log_history from step N on (global_step stays the end)

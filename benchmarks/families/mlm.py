@@ -126,6 +126,10 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                                "args": {"bf16": True}},
                               ("healthy", "healthy", [], None, [],
                                "nothing: batch 4 x 4 accumulation steps, weight decay 0.1, max_grad_norm 0.1, bf16 on CPU")),
+    # a fifth round of varied runs (issue 7, _v6): evaluation per epoch
+    "healthy_mlm_eval_epoch_v6": ({"seed": 40, "max_steps": 704, "args": {"eval_strategy": "epoch"}},
+                                  ("healthy", "healthy", [], None, [],
+                                   "nothing: lr 1e-3 linear, 10% warmup, eval_strategy epoch (176 steps per epoch)")),
 }
 
 
@@ -186,9 +190,11 @@ def train(c: dict, out):
             output_dir=tmp, max_steps=c["max_steps"], per_device_train_batch_size=c["per_device_train_batch_size"],
             per_device_eval_batch_size=64, learning_rate=c["learning_rate"], lr_scheduler_type=c["lr_scheduler_type"],
             warmup_steps=int(c["warmup_ratio"] * c["max_steps"]), weight_decay=c["weight_decay"],
-            max_grad_norm=c["max_grad_norm"], logging_steps=c["logging_steps"], eval_strategy="steps",
+            max_grad_norm=c["max_grad_norm"], logging_steps=c["logging_steps"],
             gradient_accumulation_steps=c.get("gradient_accumulation_steps", 1), **({"optim": c["optim"]} if "optim" in c else {}),
-            eval_steps=c["eval_steps"], save_strategy="no", **c.get("args", {}), report_to=[], seed=c["seed"], data_seed=c["seed"],
+            # later runs (_v6) may set eval_strategy="epoch" in args
+            **{"eval_strategy": "steps", "eval_steps": c["eval_steps"], **c.get("args", {})}, save_strategy="no",
+            report_to=[], seed=c["seed"], data_seed=c["seed"],
             disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, remove_unused_columns=False,
             logging_nan_inf_filter=c["logging_nan_inf_filter"])
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
