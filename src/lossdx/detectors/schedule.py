@@ -192,12 +192,10 @@ class ThroughputDetector(WholeRunDetector):
         if stepped:
             return stepped
         for metric, worse_is_higher in (("perf/step_time", True), ("perf/tokens_per_sec", False)):
-            steps, v = clean(series.get(metric))
-            v, steps = v[v > 0], steps[v > 0]
-            if v.size < 5 * self.chunks:
+            steps, v, positive = _timings(series, metric)
+            if positive < 5 * self.chunks:
                 continue
-            skip = warmup_points(v.size)
-            mids, meds = chunk_medians(steps[skip:].astype(float), v[skip:], self.chunks)
+            mids, meds = chunk_medians(steps.astype(float), v, self.chunks)
             early = float(np.median(meds[:3]))
             late = float(np.median(meds[-3:]))
             change = (late / early - 1) if worse_is_higher else (early / late - 1)
@@ -206,7 +204,7 @@ class ThroughputDetector(WholeRunDetector):
             # the run's own timing noise: one step's time scatters by ~4-8 % on the GPU benchmark runs, by 20-30 %
             # on a shared CPU whose load comes and goes; a slowdown is a fault only when the level moved by several
             # of those scatters (log scale, so speed-ups and slow-downs weigh alike)
-            noise = diff_sigma(np.log(v[skip:]))
+            noise = diff_sigma(np.log(v))
             shift = abs(float(np.log(late / early)))
             # a 20-50 % slower step is worth knowing (shared machines, data-loader stalls); a run twice as slow is
             # a fault to chase, unless its step time wanders that much anyway
@@ -241,6 +239,16 @@ def warmup_points(n: int) -> int:
     return max(1, n // 50)
 
 
+def _timings(series: dict[str, Series], metric: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """The positive points of a step-time or throughput series with its compilation / warm-up points left out,
+    and how many positive points there were in all."""
+    steps, v = clean(series.get(metric))
+    keep = v > 0
+    steps, v = steps[keep], v[keep]
+    skip = warmup_points(v.size)
+    return steps[skip:], v[skip:], int(v.size)
+
+
 #: A step change of the step time worth a warning: at least this much slower (a slow GPU in a 384-GPU job cost
 #: BLOOM 5 %), by this many times one step's own scatter around its level (so a shared CPU whose steps scatter
 #: by 20-30 % never qualifies), lasting this many logged points, to the end of the log.
@@ -255,12 +263,8 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
     a loaded machine. The split is the least-squares one of log(step time); the scatter is the robust spread of
     each side around its own median; every point after the change must sit above most points before it."""
     for metric, sign in (("perf/step_time", 1.0), ("perf/tokens_per_sec", -1.0)):
-        steps, v = clean(series.get(metric))
-        keep = v > 0
-        steps, v = steps[keep], v[keep]
         # (the first steps' compilation: one 25 s step among 100 ms ones would be the least-squares split itself)
-        skip = warmup_points(v.size)
-        steps, v = steps[skip:], v[skip:]
+        steps, v, _ = _timings(series, metric)
         if v.size < 2 + STEP_CHANGE_MIN_AFTER:
             continue
         x = sign * np.log(v)  # higher is slower

@@ -1035,8 +1035,6 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
         if parser is not None:
             meta["record_lines_seen"] = int(parser.seen)
             meta["record_lines_read"] = int(parser.read)
-            if parser.segments.numbered:
-                meta["steps_are_record_numbers"] = True
         if len(segments) > 1:
             meta["run_name"] = f"run {i + 1}"
             meta["notes"].append(f"the log holds {len(segments)} runs (the step counter starts over)")
@@ -1047,7 +1045,10 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
         if name == "nanogpt":
             meta["notes"].append("'step N: train loss' is nanoGPT's eval estimate, kept as train/loss_eval")
         if parser is not None and parser.segments.numbered:
-            meta["step_unit"] = "record"  # attach_config turns record numbers into steps where logging_steps is known
+            # step_unit is what the steps count now (attach_config turns record numbers into steps where
+            # logging_steps is known); steps_are_record_numbers that the log printed none (the context's excerpt test)
+            meta["steps_are_record_numbers"] = True
+            meta["step_unit"] = "record"
             meta["notes"].append("the log prints no step numbers: steps count its training records from 0")
         if parser is not None and parser.segments.by_epoch:
             meta["step_unit"] = "epoch"
