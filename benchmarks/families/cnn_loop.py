@@ -9,6 +9,7 @@ lossdx.testing.events (the same framing and protos), as the gpt family does.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -28,7 +29,10 @@ BASE = dict(seed=0, lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=16, epo
             bad_batch_iter=None, clip=None,
             # later runs (_v4 ...) vary these; the defaults train exactly as the first runs did
             optimizer="sgd", label_smoothing=0.0, bf16=False, width=1, train_size=None, eval_every=0,
-            early_stop=0, resume=None, resume_sched_reset=False, warmup_frac=0.0, cycle_epochs=2, csv=False)
+            early_stop=0, resume=None, resume_sched_reset=False, warmup_frac=0.0, cycle_epochs=2, csv=False,
+            # the sixth round (_v7) varies these; the defaults train exactly as before
+            nesterov=False, dropout=0.0, channels=None, fp16=False, clip_scaled=False, nan_image=None,
+            keep_frac=None, wandb=False, jsonl=False)
 
 RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "healthy_step": ({}, ("healthy", "healthy", [], None, [],
@@ -123,6 +127,53 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                               ("problem", "overfitting_small_data", ["overfitting_small_data"], "overfitting", [],
                                "40 training images, a 4x wider CNN, constant AdamW 1e-3 without weight decay, "
                                "150 epochs")),
+    # a sixth round of varied runs (_v7): SGD+Nesterov, fp16 autocast with a GradScaler (the loss scale logged),
+    # dropout 0.3 vs 0, per-epoch-only logs (~10 points), a W&B history CSV and a per-epoch JSONL beside the
+    # stdout, and faults rare in the labels (nan_in_input, capacity_too_small, over_regularization,
+    # class_imbalance, fp16_precision, data_order in a short log)
+    "healthy_nesterov_wandb_v7": ({"seed": 70, "nesterov": True, "lr": 0.03, "schedule": "cosine", "epochs": 10,
+                                   "print_freq": 5, "wandb": True},
+                                  ("healthy", "healthy", [], None, [],
+                                   "nothing: SGD 0.03 with Nesterov momentum 0.9, cosine, a W&B history CSV")),
+    "healthy_fp16_scaler_v7": ({"seed": 71, "fp16": True, "clip": 1.0, "wandb": True},
+                               ("healthy", "healthy", [], None, [],
+                                "nothing: fp16 autocast with a GradScaler (the loss scale logged), unscale_ then "
+                                "clip 1.0, StepLR(3, 0.1)")),
+    "fp16_clip_scaled_v7": ({"seed": 72, "fp16": True, "clip": 1.0, "clip_scaled": True, "wandb": True},
+                            ("problem", "fp16_precision", ["fp16_precision", "lr_too_low"], "plateau", [0],
+                             "fp16 autocast with a GradScaler, but the gradients are clipped to norm 1 before "
+                             "scaler.unscale_: the scaled (x65536) gradients are clipped, then divided by the scale, "
+                             "so every update is ~65536x too small")),
+    "healthy_dropout_epoch_v7": ({"seed": 73, "dropout": 0.3, "lr": 0.03, "schedule": "cosine", "epochs": 10,
+                                  "print_freq": 1000, "jsonl": True},
+                                 ("healthy", "healthy", [], None, [],
+                                  "nothing: dropout 0.3 before the last layer, cosine; the stdout prints only the "
+                                  "first iteration of each epoch, the JSONL one line per epoch")),
+    "healthy_nodropout_epoch_v7": ({"seed": 73, "lr": 0.03, "schedule": "cosine", "epochs": 10,
+                                    "print_freq": 1000, "jsonl": True},
+                                   ("healthy", "healthy", [], None, [],
+                                    "nothing: the twin of healthy_dropout_epoch_v7 without dropout (per-epoch logs)")),
+    "sorted_epoch_v7": ({"seed": 74, "shuffle": False, "sorted_data": True, "lr": 0.03, "schedule": "cosine",
+                         "epochs": 10, "print_freq": 1000, "jsonl": True},
+                        ("problem", "data_order", ["data_order"], "data_order", [],
+                         "training set sorted by digit and not shuffled; logged per epoch only")),
+    "tiny_cnn_v7": ({"seed": 75, "channels": (1, 1, 2), "lr": 0.05, "schedule": "cosine", "epochs": 12,
+                     "wandb": True},
+                    ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [],
+                     "a CNN with 1 and 1 channels and 2 hidden units (the healthy one has 16, 32, 64)")),
+    "wd_too_high_v7": ({"seed": 76, "weight_decay": 0.1, "lr": 0.05, "schedule": "cosine", "epochs": 10,
+                        "print_freq": 5},
+                       ("problem", "over_regularization", ["over_regularization"], "plateau", [],
+                        "SGD weight decay 0.1 (1000x the healthy 1e-4)")),
+    "nan_image_v7": ({"seed": 77, "nan_image": 659, "print_freq": 5, "wandb": True},
+                     ("problem", "nan_in_input", ["nan_in_input"], "nan", [],
+                      "one pixel of training image 659 is NaN: the loss of its batch is NaN and SGD spreads it "
+                      "to every weight")),
+    "imbalance_v7": ({"seed": 78, "keep_frac": 0.1, "lr": 0.03, "schedule": "cosine", "epochs": 20,
+                      "print_freq": 4},
+                     ("problem", "class_imbalance", ["class_imbalance", "overfitting_small_data"], "overfitting", [],
+                      "every training image of digit 0 kept, 10 % of the other digits (0 is ~37 % of the set); "
+                      "validation stays balanced")),
 }
 
 
@@ -144,17 +195,22 @@ def data(c: dict):
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, width: int = 1) -> None:
+    def __init__(self, width: int = 1, dropout: float = 0.0, channels: tuple | None = None) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 16 * width, 3, padding=1)
-        self.conv2 = nn.Conv2d(16 * width, 32 * width, 3, padding=1)
-        self.fc1 = nn.Linear(32 * width * 4 * 4, 64 * width)
-        self.fc2 = nn.Linear(64 * width, 10)
+        c1, c2, h = channels or (16 * width, 32 * width, 64 * width)
+        self.conv1 = nn.Conv2d(1, c1, 3, padding=1)
+        self.conv2 = nn.Conv2d(c1, c2, 3, padding=1)
+        self.fc1 = nn.Linear(c2 * 4 * 4, h)
+        self.fc2 = nn.Linear(h, 10)
+        self.dropout = dropout  # (_v7) before the classifier layer; 0 draws no random numbers
 
     def forward(self, x):
         x = F.relu(self.conv1(x))
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+        h = F.relu(self.fc1(x.flatten(1)))
+        if self.dropout:
+            h = F.dropout(h, self.dropout, self.training)
+        return self.fc2(h)
 
 
 PER_ITER_SCHEDULES = ("sgdr", "cyclic", "warmup_cosine", "linear_to_zero")
@@ -189,9 +245,13 @@ def make_scheduler(opt, c: dict, per_epoch: int = 0):
     return torch.optim.lr_scheduler.StepLR(opt, step_size=c["step_size"], gamma=c["gamma"])
 
 
+def amp_dtype(c: dict):
+    return torch.float16 if c["fp16"] else torch.bfloat16
+
+
 def evaluate(model, xva_t, yva_t, c: dict) -> tuple[float, float]:
     model.eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=c["bf16"]):
+    with torch.no_grad(), torch.autocast("cpu", dtype=amp_dtype(c), enabled=c["bf16"] or c["fp16"]):
         logits = model(xva_t).float()
         vl = F.cross_entropy(logits, yva_t).item()
         acc = (logits.argmax(-1) == yva_t).float().mean().item()
@@ -206,13 +266,27 @@ def train(c: dict):
     xtr, ytr, xva, yva = data(c)
     if c["train_size"]:
         xtr, ytr = xtr[: c["train_size"]], ytr[: c["train_size"]]
+    if c["keep_frac"] is not None:
+        # (_v7) class imbalance: every image of digit 0 kept, keep_frac of each other digit
+        keep = (ytr == 0) | (np.random.default_rng(c["seed"]).random(len(ytr)) < c["keep_frac"])
+        xtr, ytr = xtr[keep], ytr[keep]
+    if c["nan_image"] is not None:
+        xtr = xtr.copy()
+        xtr[c["nan_image"], 0, 3, 4] = np.nan  # (_v7) one pixel of one training image is NaN (a corrupt file)
     xtr_t, ytr_t = torch.from_numpy(xtr), torch.from_numpy(ytr)
     xva_t, yva_t = torch.from_numpy(xva), torch.from_numpy(yva)
-    model = SmallCNN(c["width"])
+    model = SmallCNN(c["width"], c["dropout"], c["channels"])
     if c["optimizer"] == "adamw":
         opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+    elif c["nesterov"]:
+        opt = torch.optim.SGD(model.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"],
+                              nesterov=True)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"])
+    # (_v7) fp16 autocast with torch.amp's dynamic loss scaler (init 65536, halved on overflow, doubled after
+    # 2000 clean steps); clip_scaled: the clipping happens before scaler.unscale_, on the scaled gradients
+    scaler = torch.amp.GradScaler("cpu", enabled=c["fp16"])
+    t_start = time.time()
     gen = torch.Generator().manual_seed(c["seed"])
     n = len(ytr)
     per_epoch = math.ceil(n / c["batch_size"])
@@ -244,24 +318,38 @@ def train(c: dict):
             if c["bad_batch_iter"] is not None and it == c["bad_batch_iter"]:
                 # garbage pixels: raw 0..16 pixel values that skipped normalisation
                 x = torch.rand(x.shape, generator=torch.Generator().manual_seed(it)) * 16.0
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=c["bf16"]):
+            with torch.autocast("cpu", dtype=amp_dtype(c), enabled=c["bf16"] or c["fp16"]):
                 loss = F.cross_entropy(model(x).float(), y, label_smoothing=c["label_smoothing"])
             opt.zero_grad()
-            loss.backward()
-            if c["clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), c["clip"])
-            opt.step()
+            if c["fp16"]:
+                scale = scaler.get_scale()  # the scale this step's loss is multiplied by
+                scaler.scale(loss).backward()
+                if c["clip"]:
+                    if not c["clip_scaled"]:
+                        scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), c["clip"])
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                if c["clip"]:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), c["clip"])
+                opt.step()
             lr = opt.param_groups[0]["lr"]
-            rows.append({"iter": it, "loss": loss.item(), "lr": lr, "seq": len(rows) + len(evals)})
+            rows.append({"iter": it, "loss": loss.item(), "lr": lr, "seq": len(rows) + len(evals),
+                         "runtime": time.time() - t_start})
+            if c["fp16"]:
+                rows[-1]["loss_scale"] = scale
             if b % c["print_freq"] == 0:
-                lines.append(f"[epoch {epoch}][iter {b}/{per_epoch}] loss {fmt_num(loss.item())} lr {lr:.6f}")
+                extra = f" loss_scale {scale:.1f}" if c["fp16"] else ""
+                lines.append(f"[epoch {epoch}][iter {b}/{per_epoch}] loss {fmt_num(loss.item())} lr {lr:.6f}{extra}")
             it += 1
             if c["schedule"] in PER_ITER_SCHEDULES:
                 sched.step()
             if c["eval_every"] and it % c["eval_every"] == 0 and b + 1 < per_epoch:
                 vl, acc = evaluate(model, xva_t, yva_t, c)
                 evals.append({"iter": it, "epoch": epoch, "val_loss": vl, "val_acc": acc,
-                              "seq": len(rows) + len(evals)})
+                              "seq": len(rows) + len(evals), "runtime": time.time() - t_start})
                 lines.append(f"[epoch {epoch}][iter {b + 1}/{per_epoch}] val loss {fmt_num(vl)} acc {100 * acc:.2f}%")
         if crashed:
             # restart from the checkpoint of the end of epoch ckpt["epoch"]: model and optimizer restored; the
@@ -282,7 +370,8 @@ def train(c: dict):
         if c["schedule"] not in PER_ITER_SCHEDULES:
             sched.step()
         vl, acc = evaluate(model, xva_t, yva_t, c)
-        evals.append({"iter": it, "epoch": epoch, "val_loss": vl, "val_acc": acc, "seq": len(rows) + len(evals)})
+        evals.append({"iter": it, "epoch": epoch, "val_loss": vl, "val_acc": acc, "seq": len(rows) + len(evals),
+                      "runtime": time.time() - t_start})
         lines.append(f"[epoch {epoch}] val loss {fmt_num(vl)} acc {100 * acc:.2f}%")
         if c["resume"] and epoch == c["resume"][1]:
             ckpt = {"model": copy.deepcopy(model.state_dict()), "opt": copy.deepcopy(opt.state_dict()),
@@ -310,6 +399,43 @@ def write_csv(path, logged: list[dict], evals: list[dict]) -> None:
         fh.writelines(row + "\n" for _s, _k, row in sorted(out))
 
 
+def write_wandb_csv(path, logged: list[dict], evals: list[dict]) -> None:
+    """A W&B run-history export (`run.history()` / the UI's CSV): `_step`, `_runtime`, `_timestamp` and the
+    logged keys; wandb.log(..., step=iteration) merges an evaluation into the row of the iteration it shares a
+    step with, and a key not logged at a step is empty there."""
+    by_step: dict[int, dict] = {}
+    for r in logged:
+        row = by_step.setdefault(r["iter"], {"_runtime": r["runtime"]})
+        row.update({"train/loss": r["loss"], "train/lr": r["lr"]})
+        if "loss_scale" in r:
+            row["train/loss_scale"] = r["loss_scale"]
+    for e in evals:
+        row = by_step.setdefault(e["iter"], {"_runtime": e["runtime"]})
+        row.update({"val/loss": e["val_loss"], "val/acc": e["val_acc"]})
+    keys = ["train/loss", "train/lr"] + (["train/loss_scale"] if any("loss_scale" in r for r in logged) else [])
+    keys += ["val/acc", "val/loss"]
+    with open(path, "w") as fh:
+        fh.write(",".join(["_step", "_runtime", "_timestamp"] + keys) + "\n")
+        for step in sorted(by_step):
+            row = by_step[step]
+            vals = [str(step), f"{row['_runtime']:.6g}", f"{1_764_000_000 + row['_runtime']:.6f}"]
+            vals += [fmt_num(row[k], ".8g") if k in row else "" for k in keys]
+            fh.write(",".join(vals) + "\n")
+
+
+def write_epoch_jsonl(path, rows: list[dict], evals: list[dict], per_epoch: int) -> None:
+    """One JSON line per epoch (the mean train loss of its iterations and the validation), as a loop that logs
+    only per epoch writes it."""
+    out = []
+    for e in evals:
+        its = [r["loss"] for r in rows if r["iter"] // per_epoch == e["epoch"]]
+        out.append({"epoch": e["epoch"], "step": e["iter"], "train_loss": sum(its) / len(its) if its else None,
+                    "val_loss": e["val_loss"], "val_acc": e["val_acc"]})
+    with open(path, "w") as fh:
+        for r in out:
+            fh.write(json.dumps(r) + "\n")
+
+
 _LINE = re.compile(r"^\[epoch (\d+)\]\[iter (\d+)/(\d+)\]")
 
 
@@ -320,7 +446,7 @@ def make_step_of(per_epoch: int):
     return step_of
 
 
-EXCERPTS = {"healthy_step": 200, "lr_schedule_bug": 350, "bad_data_batch": 250}
+EXCERPTS = {"healthy_step": 200, "lr_schedule_bug": 350, "bad_data_batch": 250, "healthy_fp16_scaler_v7": 300}
 
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:
@@ -336,6 +462,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
             steps = [6 * per_epoch]
         if c["resume_sched_reset"]:
             steps = [(c["resume"][1] + 1) * per_epoch]
+        if c["nan_image"] is not None:  # the iteration whose batch holds the NaN image
+            steps = [next(r["iter"] for r in rows if not math.isfinite(r["loss"]))]
         curve = (f"train loss {summarize([r['loss'] for r in rows])}; lr {summarize([r['lr'] for r in rows], 6)}; "
                  f"val loss per epoch {summarize([e['val_loss'] for e in evals], 6)}; {per_epoch} iterations/epoch")
         log(f"[cnn_loop] {name:18s} {time.time() - t0:5.1f}s  {curve}")
@@ -349,6 +477,10 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
                                   (("val/loss", "val_loss"), ("val/acc", "val_acc"))])
         if c["csv"]:
             write_csv(d / "metrics.csv", logged, evals)
+        if c["wandb"]:
+            write_wandb_csv(d / "wandb_history.csv", logged, evals)
+        if c["jsonl"]:
+            write_epoch_jsonl(d / "metrics.jsonl", rows, evals, per_epoch)
         cfg_path = None
         if has_config(FAMILY, name):
             cfg_path = d / "config.py"
@@ -361,6 +493,10 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         labels.add(tb, fmt="tensorboard", **common)
         if c["csv"]:
             labels.add(d / "metrics.csv", fmt="csv", **common)
+        if c["wandb"]:
+            labels.add(d / "wandb_history.csv", fmt="wandb_csv", **common)
+        if c["jsonl"]:
+            labels.add(d / "metrics.jsonl", fmt="jsonl", **common)
         if name in EXCERPTS:
             start = EXCERPTS[name]
             e = clean_dir(root / f"{name}.excerpt")

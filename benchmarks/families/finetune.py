@@ -124,6 +124,14 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                                  "restarted from checkpoint-150's weights only: fresh optimizer, schedule and step "
                                  "counter, the LR warms up to its peak again and 300 more steps run (only the "
                                  "stdout of the whole job kept)")),
+    # a sixth round (_v7): two evaluation sets logged side by side (the prose being learnt and the Python source
+    # the base model was pretrained on)
+    "healthy_ft_two_evals_v7": ({"seed": 70, "eval_sets": True, "eval_steps": 25, "logging_steps": 5},
+                                ("healthy", "healthy", [], None, [],
+                                 "nothing: lr 5e-4, 10 % warmup, linear; eval_dataset={'prose', 'code'}: "
+                                 "eval_prose_loss and eval_code_loss every 25 steps (looked at: the prose eval falls 1.8 -> 1.48 "
+                                 "while the code eval rises 2.0 -> 2.2, the forgetting of the pretraining domain a "
+                                 "fine-tune shows)")),
 }
 
 
@@ -199,6 +207,8 @@ def train(c: dict, base: Path, out: Path):
     prose = domain_prose()
     train_ds = Blocks(prose[: c["train_bytes"]], c["label_fault"], c["seed"])
     eval_ds = Blocks(prose[-16_000:], None, c["seed"])
+    if c.get("eval_sets"):  # (_v7) two evaluation sets side by side: eval_prose_loss and eval_code_loss
+        eval_ds = {"prose": eval_ds, "code": Blocks(domain_code()[-16_000:], None, c["seed"])}
     model = GPT2LMHeadModel.from_pretrained(base)
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
@@ -264,6 +274,10 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
             hist = state["log_history"]
             losses = [h["loss"] for h in hist if "loss" in h]
             vals = [h["eval_loss"] for h in hist if "eval_loss" in h]
+            if c.get("eval_sets"):
+                vals = [h["eval_prose_loss"] for h in hist if "eval_prose_loss" in h]
+                log(f"[finetune] {name}: eval code loss "
+                    f"{summarize([h['eval_code_loss'] for h in hist if 'eval_code_loss' in h], 6)}")
             verdict, cause, accept, symptom, steps, injected = lab
             curve = (f"logged train loss {summarize(losses)}; eval loss {summarize(vals, 6)}; grad norm "
                      f"{summarize([h['grad_norm'] for h in hist if 'grad_norm' in h], 6)}")

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 FAMILIES = ("gpt", "rnn", "classifier", "finetune", "mlm", "regression", "seqcls", "cnn_loop")
 
 
-LOG_NAMES = ("train.log", "metrics.jsonl", "metrics.csv", "trainer_state.json")
+LOG_NAMES = ("train.log", "metrics.jsonl", "metrics.csv", "trainer_state.json",
+             "wandb_history.csv")
 CONTRACT_CAUSES = {"lr_too_high", "lr_too_low", "missing_warmup", "lr_schedule_bug", "gradient_explosion", "bad_init",
                    "fp16_precision", "bad_data_batch", "loss_nan_from_data", "nan_in_input", "label_misalignment",
                    "overfitting_small_data", "capacity_too_small", "over_regularization", "data_order",

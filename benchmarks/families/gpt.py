@@ -170,6 +170,30 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                             ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [250, 380],
                              "resumed at step 300 from the checkpoint of step 200; batches of random bytes at steps "
                              "250 (both times it is trained) and 380, constant AdamW 1e-3, no clip")),
+    # a sixth round (_v7): warmup-stable-decay and inverse-sqrt schedules, AdamW eps 1e-6 and PyTorch's default
+    # betas (0.9, 0.999), a long log (every step of 3000), an LR decayed to a floor and held there, the loss of
+    # every micro-batch of a 4-step accumulation, the validation of each data domain logged beside the mean
+    "healthy_wsd_eps_v7": ({"seed": 70, "schedule": "wsd", "wsd_decay_from": 0.8, "max_iters": 600,
+                            "lr_decay_iters": 600, "min_lr": 3e-5, "eps": 1e-6, "eval_interval": 60}, None,
+                           ("healthy", "healthy", [], None, [],
+                            "nothing: warmup-stable-decay (warmup 30, lr 3e-3 flat to step 480, linear to 3e-5 at "
+                            "600), AdamW betas (0.9, 0.95) eps 1e-6")),
+    "healthy_invsqrt_evalsets_v7": ({"seed": 71, "schedule": "invsqrt", "warmup_iters": 50, "beta2": 0.999,
+                                     "weight_decay": 0.01, "eval_sets": True, "log_interval": 5}, None,
+                                    ("healthy", "healthy", [], None, [],
+                                     "nothing: inverse-sqrt schedule after a 50-step warmup, AdamW with PyTorch's "
+                                     "defaults (betas 0.9, 0.999, eps 1e-8, weight decay 0.01); the validation of "
+                                     "each domain (code, prose, csv) logged beside the mean")),
+    "healthy_long_floor_v7": ({"seed": 72, "max_iters": 3000, "lr_decay_iters": 1500, "min_lr": 1e-4,
+                               "log_interval": 1, "eval_interval": 250}, None,
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: 3000 steps logged every step; cosine from 3e-3 to a floor of 1e-4 at step "
+                               "1500, then held at the floor")),
+    "healthy_micro_v7": ({"seed": 73, "batch_size": 8, "grad_accum": 4, "log_micro": True, "max_iters": 300,
+                          "lr_decay_iters": 300, "eval_interval": 30}, None,
+                         ("healthy", "healthy", [], None, [],
+                          "nothing: batch 8 x 4 accumulation steps; the JSONL and TensorBoard have the loss of every "
+                          "micro-batch (a micro-step counter), the stdout the optimizer steps")),
 }
 
 
@@ -228,6 +252,14 @@ def lr_at(it: int, c: dict, fault: str | None) -> float:
         while t >= period:
             t, period = t - period, period * 2
         return c["min_lr"] + 0.5 * (1 + math.cos(math.pi * t / period)) * (c["learning_rate"] - c["min_lr"])
+    if schedule == "wsd":  # (_v7) warmup-stable-decay: flat after the warmup, linear to min_lr over the last part
+        start = int(c["wsd_decay_from"] * c["lr_decay_iters"])
+        if it < start:
+            return c["learning_rate"]
+        return c["learning_rate"] + min(1.0, (it - start) / max(1, c["lr_decay_iters"] - start)) * (
+            c["min_lr"] - c["learning_rate"])
+    if schedule == "invsqrt":  # (_v7) inverse square root after the warmup (fairseq's inverse_sqrt)
+        return c["learning_rate"] * math.sqrt(c["warmup_iters"] / (it + 1))
     if schedule == "step":  # x0.1 at 50 % and again at 75 % of the decay horizon
         return c["learning_rate"] * (0.1 ** ((r >= 0.5) + (r >= 0.75)))
     return c["min_lr"] + 0.5 * (1 + math.cos(math.pi * r)) * (c["learning_rate"] - c["min_lr"])
@@ -266,7 +298,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         opt = torch.optim.Adam(model.parameters(), lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]), eps=1e-8)
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=c["learning_rate"], betas=(c["beta1"], c["beta2"]),
-                                weight_decay=c["weight_decay"], eps=1e-8)
+                                weight_decay=c["weight_decay"], eps=c.get("eps", 1e-8))
     accum = c.get("grad_accum", 1)  # micro-batches per optimizer step (the logged loss is their mean)
     rows, evals = [], []
     scaler = {"scale": 2.0 ** 16, "clean": 0}
@@ -291,6 +323,12 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
                          for x, y in (sample(vals, B) for _ in range(4))) / 4
             model.train()
             evals.append({"step": step, "train_loss": tl, "val_loss": vl})
+            if c.get("eval_sets"):  # (_v7) the validation split of each domain evaluated on its own as well
+                with torch.no_grad():
+                    for dom, part in zip(("code", "prose", "csv"), vals):
+                        evals[-1][f"val_{dom}_loss"] = sum(
+                            F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
+                            for x, y in (sample([part], B) for _ in range(2))) / 2
             if resume and step == resume[1]:
                 import copy
 
@@ -316,6 +354,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         ce = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), reduction="none", label_smoothing=smooth)
         loss = (ce * mask.flatten()).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
+        micro = [float(loss.item())]
         if accum > 1:
             (loss / accum).backward()
             for _ in range(accum - 1):
@@ -323,6 +362,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
                     [trains[min(2, step * 3 // c["max_iters"])]], B)
                 lm = F.cross_entropy(model(xm).flatten(0, 1), ym.flatten(), label_smoothing=smooth)
                 (lm / accum).backward()
+                micro.append(float(lm.item()))
                 loss = loss + (lm.detach() - loss.detach()) / (_ + 2)  # running mean of the micro-batch losses
         else:
             loss.backward()
@@ -351,6 +391,8 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
         dt = (time.perf_counter() - t0) * 1000
         rows.append({"step": step, "loss": float(loss.item()), "grad_norm": float(norm.item()), "lr": lr,
                      "tokens": (step + 1) * B * T * accum, "dt_ms": round(dt, 2)})
+        if c.get("log_micro"):
+            rows[-1]["micro"] = micro
         step += 1
     return rows, evals, n_params
 
@@ -403,6 +445,7 @@ EXCERPTS = {  # run -> first step of the pasted excerpt (the fault must be visib
     "targets_not_shifted": 150, "small_data": 250, "domain_ordered": 100, "restart_bug": 200,
     "lr_too_low": 250, "tiny_model": 200,
     "healthy_v3": 120, "healthy_v4": 150, "bad_batch_v2": 200,
+    "healthy_long_floor_v7": 1400, "healthy_wsd_eps_v7": 300,
 }
 
 
@@ -430,10 +473,27 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
                                            dataset_tokens=c["dataset_bytes"] or 540_000))  # 0.9 x 3 x 200 KB
         text = nanogpt_log(logged, evals, c, n_params)
         (d / "train.log").write_text(text)
-        write_jsonl(d / "metrics.jsonl", rows + [{"step": e["step"], "val_loss": e["val_loss"]} for e in evals])
-        tb = write_tensorboard(d / "tb", [(t, r["step"], r[k]) for r in rows for t, k in
-                                          (("train/loss", "loss"), ("train/lr", "lr"), ("train/grad_norm", "grad_norm"))]
-                               + [("val/loss", e["step"], e["val_loss"]) for e in evals])
+        eval_keys = [k for k in (evals[0] if evals else {}) if k.startswith("val_")]  # val_loss [, val_<set>_loss]
+        if c.get("log_micro"):
+            # (_v7) a line per micro-batch: its own loss and a micro-step counter; the LR changes and the gradient
+            # norm exists once per optimizer step (on its last micro-batch)
+            a = c["grad_accum"]
+            train_rows = [{"micro_step": r["step"] * a + k, "step": r["step"], "loss": m, "lr": r["lr"]}
+                          | ({"grad_norm": r["grad_norm"]} if k == a - 1 else {})
+                          for r in rows for k, m in enumerate(r["micro"])]
+            eval_rows = [{"micro_step": e["step"] * a, "step": e["step"]} | {k: e[k] for k in eval_keys}
+                         for e in evals]
+            write_jsonl(d / "metrics.jsonl", train_rows + eval_rows)
+            tb = write_tensorboard(d / "tb", [(t, r["micro_step"], r[k]) for r in train_rows for t, k in
+                                              (("train/loss", "loss"), ("train/lr", "lr"))]
+                                   + [("val/loss", e["micro_step"], e["val_loss"]) for e in eval_rows])
+        else:
+            write_jsonl(d / "metrics.jsonl", rows + [{"step": e["step"]} | {k: e[k] for k in eval_keys} for e in evals])
+            tb = write_tensorboard(d / "tb", [(t, r["step"], r[k]) for r in rows for t, k in
+                                              (("train/loss", "loss"), ("train/lr", "lr"),
+                                               ("train/grad_norm", "grad_norm"))]
+                                   + [("val/loss" if k == "val_loss" else f"{k[:-5]}/loss",
+                                       e["step"], e[k]) for e in evals for k in eval_keys])
         common = dict(family=FAMILY, group=f"{FAMILY}/{name}", verdict=verdict, cause=cause, accept=accept,
                       symptom=symptom, steps=steps, evidence=evidence, config=cfg_path)
         stdout_common = common

@@ -22,7 +22,9 @@ FAMILY = "regression"
 BASE = dict(seed=0, hidden=32, layers=2, optimizer="adam", lr=1e-3, momentum=0.0, batch_size=32, epochs=60,
             standardize_y=True, train_size=350, log_every=1, per_batch_every=0, nan_input_row=None, init_gain=1.0,
             # later runs (_v4 ...): weight decay, early stopping, a cyclic LR, a TensorBoard file beside the text
-            weight_decay=0.0, early_stop=0, cyclic=False, tb=False)
+            weight_decay=0.0, early_stop=0, cyclic=False, tb=False,
+            # the sixth round (_v7): AdamW betas/eps, an inverse-sqrt schedule per epoch, a JSONL log per epoch
+            betas=(0.9, 0.999), eps=1e-8, invsqrt_warmup=0, jsonl=False)
 
 RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "healthy_adam": ({}, ("healthy", "healthy", [], None, [],
@@ -68,6 +70,19 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                                "epochs": 40, "tb": True},
                               ("problem", "lr_too_high", ["lr_too_high"], "instability", [],
                                "SGD momentum 0.9 with a cyclic LR peaking at 0.2 (40x the healthy SGD run)")),
+    # a sixth round (_v7): AdamW betas (0.9, 0.95) eps 1e-6 with an inverse-sqrt schedule, a 10-epoch log, a JSONL
+    # per epoch (this family had only stdout, CSV and TensorBoard), and over-regularisation (rare in the labels)
+    "healthy_invsqrt_betas_v7": ({"seed": 70, "weight_decay": 0.01, "betas": (0.9, 0.95), "eps": 1e-6,
+                                  "lr": 3e-3, "invsqrt_warmup": 5, "epochs": 30, "log_every": 5, "jsonl": True},
+                                 ("healthy", "healthy", [], None, [],
+                                  "nothing: AdamW 3e-3 betas (0.9, 0.95) eps 1e-6 weight decay 0.01, 5 warmup "
+                                  "epochs then inverse-sqrt, printed every 5 epochs, a JSONL per epoch")),
+    "healthy_ten_epochs_v7": ({"seed": 71, "lr": 3e-3, "epochs": 10, "jsonl": True},
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: Adam 3e-3, a 10-epoch run (10 logged points)")),
+    "over_reg_v7": ({"seed": 72, "weight_decay": 15.0, "lr": 1e-3, "epochs": 40, "log_every": 4, "jsonl": True},
+                    ("problem", "over_regularization", ["over_regularization"], "plateau", [],
+                     "AdamW weight decay 15 (the healthy AdamW run has 0.1)")),
 }
 
 
@@ -114,7 +129,8 @@ def train(c: dict):
     if c["optimizer"] == "sgd":
         opt = torch.optim.SGD(net.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"])
     elif c["weight_decay"]:
-        opt = torch.optim.AdamW(net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
+        opt = torch.optim.AdamW(net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"], betas=c["betas"],
+                                eps=c["eps"])
     else:
         opt = torch.optim.Adam(net.parameters(), lr=c["lr"])
     gen = torch.Generator().manual_seed(c["seed"])
@@ -125,6 +141,10 @@ def train(c: dict):
     best, since_best = math.inf, 0
     for epoch in range(1, c["epochs"] + 1):
         net.train()
+        if c["invsqrt_warmup"]:  # linear warmup over invsqrt_warmup epochs, then lr * sqrt(warmup / epoch)
+            w = c["invsqrt_warmup"]
+            for g in opt.param_groups:
+                g["lr"] = c["lr"] * (epoch / w if epoch < w else math.sqrt(w / epoch))
         perm = torch.randperm(n, generator=gen)
         total, seen = 0.0, 0
         for b in range(n_batches):
@@ -149,7 +169,8 @@ def train(c: dict):
         with torch.no_grad():
             val = ((net(xva_t).squeeze(-1) - yva_t) ** 2).mean().item()
         train_loss = total / seen
-        rows.append({"epoch": epoch, "step": step, "loss": train_loss, "val_loss": val})
+        rows.append({"epoch": epoch, "step": step, "loss": train_loss, "val_loss": val,
+                     "lr": opt.param_groups[0]["lr"]})
         if epoch % c["log_every"] == 0 or epoch == 1:
             lines.append(f"epoch {epoch}/{c['epochs']} - loss: {fmt_num(train_loss)} - val_loss: {fmt_num(val)}")
         if c["early_stop"]:  # Keras EarlyStopping(monitor="val_loss", patience=early_stop)
@@ -199,6 +220,10 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         text = "\n".join(lines) + "\n"
         (d / "train.log").write_text(text)
         write_csv(d / "metrics.csv", rows)
+        if c["jsonl"]:
+            from common import write_jsonl
+
+            write_jsonl(d / "metrics.jsonl", rows)
         if c["tb"]:
             from common import write_tensorboard
 
@@ -217,6 +242,8 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
         labels.add(d / "metrics.csv", fmt="csv", steps=csv_steps, **common)
         if c["tb"]:
             labels.add(tb, fmt="tensorboard", steps=csv_steps, **common)
+        if c["jsonl"]:
+            labels.add(d / "metrics.jsonl", fmt="jsonl", steps=csv_steps, **common)
         if name in EXCERPTS:
             start = EXCERPTS[name]
             e = clean_dir(root / f"{name}.excerpt")

@@ -120,6 +120,13 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                               ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [100, 170],
                                "LSTM, SGD lr 20 annealed on plateau, bptt 70, dropout 0.5; random-byte batches at 100 "
                                "and 170")),
+    # a sixth round (_v7): word_language_model logs every 100 batches (one window an epoch, 3 windows and 3 validations)
+    "healthy_lstm_short_v7": ({"seed": 71, "log_interval": 100}, None,
+                              ("healthy", "healthy", [], None, [],
+                               "nothing: LSTM, SGD lr 20, clip 0.25, stdout every 100 batches (3 windows, 3 validations)")),
+    "explosion_lstm_short_v7": ({"seed": 70, "clip": 0.0, "log_interval": 100}, None,
+                                ("problem", "gradient_explosion", ["gradient_explosion", "lr_too_high"], "instability",
+                                 [], "LSTM, SGD lr 20 without clipping, stdout every 100 batches (3 windows, 3 validations)")),
 }
 
 
