@@ -588,3 +588,29 @@ def test_per_sample_losses_of_a_batch_one_classifier_are_no_spikes():
     assert not [f for f in rep.findings if f.kind == "spike" and f.severity != "info"], \
         [(f.severity, f.message) for f in rep.findings if f.kind == "spike"][:5]
     assert rep.verdict == "healthy", [(d.cause, d.confidence) for d in rep.diagnoses]
+
+
+def test_a_ten_point_log_whose_training_loss_halved_did_not_barely_move():
+    """A 10-epoch regression run logged once an epoch: the training MSE halves (0.87 -> 0.42) and the validation
+    MSE falls 0.66 -> 0.54 and then holds: converged. The median of the first five of ten points is the middle of
+    the run, no starting level: against it the curve would look as if it had barely moved."""
+    steps = np.arange(1, 11)
+    train = [0.866, 0.609, 0.502, 0.461, 0.442, 0.429, 0.421, 0.416, 0.413, 0.416]
+    val = [0.661, 0.613, 0.552, 0.532, 0.542, 0.545, 0.542, 0.547, 0.539, 0.543]
+    rep = analyze(_run({"train/loss": (steps, train), "val/loss": (steps, val)}, fmt="keras"))
+    assert not _serious(rep), [(f.kind, f.severity, f.message) for f in _serious(rep)]
+    assert rep.verdict == "healthy"
+
+
+def test_a_training_loss_that_turns_up_under_a_huge_weight_decay_is_over_regularization():
+    """AdamW with weight decay 15 on a small regressor: the training MSE falls 0.97 -> 0.64 by epoch 20, then rises
+    steadily to 0.70 at a constant LR while validation rises with it (no gap opening: no overfitting). The decay
+    pulls the fit back faster than the data moves it; the config names the decay and the curve backs it."""
+    steps = np.arange(1, 41)
+    train = np.concatenate([0.97 - 0.33 * (1 - np.exp(-np.arange(20) / 6.0)) / (1 - np.exp(-19 / 6.0)),
+                            0.64 + 0.06 * np.arange(1, 21) / 20])
+    val = train + 0.02 + 0.005 * np.sin(steps)
+    cfg = {"weight_decay": 15.0, "optimizer": "adamw", "lr": 1e-3}
+    rep = analyze(_run({"train/loss": (steps, train), "val/loss": (steps, val)}, cfg, fmt="csv"))
+    assert rep.verdict != "healthy", [(f.kind, f.severity, f.message) for f in rep.findings]
+    assert rep.diagnoses[0].cause == "over_regularization", [(d.cause, d.confidence) for d in rep.diagnoses]

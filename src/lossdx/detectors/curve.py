@@ -171,8 +171,10 @@ class PlateauDetector(WholeRunDetector):
         # (and the judged curve itself must have stayed near its own first point: a validation loss that fell 35 %
         # from its first evaluation learned, even where the median of the first train points of a sparse log lies
         # well below the start)
+        # (the start of a short log is its first points: the median of the first five of ten points is mid-run)
+        start_level = float(np.median(tv[:max(1, min(5, tv.size // 10))])) if tv.size else first
         barely = prof.first_is_initial and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune" \
-            and final > 0.8 * float(vals[0])
+            and final > 0.8 * float(vals[0]) and final > 0.8 * start_level
         uniform = _uniform_guess(final, prof.n_classes) if prof.kind == "classifier" or prof.n_classes else None
         if share >= self.stuck_share and high:
             sev = "error"

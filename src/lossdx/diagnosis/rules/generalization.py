@@ -184,6 +184,10 @@ def over_regularization(ev: Evidence) -> Hit | None:
     if ev.has("plateau"):
         hit.evidence.append(f"loss flat at ~{num(ev.first('plateau').evidence['level'])}")
         hit.confidence += 0.05
+    turned = _train_turned_up(ev) if any(f.evidence["key"] == "weight_decay" for f in cfgs) else None
+    if turned:
+        hit.evidence.append(turned)
+        hit.confidence += 0.1
     if len(hit.evidence) < 2:
         hit.curve_backed = False  # the config alone: advice until the curves show the underfitting
         hit.evidence.append("the curves show nothing of it yet (log the gradient norm: it grows while the loss falls "
@@ -197,6 +201,41 @@ def over_regularization(ev: Evidence) -> Hit | None:
             hit.fixes.append("dropout 0 for pre-training, 0.05-0.1 for fine-tuning")
             hit.patch["dropout"] = 0.1
     return hit
+
+
+def _train_turned_up(ev: Evidence) -> str | None:
+    """The training loss fell to its minimum before the last third of the run and then rose steadily to the end, at
+    an LR that did not rise, with validation rising alongside (no gap opening: not memorisation). A fit that the
+    data no longer holds: the weight decay pulls the weights back toward zero faster than the gradients move them.
+    Judged on medians of tenths of the curve, so one noisy point neither makes nor hides the turn."""
+    t = ev.series("train/loss")
+    if t is None or len(t) < 8:
+        return None
+    ok = np.isfinite(t.values)
+    steps, vals = t.steps[ok], t.values[ok]
+    k = max(1, vals.size // 10)
+    n = vals.size // k
+    meds = np.array([float(np.median(vals[i * k:(i + 1) * k])) for i in range(n)])
+    i = int(np.argmin(meds))
+    low = float(meds[i])
+    if low <= 0 or i < 1 or i > (2 * n) // 3 or float(meds[0]) < 1.1 * low:
+        return None  # no fall first, or the minimum is in the last third
+    if float(meds[-1]) < 1.05 * low or float(meds[-2]) < 1.02 * low or float(meds[-1]) < float(meds[-2]):
+        return None  # not a steady rise to the end
+    at = int(steps[i * k + int(np.argmin(vals[i * k:(i + 1) * k]))])
+    lr = ev.series("train/lr")
+    if lr is not None and len(lr) >= 2:
+        before = lr.values[lr.steps <= at]
+        if before.size and float(lr.values[-1]) > 1.01 * float(before[-1]):
+            return None  # the LR rose again (a restart, a cyclic schedule): the rise is the LR's
+    v = ev.series("val/loss")
+    if v is not None and len(v) >= 3:
+        vv = v.values[np.isfinite(v.values)]
+        if vv.size < 3 or float(vv[-1]) < float(np.min(vv)) * 1.02:
+            return None  # validation still at its best: a different story
+    return (f"train loss turned up after its minimum {num(low)} near step {at}: {num(float(meds[-1]))} at the end "
+            f"(+{100 * (float(meds[-1]) / low - 1):.0f}%), validation rising alongside, at an LR that did not rise: "
+            "the decay pulls the fit back")
 
 
 #: config keys that give the width of a model's hidden layer (MLPs, RNNs, transformers)
