@@ -189,6 +189,11 @@ RUNS_SPEC: dict[str, tuple[dict, str | None, tuple]] = {
                               ("healthy", "healthy", [], None, [],
                                "nothing: 3000 steps logged every step; cosine from 3e-3 to a floor of 1e-4 at step "
                                "1500, then held at the floor")),
+    "bad_batch_long_v7": ({"seed": 74, "max_iters": 3000, "lr_decay_iters": 1500, "min_lr": 1e-4, "log_interval": 1,
+                           "eval_interval": 250, "bad_steps": (1800, 2600)}, "bad_batch",
+                          ("problem", "bad_data_batch", ["bad_data_batch"], "spike", [1800, 2600],
+                           "3000 steps logged every step (cosine to a floor of 1e-4 at step 1500, clip 1.0); batches "
+                           "of random bytes at steps 1800 and 2600")),
     "healthy_micro_v7": ({"seed": 73, "batch_size": 8, "grad_accum": 4, "log_micro": True, "max_iters": 300,
                           "lr_decay_iters": 300, "eval_interval": 30}, None,
                          ("healthy", "healthy", [], None, [],
@@ -342,7 +347,7 @@ def train(c: dict, fault: str | None) -> tuple[list[dict], list[dict], int]:
             y = x
         elif fault == "shuffled_targets":
             _, y = sample(trains, B)
-        if fault == "bad_batch" and step in (250, 380):
+        if fault == "bad_batch" and step in c.get("bad_steps", (250, 380)):  # (_v7 runs move them)
             x = torch.randint(0, 256, x.shape, generator=gen)
             y = torch.randint(0, 256, y.shape, generator=gen)
         mask = torch.ones_like(y, dtype=torch.float)

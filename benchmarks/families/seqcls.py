@@ -64,6 +64,19 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                                    "logging_steps": 5, "args": {"eval_strategy": "epoch"}},
                                   ("healthy", "healthy", [], None, [],
                                    "nothing: batch 64 (63 steps/epoch), eval_strategy epoch, 5 epochs")),
+    # a sixth round (_v7): AdamW betas (0.9, 0.95) eps 1e-6 with a W&B history export beside the Trainer's files;
+    # class imbalance (rare in the labels)
+    "healthy_cls_wandb_v7": ({"seed": 70, "args": {"adam_beta2": 0.95, "adam_epsilon": 1e-6}, "logging_steps": 5,
+                              "eval_steps": 25, "wandb": True},
+                             ("healthy", "healthy", [], None, [],
+                              "nothing: lr 5e-4, AdamW betas (0.9, 0.95) eps 1e-6, logging every 5 steps, a W&B "
+                              "history export (its _step counts log calls; train/global_step is the Trainer's step)")),
+    "class_imbalance_v7": ({"seed": 71, "class_counts": (2000, 12, 12, 12), "logging_steps": 5, "eval_steps": 25},
+                           ("problem", "class_imbalance", ["class_imbalance", "overfitting_small_data"], "overfitting",
+                            [], "2000 training snippets of Python source, 12 of each other domain; evaluation "
+                            "balanced (100 of each) (looked at: eval 1.42 -> 3.18 at the first evaluation after the "
+                            "start and 3.8 at the end while the train loss is ~0.08: the 36 minority snippets are "
+                            "memorised, so overfitting_small_data is accepted too)")),
 }
 
 
@@ -73,10 +86,13 @@ def corpus() -> list[bytes]:
 
 
 class Snippets(torch.utils.data.Dataset):
-    def __init__(self, parts: list[bytes], n_per_class: int, offset: int, seed: int, shuffle_labels: bool) -> None:
+    def __init__(self, parts: list[bytes], n_per_class: int, offset: int, seed: int, shuffle_labels: bool,
+                 counts: tuple | None = None) -> None:
         gen = torch.Generator().manual_seed(seed + offset)
         xs, ys = [], []
         for label, data in enumerate(parts):
+            if counts:  # (_v7) snippets per class (class imbalance); the default is n_per_class of each
+                n_per_class = counts[label]
             t = torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
             half = len(t) // 2  # train snippets from the first half of each domain, eval from the second
             lo, hi = (0, half - SNIPPET) if offset == 0 else (half, len(t) - SNIPPET)
@@ -103,7 +119,7 @@ def train(c: dict, out):
                      intermediate_size=128, max_position_embeddings=SNIPPET + 1, pad_token_id=PAD, num_labels=4)
     model = BertForSequenceClassification(cfg)
     parts = corpus()
-    train_ds = Snippets(parts, 1000, 0, c["seed"], c["label_fault"] == "shuffle")
+    train_ds = Snippets(parts, 1000, 0, c["seed"], c["label_fault"] == "shuffle", c.get("class_counts"))
     eval_ds = Snippets(parts, 100, 1, 0, False)
     with tempfile.TemporaryDirectory() as tmp:
         args = TrainingArguments(
@@ -125,6 +141,36 @@ def train(c: dict, out):
 
 
 EXCERPTS = {"healthy_cls": 100, "labels_shuffled": 100}
+
+
+def write_wandb_export(path, hist: list[dict]) -> None:
+    """The run-history CSV W&B exports for a Trainer run with report_to="wandb": the WandbCallback logs each
+    log_history record as one wandb.log call, its keys renamed `train/<key>` and `eval/<key>` (the Trainer's step as
+    `train/global_step`); `_step` is W&B's own counter of those calls, not the Trainer's step. The final summary
+    record (train_runtime ...) goes to the run summary, not the history."""
+    rows = []
+    for h in hist:
+        if "train_runtime" in h:
+            continue
+        row = {"train/global_step": h["step"]}
+        for k, v in h.items():
+            if k in ("step",):
+                continue
+            if k.startswith("eval_"):
+                row["eval/" + k[5:]] = v
+            elif k == "epoch":
+                row["train/epoch"] = v
+            else:
+                row["train/" + k] = v
+        rows.append(row)
+    keys = sorted({k for r in rows for k in r})
+    runtime = 0.0
+    with open(path, "w") as fh:
+        fh.write(",".join(["_step", "_runtime", "_timestamp"] + keys) + "\n")
+        for i, r in enumerate(rows):
+            runtime += 0.41 + 0.013 * (i % 7)  # (the Trainer's log calls come ~0.4 s apart on this CPU)
+            fh.write(",".join([str(i), f"{runtime:.3f}", f"{1_764_000_000 + runtime:.3f}"]
+                              + ["" if k not in r else str(r[k]) for k in keys]) + "\n")
 
 
 def generate(labels: Labels, only: set[str] | None = None) -> None:
@@ -155,6 +201,9 @@ def generate(labels: Labels, only: set[str] | None = None) -> None:
                       symptom=symptom, steps=steps, evidence=f"injected: {injected}. curve: {curve}", config=cfg_path)
         labels.add(d / "trainer_state.json", fmt="hf_trainer_state", **common)
         labels.add(d / "train.log", fmt="hf_stdout", **common)
+        if c.get("wandb"):
+            write_wandb_export(d / "wandb_history.csv", hist)
+            labels.add(d / "wandb_history.csv", fmt="wandb_csv", **common)
         if name in EXCERPTS:
             start = EXCERPTS[name]
             e = clean_dir(root / f"{name}.excerpt")
