@@ -363,7 +363,12 @@ class OverfittingDetector(WholeRunDetector):
 
 
     def _large_gap(self, ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
-        return _gap_finding(ts, tv, vs, vv)
+        prof = self.context_.profile
+        # an excerpt's first values are no scale for the gap (a converged classifier pasted from mid-run starts at
+        # 0.003): a cross-entropy over two or more classes starts at ln 2 or more
+        floor = math.log(2) if prof.kind in ("lm_pretrain", "lm_finetune", "rnn_lm", "classifier") and \
+            not prof.covers_start else 0.0
+        return _gap_finding(ts, tv, vs, vv, floor)
 
     def _gap_widening(self, series: dict[str, Series], vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
         """Validation still at its best but no longer improving while the training loss keeps falling: the
@@ -412,7 +417,8 @@ class OverfittingDetector(WholeRunDetector):
                                                      "val_end": float(vv[-1]), "rise": 0.0})]
 
 
-def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
+def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray,
+                 scale_floor: float = 0.0) -> list[Finding]:
     """Training loss a fraction of the validation loss at the end while validation no longer improves: the model
     has memorised its training set (train 0.01 against validation 0.8, or 0.07 against 0.19)."""
     if tv.size < 3 or vv.size < 3:
@@ -426,7 +432,7 @@ def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray)
     ratio = v_end / t_end
     stalled = v_end >= v_min and int(np.argmin(vv)) < vv.size - 1 and float(tv[-1]) < float(tv[0])
     # a gap that matters on the loss's own scale: 0.0013 against 0.014 is two near-perfect fits
-    meaningful = v_end - t_end >= 0.1 * max(abs(float(tv[0])), abs(float(vv[0])))
+    meaningful = v_end - t_end >= 0.1 * max(abs(float(tv[0])), abs(float(vv[0])), scale_floor)
     if not meaningful or not ((ratio >= 2.0 and stalled) or ratio >= 10.0):
         return []
     i = int(np.argmin(vv))
