@@ -168,6 +168,11 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                            ("problem", "lr_schedule_bug", ["lr_schedule_bug", "lr_too_low"], "plateau", [],
                             "Adam 3e-3 with StepLR(step_size 10, x0.1) meant per epoch but stepped per batch: the LR "
                             "is 3e-6 after 30 batches of 1320")),
+    # a sixth round (_v7): SGD with Nesterov momentum and dropout 0.3
+    "healthy_mlp_nesterov_v7": ({"seed": 70, "optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
+                                 "dropout": 0.3, "log_every_n_steps": 10, "max_epochs": 8},
+                                ("healthy", "healthy", [], None, [],
+                                 "nothing: MLP with dropout 0.3, SGD 0.05 with Nesterov momentum 0.9, 8 epochs")),
 }
 
 
@@ -244,7 +249,7 @@ def make_module(c: dict):
             hp = self.hparams
             if hp["optimizer"] == "sgd":
                 opt = torch.optim.SGD(self.parameters(), lr=hp["lr"], momentum=hp["momentum"],
-                                      weight_decay=hp["weight_decay"])
+                                      weight_decay=hp["weight_decay"], nesterov=hp.get("nesterov", False))
             elif hp["optimizer"] == "adamw":
                 opt = torch.optim.AdamW(self.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
             else:
@@ -264,7 +269,7 @@ def make_module(c: dict):
 
     keys = ("arch", "hidden", "optimizer", "lr", "momentum", "weight_decay", "batchnorm", "init_gain", "batch_size",
             "max_epochs")
-    keys += tuple(k for k in ("dropout", "schedule", "cnn_width", "label_smoothing", "sched_interval") if k in c)  # only later runs set them
+    keys += tuple(k for k in ("dropout", "schedule", "cnn_width", "label_smoothing", "sched_interval", "nesterov") if k in c)  # only later runs set them
     return DigitsClassifier(**{k: c[k] for k in keys})
 
 

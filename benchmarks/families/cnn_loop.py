@@ -157,6 +157,11 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
                          "epochs": 10, "print_freq": 1000, "jsonl": True},
                         ("problem", "data_order", ["data_order"], "data_order", [],
                          "training set sorted by digit and not shuffled; logged per epoch only")),
+    "healthy_floor_v7": ({"seed": 79, "schedule": "cosine_floor", "lr": 0.03, "epochs": 12, "print_freq": 8,
+                          "wandb": True},
+                         ("healthy", "healthy", [], None, [],
+                          "nothing: SGD 0.03, cosine per iteration to a floor of 0.003 at 60 % of the run, then held "
+                          "there for the last 40 %")),
     "tiny_cnn_v7": ({"seed": 75, "channels": (1, 1, 2), "lr": 0.05, "schedule": "cosine", "epochs": 12,
                      "wandb": True},
                     ("problem", "capacity_too_small", ["capacity_too_small"], "plateau", [],
@@ -213,7 +218,7 @@ class SmallCNN(nn.Module):
         return self.fc2(h)
 
 
-PER_ITER_SCHEDULES = ("sgdr", "cyclic", "warmup_cosine", "linear_to_zero")
+PER_ITER_SCHEDULES = ("sgdr", "cyclic", "warmup_cosine", "linear_to_zero", "cosine_floor")
 
 
 def lr_factor(it: int, total: int, per_epoch: int, c: dict) -> float:
@@ -227,6 +232,9 @@ def lr_factor(it: int, total: int, per_epoch: int, c: dict) -> float:
         half = c["cycle_epochs"] * per_epoch / 2
         x = abs((it / half) % 2 - 1)
         return 0.1 + 0.9 * (1 - x)
+    if c["schedule"] == "cosine_floor":  # (_v7) cosine to 10 % of the peak at 60 % of the run, then held there
+        r = min(1.0, it / (0.6 * total))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * r))
     warm = int(c["warmup_frac"] * total)
     if it < warm:
         return (it + 1) / warm

@@ -80,6 +80,10 @@ RUNS_SPEC: dict[str, tuple[dict, tuple]] = {
     "healthy_ten_epochs_v7": ({"seed": 71, "lr": 3e-3, "epochs": 10, "jsonl": True},
                               ("healthy", "healthy", [], None, [],
                                "nothing: Adam 3e-3, a 10-epoch run (10 logged points)")),
+    "healthy_nesterov_v7": ({"seed": 73, "optimizer": "sgd", "lr": 0.005, "momentum": 0.9, "nesterov": True,
+                             "batch_size": 64, "epochs": 50, "log_every": 2, "jsonl": True},
+                            ("healthy", "healthy", [], None, [],
+                             "nothing: SGD 0.005 with Nesterov momentum 0.9, batch 64, printed every 2 epochs, a JSONL")),
     "over_reg_v7": ({"seed": 72, "weight_decay": 15.0, "lr": 1e-3, "epochs": 40, "log_every": 4, "jsonl": True},
                     ("problem", "over_regularization", ["over_regularization"], "plateau", [],
                      "AdamW weight decay 15 (the healthy AdamW run has 0.1)")),
@@ -127,7 +131,8 @@ def train(c: dict):
     xva_t, yva_t = torch.from_numpy(xva), torch.from_numpy(yva)
     net = make_model(c)
     if c["optimizer"] == "sgd":
-        opt = torch.optim.SGD(net.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"])
+        opt = torch.optim.SGD(net.parameters(), lr=c["lr"], momentum=c["momentum"], weight_decay=c["weight_decay"],
+                              nesterov=c.get("nesterov", False))
     elif c["weight_decay"]:
         opt = torch.optim.AdamW(net.parameters(), lr=c["lr"], weight_decay=c["weight_decay"], betas=c["betas"],
                                 eps=c["eps"])
