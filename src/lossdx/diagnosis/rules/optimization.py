@@ -175,6 +175,17 @@ def missing_warmup(ev: Evidence) -> Hit | None:
     hit = Hit(0.35, [f.message], curve_backed=False)
     early = next((s for s in ev.of("spike") if s.evidence.get("early") and s.evidence.get("from_start")), None)
     growth = ev.typed("instability", "grad_growth")
+    loss = ev.series("train/loss")
+    total = total_steps(ev)
+    if early and loss is not None and len(loss) >= 2 and total and \
+            float(loss.steps[1] - loss.steps[0]) > 0.05 * total:
+        # the log's first point after the start lies beyond the few percent of steps a warmup covers: the rise is
+        # there, but nothing shows that the first steps did it (a log once an epoch)
+        hit.evidence.append(f"the loss is above its start ({num(early.evidence['baseline'])} -> "
+                            f"{num(early.evidence['peak'])}), but the log's first point after the start is at step "
+                            f"{int(loss.steps[1])} ({100 * float(loss.steps[1] - loss.steps[0]) / total:.0f}% of the "
+                            "run): the first steps a warmup covers are not in it")
+        early = None
     if early:
         hit.confidence = 0.7
         hit.curve_backed = True
