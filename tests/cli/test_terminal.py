@@ -222,3 +222,11 @@ def test_explain_is_wrapped_on_a_terminal():
 def test_r18_error_messages_show_control_characters_visibly(tmp_path):
     code, _, err = run_cli("analyze", str(tmp_path / "nope\x1b]0;x\x07.log"))
     assert code == 2 and "\x1b" not in err and "\x07" not in err and "nope\\x1b]0;x\\x07.log" in err
+
+
+def test_formats_shows_an_example_and_what_is_read_within_the_terminal_width():
+    code, out, _ = run_in_pty(["formats"], columns=80)
+    lines = out.strip().splitlines()
+    assert code == 0
+    assert "iter 10: loss 3.2210" in out and "reads: " in out and "megatron" in out
+    assert all(cell_len(line) <= 80 for line in lines)

@@ -115,3 +115,24 @@ def test_pyarrow_and_numpy_paths_agree_exactly(tmp_path, monkeypatch):
     for k in fast.series:
         assert np.array_equal(fast.series[k].steps, slow.series[k].steps), k
         assert np.array_equal(fast.series[k].values, slow.series[k].values, equal_nan=True), k
+
+
+def test_wandb_history_csv_keeps_the_trainer_step_and_drops_wandb_bookkeeping(tmp_path):
+    # run.history() saved as CSV: _step counts W&B log calls, the HF trainer's step is train/global_step;
+    # _runtime and _timestamp are W&B's clock, not metrics of the run
+    f = tmp_path / "wandb_history.csv"
+    f.write_text("_step,_runtime,_timestamp,eval/loss,train/global_step,train/loss\n"
+                 "0,0.41,1764000000.41,,5,1.39\n1,0.83,1764000000.83,,10,1.38\n2,1.5,1764000001.5,1.30,10,\n"
+                 "3,1.9,1764000001.9,,15,1.31\n")
+    run = read(str(f))
+    assert run.source["format"] == "wandb_history"
+    assert run.series["train/loss"].points() == [(5, 1.39), (10, 1.38), (15, 1.31)]
+    assert run.series["val/loss"].points() == [(10, 1.30)]
+    assert not {"runtime", "timestamp", "step"} & set(run.series)
+
+
+def test_wandb_history_csv_without_a_trainer_step_counts_wandb_steps(tmp_path):
+    f = tmp_path / "history.csv"
+    f.write_text("_step,_runtime,loss\n0,1.0,2.5\n1,2.0,2.4\n2,3.0,2.2\n")
+    run = read(str(f))
+    assert run.series["train/loss"].points() == [(0, 2.5), (1, 2.4), (2, 2.2)] and set(run.series) == {"train/loss"}

@@ -8,8 +8,6 @@ from typing import Any, Iterable
 import click
 
 from ..analyze import analyze_path
-from ..readers import READERS
-from ..readers.text import FORMATS as TEXT_FORMATS
 from ..report import render
 from ..settings import load_settings
 from ._locate import step_lines
@@ -83,7 +81,15 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
 
 @click.command()
 def formats() -> None:
-    """List the input formats lossdx reads (each is sniffed from the content)."""
-    for r in READERS:
-        click.echo(r.name)
-    click.echo("text dialects: " + ", ".join(f.name for f in TEXT_FORMATS))
+    """List the input formats lossdx reads: an example record of each and what is read from it.
+
+    Every format is sniffed from the content (never the file name); --input-format NAME forces one.
+    """
+    import shutil
+
+    from ..readers.guide import guide_lines
+    from ..scan import clean
+
+    width = min(shutil.get_terminal_size((100, 24)).columns, 120)
+    for line in guide_lines(width):
+        click.echo(clean(line))

@@ -29,6 +29,10 @@ _EMPTY = -9.876543219876543e307
 _EMPTY_TXT = b"-9.876543219876543e307"
 CHUNK_BYTES = 8 << 20
 _WANDB_SPLIT = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX|__STEP)?$")
+# W&B's own columns of a run's history (``run.history()`` / ``scan_history`` saved as CSV): a row counter, seconds
+# since start, a wall clock. They are bookkeeping, not metrics; ``_step`` is the step only when no trainer step is
+# logged (an HF run's ``train/global_step`` counts optimizer steps, ``_step`` counts W&B log calls).
+_WANDB_SYSTEM = {"_step", "_runtime", "_timestamp", "_wandb"}
 
 
 def _delimiter(first_lines: list[str]) -> str | None:
@@ -218,7 +222,9 @@ def read(path: str) -> list[Run]:
         steps = m[header.index(step_name)]
     else:
         steps = np.arange(n_rows, dtype=np.float64)
-    value_cols = {h: m[i] for i, h in enumerate(header) if h != step_name and h}
+    wandb_history = any(h.strip() in ("_runtime", "_timestamp") for h in header)
+    value_cols = {h: m[i] for i, h in enumerate(header)
+                  if h != step_name and h and not (wandb_history and h.strip() in _WANDB_SYSTEM)}
     # W&B UI export: "<run> - <metric>" columns, with __MIN/__MAX companions we drop
     wandb = {h: _WANDB_SPLIT.match(h) for h in value_cols}
     if value_cols and all(wandb.values()):
@@ -239,7 +245,7 @@ def read(path: str) -> list[Run]:
         if runs:
             return runs
         raise CorruptLog(f"{path}: W&B export holds no loss-like metric")
-    fmt = "lightning_csv" if any(h.startswith("lr-") for h in header) or (
+    fmt = "wandb_history" if wandb_history else "lightning_csv" if any(h.startswith("lr-") for h in header) or (
         "epoch" in header and "step" in header) else "csv"
     series = _series_from_columns(value_cols, steps)
     meta: dict = {}
