@@ -220,3 +220,31 @@ def test_clipping_every_step_of_per_sample_gradients_is_information():
     calm = 0.4 + 1.0 * np.exp(-np.arange(n) / 400.0) + 0.005 * rng.standard_normal(n)
     sat = [f for f in analyze(_clipped_run(calm, rng)).findings if f.evidence.get("type") == "clip_saturation"]
     assert sat and sat[0].severity == "warning", [(f.severity, f.message) for f in sat]
+
+
+def _hard_restarts_run(loss_jump):
+    """HF cosine_with_restarts seen in an excerpt: the LR anneals to ~1 % of its peak over 100 steps and jumps back
+    to its peak in one logged step (every 10 steps), equal cycles, no config; the loss falls slowly with noise and
+    rises by ``loss_jump`` after each restart."""
+    rng = np.random.default_rng(3)
+    steps = np.arange(120, 420, 10)
+    phase = (steps - 120 + 10) % 100
+    lr = 5e-4 * 0.5 * (1 + np.cos(np.pi * np.minimum(phase, 98) / 100))
+    loss = 1.7 - 0.0005 * (steps - 120) + rng.normal(0, 0.05, steps.size)
+    loss[(phase < 40) & (steps > 200)] += loss_jump
+    run, _ = make_curve("healthy", n=10, seed=0)
+    run.series = {"train/lr": Series("train/lr", steps, lr), "train/loss": Series("train/loss", steps, loss)}
+    run.config.clear()
+    return analyze(run)
+
+
+def test_hard_restarts_at_the_end_of_each_anneal_that_leave_the_loss_alone_are_by_design():
+    """SGDR with equal cycles (T_mult 1) and a counter wrapping at the horizon draw the same LR trace; the loss
+    decides: no rise after the restarts is a schedule by design (advice), a rise is a warning."""
+    rep = _hard_restarts_run(0.0)
+    (f,) = [f for f in rep.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "restart"]
+    assert f.severity == "info" and f.evidence["by_design"] and "no rise of the loss" in f.message
+    assert rep.verdict == "healthy"
+    rep = _hard_restarts_run(0.3)
+    (f,) = [f for f in rep.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "restart"]
+    assert f.severity == "warning" and rep.diagnoses[0].cause == "lr_schedule_bug"

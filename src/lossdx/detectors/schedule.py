@@ -69,7 +69,8 @@ class LRScheduleDetector(WholeRunDetector):
             k = p + int(j[0])
             low_i = p + int(np.argmin(lr[p:k + 1]))
             n_restarts = int(np.sum(np.diff((rise > self.jump * peak).astype(int)) == 1) + (1 if rise[0] > 0 else 0))
-            design = restarts_by_design(steps[p:], lr[p:], peak, self.jump, self.context_.config)
+            design = restarts_by_design(steps[p:], lr[p:], peak, self.jump, self.context_.config) or \
+                unharmed_warm_restarts(steps[p:], lr[p:], peak, self.jump, series)
             out.append(Finding("lr_schedule", "train/lr", int(steps[low_i]), int(steps[k]),
                                "info" if design else "warning",
                                f"the learning rate jumps back up from {fmt_num(float(lr[low_i]))} at step "
@@ -136,6 +137,54 @@ def restarts_by_design(steps: np.ndarray, lr: np.ndarray, peak: float, jump: flo
         return ("cycles of " + ", ".join(str(int(c)) for c in cycles) + " steps, each longer than the last: "
                 "cosine annealing with warm restarts (SGDR), restarts by design")
     return ""
+
+
+#: Share of its peak an LR must have annealed down to before a restart for the restart to end a full anneal.
+ANNEALED = 0.05
+
+
+def unharmed_warm_restarts(steps: np.ndarray, lr: np.ndarray, peak: float, jump: float,
+                           series: dict[str, Series]) -> str:
+    """Why hard restarts with equal cycles look deliberate, or "" when they do not. SGDR with T_mult 1 (HF's
+    cosine_with_restarts) anneals the LR smoothly to ~0 and jumps back to its peak in one logged step; a step
+    counter wrapping at the decay horizon can look the same, so the loss decides: after a deliberate warm restart
+    it goes on as before, after a harmful one it rises (the held-out loss above its last value before the restart,
+    the training loss above its level before by more than its own noise). A restart that repeats a warmup ramp, one
+    from a staircase (StepLR) floor, or one from the middle of a decay (a resumed job) is none of this."""
+    up = np.flatnonzero((np.diff(lr) > jump * peak) & (lr[1:] >= 0.9 * peak)) + 1
+    if not up.size:
+        return ""
+    edges = np.concatenate([[0], up])
+    for a, b in zip(edges[:-1], edges[1:]):
+        cycle = lr[a:b]
+        # annealed: down to a few % of the peak, through many values (a cosine or linear decay, not a staircase)
+        if cycle[-1] > ANNEALED * peak or np.unique(cycle).size < 4 or np.any(np.diff(cycle) > 0):
+            return ""
+    ls, lv = clean(series.get("train/loss"))
+    if lv.size < 8:
+        return ""
+    vs, vv = clean(series.get("val/loss"))
+    noise = diff_sigma(lv)
+    judged = 0
+    for start, k in zip(edges[:-1], up):
+        at = float(steps[k])
+        # compare a quarter cycle on each side (at least three logging intervals)
+        half = max(3 * float(steps[k] - steps[k - 1]), (at - float(steps[start])) / 4)
+        before = lv[(ls < at) & (ls >= at - half)]
+        after = lv[(ls >= at) & (ls < at + half)]
+        if before.size < 3 or after.size < 3:
+            continue  # (a restart at an end of the log: the loss cannot say)
+        judged += 1
+        m_before, m_after = float(np.mean(before)), float(np.mean(after))
+        if m_after - m_before > max(0.02 * abs(m_before), 2 * noise * np.sqrt(1 / before.size + 1 / after.size)):
+            return ""
+        vb, va = vv[vs < at], vv[(vs >= at) & (vs < at + 2 * half)]
+        if vb.size and va.size and float(va.max()) > 1.02 * float(vb[-1]):
+            return ""
+    if not judged:
+        return ""
+    return (f"{up.size} hard restart(s), each at the end of a full anneal (to <= {100 * ANNEALED:.0f}% of the peak), "
+            "with no rise of the loss after them: cosine annealing with warm restarts, restarts by design")
 
 
 class ClipSaturationDetector(WholeRunDetector):
