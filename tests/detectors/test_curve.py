@@ -146,3 +146,28 @@ def test_slow_convergence_is_judged_at_the_end_of_a_warmup_longer_than_the_early
     assert not [f for f in analyze(_lm_with_warmup(80)).findings if f.kind == "slow_convergence"]
     slow = _lm_with_warmup(80, tau=300)
     assert [f.kind for f in analyze(slow).findings if f.kind == "slow_convergence"] == ["slow_convergence"]
+
+
+def _mlm_like(lr_of_step, n=700):
+    """A from-scratch byte-level LM (V=260, first loss ln V = 5.56) that falls fast to ~2.8 and then flattens at
+    ~2.7, above the ~0.45 ln V a byte-level model reaches when trained long, with noise."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(7)
+    steps = np.arange(10, n + 1, 10)
+    loss = 2.68 + (np.log(260) - 2.8) * np.exp(-steps / 40) + 0.15 * np.exp(-steps / 300) + rng.normal(0, 0.05, steps.size)
+    loss[0] = np.log(260)
+    lr = np.array([lr_of_step(int(s)) for s in steps])
+    return Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, lr)},
+               config={"vocab_size": 260})
+
+
+def test_a_loss_that_flattens_while_the_schedule_anneals_the_lr_to_zero_is_convergence_not_a_stall():
+    """HF's linear schedule (10 % warmup, decay to 0): the loss flattens over the last third while the steps shrink
+    toward nothing; that is where this schedule converges, however high above a long run's yardstick. The same curve
+    at a constant LR stopped improving while the optimizer could still move: a warning or an error."""
+    annealed = _mlm_like(lambda s: 1e-3 * min(s / 70, (700 - s) / 630))
+    plateaus = [f for f in analyze(annealed).findings if f.kind == "plateau"]
+    assert all(f.severity == "info" for f in plateaus) and analyze(annealed).verdict == "healthy"
+    constant = _mlm_like(lambda s: 1e-3 * min(1.0, s / 70))
+    assert [f.severity for f in analyze(constant).findings if f.kind == "plateau"] in (["warning"], ["error"])

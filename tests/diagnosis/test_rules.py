@@ -388,3 +388,15 @@ def test_an_inf_in_the_lr_trace_is_no_peak_and_no_evidence():
             assert "inf" not in e and "nan%" not in e, e
     assert rep.diagnoses, "a divergence gets a ranked cause"
     assert _math.isfinite(rep.run["context"]["peak_lr"])
+
+
+def test_a_plateau_of_a_model_that_saw_fewer_tokens_than_its_size_needs_is_no_capacity_verdict():
+    """The case above with a batch of 256 tokens: 2000 steps are ~0.5M tokens for a ~0.4M-parameter model, about one
+    token per parameter, far under the ~20 of a compute-optimal run. Its size does not explain the stall (a bigger
+    model would be trained even less), so the evidence must not say "the model, not the data, is the limit"."""
+    run = case_capacity_too_small()
+    run.config.update(tokens_per_step=256)
+    d = causes(run).get("capacity_too_small")
+    assert d is None or (d.confidence <= 0.3 and not any("the model, not the data" in e for e in d.evidence))
+    assert d is None or any("the data seen, not the size" in e for e in d.evidence)
+    assert causes(case_capacity_too_small())["capacity_too_small"].confidence >= 0.55

@@ -168,6 +168,14 @@ class PlateauDetector(WholeRunDetector):
         # reaches in eval mode: where the last evaluations are lower, they are the level the model reached
         reached = min(final, float(np.median(vv[-2:]))) if metric == "train/loss" and vv.size >= 2 else final
         high = expected is not None and scratch and reached > frac * expected
+        lr_s, lr_v = clean(series.get("train/lr"))
+        tail_lr = lr_v[lr_s >= tail_start]
+        if high and tail_lr.size >= 3 and float(tail_lr[-1]) < 0.05 * float(lr_v.max()) and \
+                bool(np.all(np.diff(tail_lr) <= 0)) and float(tail_lr[0]) > float(tail_lr[-1]):
+            # the schedule anneals the LR to ~0 over the tail (linear / cosine to zero): the steps shrink toward
+            # nothing, and a loss that flattens while they do is where this schedule converges, whatever the yardstick
+            # of a longer run says; a loss that barely left its start is still judged below
+            high = False
         # (and the judged curve itself must have stayed near its own first point: a validation loss that fell 35 %
         # from its first evaluation learned, even where the median of the first train points of a sparse log lies
         # well below the start)

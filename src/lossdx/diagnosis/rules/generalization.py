@@ -146,6 +146,14 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
     if n < 1e6:
         hit.confidence = 0.7
         hit.evidence.append(f"a very small model (n_layer={ev.cfg('n_layer')}, n_embd={ev.cfg('n_embd')})")
+    if tokens and per_param < 20:
+        # fewer tokens than compute-optimal for this size: the model has more parameters than its data has trained,
+        # so its size does not explain the stall (a bigger one would be trained even less); only a reading
+        hit.confidence = 0.3
+        hit.evidence[1] = (f"{n:,} parameters for {tokens:,} tokens ({per_param:.0f} tokens per parameter, under the ~20 "
+                           "of a compute-optimal run): the data seen, not the size, limits this model")
+        hit.checks.append("train the same model 3x longer (or a 4x smaller one as long): a capacity limit keeps the "
+                          "loss where it is, an under-trained model goes lower")
     odd = [f.evidence["key"] for f in ev.of("config", serious=False)
            if f.evidence.get("key") in ("weight_decay", "dropout", "lr")]
     if odd:
@@ -160,6 +168,10 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
         gap = float(np.nanmedian(v.values[-3:])) - float(np.nanmedian(t.values[-len(t) // 10:]))
         if gap < 0.15 * float(np.nanmedian(t.values[-len(t) // 10:])):
             hit.evidence.append(f"train and validation stay close (gap {num(gap)}): underfitting, not overfitting")
+    if tokens and per_param < 20:
+        hit.fixes.append(f"train on more tokens before scaling the model up: ~{20 * n:,} tokens (20 per parameter) is "
+                         f"compute-optimal for {n:,} parameters")
+        return hit
     hit.fixes += ["scale the model up (more layers / wider), keeping ~20 tokens per parameter (Chinchilla)",
                   f"for this budget of {tokens:,} tokens a compute-optimal model has ~{max(1, tokens // 20):,} parameters"]
     return hit
