@@ -171,3 +171,27 @@ def test_a_loss_that_flattens_while_the_schedule_anneals_the_lr_to_zero_is_conve
     assert all(f.severity == "info" for f in plateaus) and analyze(annealed).verdict == "healthy"
     constant = _mlm_like(lambda s: 1e-3 * min(1.0, s / 70))
     assert [f.severity for f in analyze(constant).findings if f.kind == "plateau"] in (["warning"], ["error"])
+
+
+def _memorising_classifier(seed=0):
+    """50 images, 2 steps per epoch, 80 epochs (Lightning CSV: train loss every step, validation every epoch): the
+    train loss falls from ln 10 to ~0.03 while validation flattens at ~0.58 after epoch ~40 and stays there."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(160)
+    train = np.maximum(0.02, 2.3 * np.exp(-steps / 22) * np.exp(rng.normal(0, 0.15, steps.size)))
+    vsteps = np.arange(1, 160, 2)
+    val = 0.576 + 1.7 * np.exp(-vsteps / 12) + 0.003 * (vsteps > 100)  # its best at step 99, then 0.5 % above
+    return Run({"train/loss": Series("train/loss", steps, train), "val/loss": Series("val/loss", vsteps, val),
+                "train/epoch": Series("train/epoch", steps, (steps // 2).astype(float))}, config={})
+
+
+def test_a_memorised_small_training_set_is_overfitting_not_ordered_data():
+    """Blocks of 4 points span two whole epochs here, so they cannot show the order of the data within an epoch:
+    no data-order finding. Validation flat at 0.58 against a train loss 15x lower: the end gap is judged even when
+    the smoothed train curve has too few points in the last third for a slope."""
+    rep = analyze(_memorising_classifier())
+    assert not [f for f in rep.findings if f.kind == "data_order"]
+    assert [f.severity for f in rep.findings if f.kind == "overfitting"] == ["warning"]
+    assert rep.diagnoses[0].cause == "overfitting_small_data"

@@ -390,7 +390,9 @@ class OverfittingDetector(WholeRunDetector):
         val_imp = _span_improvement(vs.astype(float), vv, tail, b)
         train_imp = _span_improvement(ss, sv, tail, b)
         if val_imp is None or train_imp is None:
-            return []
+            # too few (smoothed) points in the last third for a slope: a gap at the end still tells, once validation
+            # has stopped improving (its best is behind it; a validation still at its best is still learning)
+            return self._large_gap(ts, tv, vs, vv) if int(np.argmin(vv)) < vv.size - 1 else []
         epochs = _epochs(self.context_, b, series.get("train/epoch"))
         # the training loss must still fall by an amount that matters on the loss's own scale: 18 % of a train
         # loss of 1e-4 (an LR decayed to 0) or 1 % of a label-smoothed floor at 0.51 is no fitting going on
@@ -621,7 +623,7 @@ class DataOrderDetector(WholeRunDetector):
     """
 
     name = "data_order"
-    requires = ("train/loss",)
+    requires = ("train/loss", "train/epoch")
 
     def __init__(self, *, min_ratio: float = 2.5, min_amplitude: float = 0.05, skip: float = 0.2,
                  trend_chunk: int = 40, max_step_noise: float = 0.15, min_swings: int = 6) -> None:
@@ -645,6 +647,15 @@ class DataOrderDetector(WholeRunDetector):
         k = x.size // m
         if k < 25:
             return []
+        es, ev = clean(series.get("train/epoch"))
+        if ev.size >= 3 and float(ev[-1]) > float(ev[0]):
+            # ordered data repeats within each epoch (each epoch sees every source): a block of m points that spans
+            # a whole epoch averages over all sources however they are ordered, so its mean cannot show the order,
+            # and blocks that still vary are the trend's misfit (a loss falling to ~0 over few-step epochs)
+            per_epoch = float(es[-1] - es[0]) / float(ev[-1] - ev[0])
+            block_span = m * float(np.median(np.diff(st))) if st.size > 1 else float(m)
+            if per_epoch <= block_span:
+                return []
         ts, tv = chunk_medians(st, x, max(6, x.size // self.trend_chunk))
         trend = np.interp(st, ts, tv)
         r = (x - trend)[: k * m]
