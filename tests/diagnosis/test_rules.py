@@ -400,3 +400,33 @@ def test_a_plateau_of_a_model_that_saw_fewer_tokens_than_its_size_needs_is_no_ca
     assert d is None or (d.confidence <= 0.3 and not any("the model, not the data" in e for e in d.evidence))
     assert d is None or any("the data seen, not the size" in e for e in d.evidence)
     assert causes(case_capacity_too_small())["capacity_too_small"].confidence >= 0.55
+
+
+def _epoch_log_nan_from_the_start(lr=1e-3, dtype=None):
+    """A per-epoch CSV of 40 epochs (one row per epoch, 11 steps each) whose train and validation losses are NaN
+    from the first row on: a NaN feature in one training row (every epoch visits it)."""
+    from lossdx.model import Run
+
+    steps = np.arange(11, 441, 11)
+    nan = np.full(steps.size, np.nan)
+    cfg = {"lr": lr, "optimizer": "adam", "batch_size": 32, "epochs": 40, "hidden": 32, "layers": 2}
+    if dtype:
+        cfg["dtype"] = dtype
+    run = Run({"train/loss": Series("train/loss", steps, nan), "val/loss": Series("val/loss", steps, nan.copy()),
+               "train/epoch": Series("train/epoch", steps, np.arange(1.0, 41.0))}, config=dict(cfg))
+    run.meta["config_raw"] = dict(cfg)
+    return run
+
+
+def test_an_epoch_log_nan_from_its_first_row_reads_bad_input_rows_first_with_its_rivals_said():
+    """No finite point: the curve cannot show a blow-up, but the first row already averages a whole pass over the
+    data, which a NaN row always poisons. At a usual LR in a config without any float16 option the data comes first
+    (at low-to-middle confidence, with what would decide it); with float16 set, or an LR far above its norm, it is
+    no longer the first reading."""
+    ds = analyze(_epoch_log_nan_from_the_start()).diagnoses
+    assert ds[0].cause == "nan_in_input" and ds[0].confidence <= 0.5
+    assert any("blow-up inside the first epoch" in e for e in ds[0].evidence) and ds[0].checks
+    fp16 = causes(_epoch_log_nan_from_the_start(dtype="float16")).get("nan_in_input")
+    assert fp16 is None or fp16.confidence <= 0.2
+    hot = causes(_epoch_log_nan_from_the_start(lr=0.3)).get("nan_in_input")
+    assert hot is None or hot.confidence <= 0.25

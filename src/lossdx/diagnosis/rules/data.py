@@ -9,6 +9,7 @@ import numpy as np
 
 from ...detectors._stats import diff_sigma
 from ..engine import Evidence, Hit, Rule
+from ...config.hparams import is_float16
 from ._common import clip_fix, num
 
 
@@ -277,6 +278,70 @@ def nan_persistent_loss(ev: Evidence) -> Hit | None:
     hit.checks.append(f"re-run the batch of step {f.start_step} alone and print its number of unmasked targets and "
                       "whether its inputs are finite")
     return hit
+
+
+def _epoch_per_point(ev: Evidence) -> bool:
+    """Each logged training loss closes one epoch: the trainer's integer epoch counter goes up by exactly one from
+    one logged point to the next (an epoch-level log: Keras-like lines, a CSV row per epoch)."""
+    loss, epoch = ev.series("train/loss"), ev.series("train/epoch")
+    if loss is None or epoch is None or len(loss) < 3 or len(epoch) != len(loss) or \
+            not np.array_equal(loss.steps, epoch.steps):
+        return False
+    e = epoch.values
+    return bool(np.all(np.isfinite(e)) and np.all(e == np.round(e)) and np.all(np.diff(e) == 1))
+
+
+def nan_from_first_epoch(ev: Evidence) -> Hit | None:
+    """An epoch-level log whose training loss is NaN from its very first point to the end: the first point already
+    averages a whole pass over the data, and every pass visits every row, so one NaN/Inf row in the dataset makes
+    every epoch's loss NaN from the first on. A blow-up (a too-high LR, float16 overflow) inside that first epoch
+    would look the same, and with no finite point the curve cannot show a rise: an honest first reading, with the
+    rivals weighed by what the config says and how to decide between them."""
+    f = next((f for f in ev.of("nan") if f.metric == "train/loss"), None)
+    if f is None or f.evidence.get("recovered") or not ev.profile.covers_start or not _epoch_per_point(ev):
+        return None
+    loss = ev.series("train/loss")
+    if loss is None or f.start_step != int(loss.steps[0]) or bool(np.isfinite(loss.values).any()):
+        return None
+    hit = Hit(0.35, [f"train/loss is NaN from its first logged point (step {f.start_step}, the end of epoch "
+                     f"{int(ev.series('train/epoch').values[0])}) to the end: every epoch passes every training row, so "
+                     "one NaN/Inf row makes each epoch's loss NaN from the first on",
+                     "no finite loss was logged, so the curve cannot show a rise before the NaN: a blow-up inside the "
+                     "first epoch (a too-high LR, float16 overflow) would look the same"])
+    dtype = str(ev.cfg("dtype", "")).lower()
+    if is_float16(dtype):
+        hit.confidence = 0.2
+        hit.evidence.append(f"dtype {ev.cfg('dtype')}: a float16 overflow is as likely")
+    elif dtype:
+        hit.confidence += 0.1
+        hit.evidence.append(f"dtype {ev.cfg('dtype')}: not a float16 overflow")
+    elif len(ev.raw_config) >= 5:
+        # reduced precision is opt-in (a dtype, fp16 or AMP setting): a config that lists the run's settings without
+        # one trained in float32
+        hit.confidence += 0.05
+        hit.evidence.append(f"the config sets {len(ev.raw_config)} values and no float16/AMP option: float32 is "
+                            "the default")
+    ratio = ev.profile.lr_ratio_high()
+    if ratio is not None and ratio > 1:
+        hit.confidence = min(hit.confidence, 0.25)
+        hit.evidence.append(_lr_note(ev, ratio))
+    elif ratio is not None:
+        hit.confidence += 0.05
+        hit.evidence.append(f"the learning rate {num(ev.profile.peak_lr)} is within {ev.profile.lr_norm_text()}: "
+                            "no reason for a blow-up")
+    if is_float16(dtype):
+        hit.confidence = min(hit.confidence, 0.2)
+    hit.fixes.append("check the dataset for NaN/Inf once before training (np.isfinite(X).all(), "
+                     "np.isfinite(y).all()) and impute or drop the rows that fail")
+    hit.checks += ["log the loss of every batch of the first epoch: a NaN at one batch out of finite ones is a row "
+                   "of the data, a loss that climbs into it is a blow-up",
+                   "assert torch.isfinite(batch).all() in the data loader"]
+    return hit
+
+
+def _lr_note(ev: Evidence, ratio: float) -> str:
+    return (f"the learning rate {num(ev.profile.peak_lr)} is {ratio:.1f}x the top of {ev.profile.lr_norm_text()}: a "
+            "blow-up is as likely")
 
 
 def nan_dtype_unknown(ev: Evidence) -> Hit | None:
@@ -633,6 +698,8 @@ RULES = (
     Rule("NAN_PERSISTENT", "nan_in_input", "Qwen2.5 post-mortem: NaN/Inf in the input data", nan_persistent),
     Rule("NAN_PERSISTENT_LOSS", "loss_nan_from_data", "handbook 'NaN Loss': division by zero in the loss; the NaN "
          "gradients of one batch poison the weights", nan_persistent_loss),
+    Rule("NAN_FIRST_EPOCH", "nan_in_input", "Qwen2.5 post-mortem: NaN/Inf in the input data; handbook 'NaN Loss'",
+         nan_from_first_epoch),
     Rule("NAN_DTYPE_UNKNOWN", "fp16_precision", "handbook 'NaN Loss': FP16 overflow is the usual NaN of LM training",
          nan_dtype_unknown),
     Rule("NAN_AFTER_RISE", "lr_too_high", "handbook 'NaN Loss': a loss that climbs into NaN is an LR blow-up",
