@@ -430,3 +430,31 @@ def test_an_epoch_log_nan_from_its_first_row_reads_bad_input_rows_first_with_its
     assert fp16 is None or fp16.confidence <= 0.2
     hot = causes(_epoch_log_nan_from_the_start(lr=0.3)).get("nan_in_input")
     assert hot is None or hot.confidence <= 0.25
+
+
+def _short_sgd_log(weight_decay, tail):
+    """27 window means of a char-level LSTM at SGD lr 20 (word_language_model's log every 20 batches) from the start
+    of training: the loss falls 4.5 -> 3.85 in two points, then follows ``tail``."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(5)
+    steps = np.arange(20, 560, 20)
+    loss = np.concatenate([[4.51, 3.85], tail(np.arange(steps.size - 2)) + rng.normal(0, 0.04, steps.size - 2)])
+    cfg = {"lr": 20.0, "weight_decay": weight_decay, "optimizer": "sgd", "model": "LSTM", "epochs": 3}
+    run = Run({"train/loss": Series("train/loss", steps, loss),
+               "train/lr": Series("train/lr", steps, np.full(steps.size, 20.0))}, config=dict(cfg))
+    run.meta["config_raw"] = dict(cfg)
+    return run
+
+
+def test_a_short_log_that_stops_improving_early_backs_a_decay_that_removes_a_tenth_of_each_weight_per_step():
+    """27 points are too few for the plateau's smoothing; a robust fit over the last two-thirds still shows the loss
+    not falling at all (an info plateau: no yardstick for its level). With lr x weight_decay = 10 % per step that
+    stall is the decay holding the weights back: the config advice becomes a curve-backed cause. The same stall with
+    a usual decay stays healthy, and the same decay on a curve still falling stays advice."""
+    stalled = analyze(_short_sgd_log(0.005, lambda i: 3.83 + 0.002 * i))
+    assert stalled.verdict != "healthy" and stalled.diagnoses[0].cause == "over_regularization"
+    assert any("stopped improving" in e for e in stalled.diagnoses[0].evidence)
+    assert analyze(_short_sgd_log(1e-6, lambda i: 3.83 + 0.002 * i)).verdict == "healthy"
+    falling = causes(_short_sgd_log(0.005, lambda i: 3.8 - 0.05 * i))
+    assert falling["over_regularization"].confidence <= 0.3

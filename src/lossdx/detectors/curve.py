@@ -88,7 +88,7 @@ class PlateauDetector(WholeRunDetector):
         if frozen:
             return frozen
         if 5 <= tv.size < 30 and vv.size < 6:
-            return self._pinned(ts, tv)
+            return self._pinned(ts, tv) or self._short_stall(ts, tv)
         use_val = vv.size >= 6
         if use_val:
             # a validation loss that climbs after its minimum is overfitting, not a plateau, and one that jumps by
@@ -239,6 +239,27 @@ class PlateauDetector(WholeRunDetector):
                          "train_checked": tv.size >= 3,
                          "steady_descent": steady, "rising_share": rising, "flat_since": int(vs[0]), "flat_share": 1.0,
                          "tail_improvement": float(vv[0] - vv[-1]) / level, "uniform_classes": uniform})]
+
+    def _short_stall(self, steps: np.ndarray, vals: np.ndarray) -> list[Finding]:
+        """A short log (8-30 points, a few dozen window means) of a run from its start whose loss fell and then did
+        not fall at all over the last two-thirds of the run (a robust linear fit, too few points to smooth): it
+        stopped improving early. Info, as a plateau judged on a long log without a yardstick is: what the loss sits
+        at says nothing by itself; rules weigh it with what else the run shows."""
+        if vals.size < 8 or not self.context_.profile.covers_start:
+            return []
+        a, b = float(steps[0]), float(steps[-1])
+        start = a + (b - a) / 3
+        imp = _span_improvement(steps.astype(float), vals, start, b)
+        if imp is None or imp > 0:
+            return []
+        level = float(np.median(vals[steps >= start]))
+        if level <= 0:
+            return []
+        return [Finding("plateau", "train/loss", int(start), int(b), "info",
+                        f"train/loss stopped improving at ~{fmt_num(level)}: it changed {-100 * imp:+.1f}% over the "
+                        f"last two-thirds of the run ({vals.size} logged points)",
+                        {"level": level, "flat_since": int(start), "flat_share": (b - start) / (b - a),
+                         "tail_improvement": imp, "first": float(vals[0]), "short_log": True})]
 
     def _pinned(self, steps: np.ndarray, vals: np.ndarray) -> list[Finding]:
         """A short excerpt (5-30 points) whose loss does not move at all: pinned, whatever the shape."""

@@ -196,6 +196,13 @@ def over_regularization(ev: Evidence) -> Hit | None:
     if ev.has("plateau"):
         hit.evidence.append(f"loss flat at ~{num(ev.first('plateau').evidence['level'])}")
         hit.confidence += 0.05
+    elif any(f.evidence["key"] == "weight_decay" for f in cfgs):
+        # a stall over most of the run, however plain its level, is what a decay that removes more of each weight
+        # per step than the data adds does: the weights stop moving forward (the plateau is info without a yardstick)
+        stall = next((f for f in ev.of("plateau", serious=False) if f.evidence.get("flat_share", 0) >= 0.6), None)
+        if stall is not None:
+            hit.evidence.append(f"the training loss stopped improving at ~{num(stall.evidence['level'])} from step "
+                                f"{stall.start_step} ({100 * stall.evidence['flat_share']:.0f}% of the run)")
     turned = _train_turned_up(ev) if any(f.evidence["key"] == "weight_decay" for f in cfgs) else None
     if turned:
         hit.evidence.append(turned)
