@@ -195,3 +195,26 @@ def test_a_memorised_small_training_set_is_overfitting_not_ordered_data():
     assert not [f for f in rep.findings if f.kind == "data_order"]
     assert [f.severity for f in rep.findings if f.kind == "overfitting"] == ["warning"]
     assert rep.diagnoses[0].cause == "overfitting_small_data"
+
+
+def _excerpt_at(train_level, val_level):
+    """An excerpt without config (steps 500-900, HF-like): train loss flat at ``train_level`` with 0.4 % noise,
+    five evaluations at ``val_level``."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(11)
+    steps = np.arange(500, 910, 10)
+    vsteps = np.arange(500, 901, 100)
+    return Run({"train/loss": Series("train/loss", steps, train_level * (1 + rng.normal(0, 0.004, steps.size))),
+                "val/loss": Series("val/loss", vsteps, np.full(vsteps.size, val_level))}, config={})
+
+
+def test_an_excerpt_whose_train_and_heldout_losses_both_sit_at_ln_c_is_a_uniform_guess():
+    """Nothing says it is a classifier (no config, no accuracy), but training and held-out losses both pinned at
+    ln 4 = 1.386 over the whole excerpt do: a 4-class model predicting the prior. A train loss at 1.386 whose
+    held-out loss is elsewhere is no such evidence."""
+    rep = analyze(_excerpt_at(np.log(4), np.log(4) + 0.001))
+    (p,) = [f for f in rep.findings if f.kind == "plateau"]
+    assert p.severity == "warning" and p.evidence["uniform_classes"] == 4
+    assert rep.diagnoses[0].cause == "label_misalignment"
+    assert analyze(_excerpt_at(np.log(4), 1.2)).verdict == "healthy"

@@ -184,6 +184,11 @@ class PlateauDetector(WholeRunDetector):
         barely = prof.first_is_initial and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune" \
             and final > 0.8 * float(vals[0]) and final > 0.8 * start_level
         uniform = _uniform_guess(final, prof.n_classes) if prof.kind == "classifier" or prof.n_classes else None
+        if uniform is None and prof.kind == "unknown" and vv.size >= 2 and share >= self.stuck_share:
+            # what the run is is unknown (an excerpt without config), but training and held-out losses both sitting
+            # at the same ln C of a small C say it: a C-class model predicting the uniform distribution
+            c = _uniform_guess(final)
+            uniform = c if c is not None and _uniform_guess(float(np.median(vv[-3:]))) == c else None
         if share >= self.stuck_share and high:
             sev = "error"
         elif high or barely or (uniform is not None and share >= self.stuck_share):
