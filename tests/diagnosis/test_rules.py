@@ -458,3 +458,19 @@ def test_a_short_log_that_stops_improving_early_backs_a_decay_that_removes_a_ten
     assert analyze(_short_sgd_log(1e-6, lambda i: 3.83 + 0.002 * i)).verdict == "healthy"
     falling = causes(_short_sgd_log(0.005, lambda i: 3.8 - 0.05 * i))
     assert falling["over_regularization"].confidence <= 0.3
+
+
+def test_a_four_unit_lstm_whose_loss_still_falls_gets_the_width_as_advice():
+    """27 window means still falling slowly (no stall, no slow-descent yardstick: the first point is not the
+    untrained loss): the width of 4 is advice (<= 0.3, verdict unchanged) with what would decide it; a 64-wide
+    model gets none."""
+    def run_of(width):
+        run = _short_sgd_log(0.0, lambda i: 3.0 * np.exp(-i / 60.0))
+        run.config.update(n_embd=width, model_type="LSTM")
+        run.meta["config_raw"].update(nhid=width)
+        return run
+
+    rep = analyze(run_of(4))
+    d = {x.cause: x for x in rep.diagnoses}["capacity_too_small"]
+    assert rep.verdict == "healthy" and d.confidence <= 0.3 and d.checks
+    assert "capacity_too_small" not in causes(run_of(64))

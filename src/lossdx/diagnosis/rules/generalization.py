@@ -124,9 +124,25 @@ def _narrow_lm(ev: Evidence, p) -> Hit | None:
     return hit
 
 
+def _narrow_lm_advice(ev: Evidence) -> Hit | None:
+    """No stall in the curve (yet): the width alone is advice, with what would decide it."""
+    width = ev.cfg_num("n_embd")
+    if not width or width >= _NARROW_LM_WIDTH or ev.profile.kind not in ("rnn_lm", "lm_pretrain"):
+        return None
+    hit = Hit(0.3, [f"hidden width {ev.raw_key('n_embd') or 'n_embd'} = {int(width)}: the next-token logits are a linear "
+                    f"map of {int(width)} numbers, fewer than the dozens of characters (or thousands of tokens) they "
+                    "must rank", "the loss is still falling: the log cannot tell yet whether the width or the steps "
+                    "limit it"], curve_backed=False)
+    hit.checks.append(f"train the same run {max(128, 8 * int(width))} wide for the same steps: a much lower loss "
+                      "confirms capacity")
+    return hit
+
+
 def capacity_too_small(ev: Evidence) -> Hit | None:
     p = ev.first("plateau")
     n = ev.facts.get("n_params")
+    if p is None and not ev.has("slow_convergence"):
+        return _narrow_lm_advice(ev)
     if p is not None and not n:
         first = ev.facts.get("train_loss_first")
         return None if first and p.evidence["level"] > 0.8 * first else _narrow_lm(ev, p)
