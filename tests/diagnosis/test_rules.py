@@ -458,6 +458,11 @@ def test_a_short_log_that_stops_improving_early_backs_a_decay_that_removes_a_ten
     assert analyze(_short_sgd_log(1e-6, lambda i: 3.83 + 0.002 * i)).verdict == "healthy"
     falling = causes(_short_sgd_log(0.005, lambda i: 3.8 - 0.05 * i))
     assert falling["over_regularization"].confidence <= 0.3
+    # an LR 10x its norm makes lr x decay large by itself: the stall is the LR's to explain first
+    hot = _short_sgd_log(0.005, lambda i: 3.83 + 0.002 * i)
+    hot.series["train/lr"].values[:] = 300.0
+    hot.config["lr"] = 300.0
+    assert causes(hot)["over_regularization"].confidence <= 0.3
 
 
 def test_a_four_unit_lstm_whose_loss_still_falls_gets_the_width_as_advice():

@@ -212,7 +212,8 @@ def over_regularization(ev: Evidence) -> Hit | None:
     if ev.has("plateau"):
         hit.evidence.append(f"loss flat at ~{num(ev.first('plateau').evidence['level'])}")
         hit.confidence += 0.05
-    elif any(f.evidence["key"] == "weight_decay" for f in cfgs):
+    elif any(f.evidence["key"] == "weight_decay" for f in cfgs) and (ev.profile.lr_ratio_high() or 0) < 3:
+        # (with an LR several times its norm the stall is the LR's first: lr x decay is large because the LR is)
         # a stall over most of the run, however plain its level, is what a decay that removes more of each weight
         # per step than the data adds does: the weights stop moving forward (the plateau is info without a yardstick)
         stall = next((f for f in ev.of("plateau", serious=False) if f.evidence.get("flat_share", 0) >= 0.6), None)
