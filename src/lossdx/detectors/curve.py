@@ -380,6 +380,8 @@ class OverfittingDetector(WholeRunDetector):
         scale = max(abs(float(tv[0])) if tv.size else 0.0, abs(float(vv[0])))
         if end - vmin < 0.01 * scale:
             return self._gap_widening(series, vs, vv)
+        if self.context_.profile.kind == "classifier" and end < NEAR_PERFECT_NATS:
+            return []  # (in an excerpt too, where the first points are no untrained loss to scale the rise by)
         train_note = ""
         if tv.size >= 4:
             ss, sv = smoothed(ts, tv)
@@ -402,6 +404,8 @@ class OverfittingDetector(WholeRunDetector):
         # 0.003): a cross-entropy over two or more classes starts at ln 2 or more
         floor = math.log(2) if prof.kind in ("lm_pretrain", "lm_finetune", "rnn_lm", "classifier") and \
             not prof.covers_start else 0.0
+        if prof.kind == "classifier" and vv.size and float(vv[-1]) < NEAR_PERFECT_NATS:
+            return []  # validation below 0.05 nats still gives the right class >= 95 %: two near-perfect fits
         return _gap_finding(ts, tv, vs, vv, floor)
 
     def _gap_widening(self, series: dict[str, Series], vs: np.ndarray, vv: np.ndarray) -> list[Finding]:
@@ -451,6 +455,10 @@ class OverfittingDetector(WholeRunDetector):
                         f"({100 * val_imp:+.1f}%)", {"type": "gap_widening", "gap_from": g0, "gap_to": g1,
                                                      "val_min": float(vv.min()), "val_min_step": int(vs[int(np.argmin(vv))]),
                                                      "val_end": float(vv[-1]), "rise": 0.0})]
+
+
+#: a cross-entropy below this many nats gives the targets >= 95 % probability: a near-perfect fit
+NEAR_PERFECT_NATS = 0.05
 
 
 def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray,
