@@ -218,3 +218,29 @@ def test_an_excerpt_whose_train_and_heldout_losses_both_sit_at_ln_c_is_a_uniform
     assert p.severity == "warning" and p.evidence["uniform_classes"] == 4
     assert rep.diagnoses[0].cause == "label_misalignment"
     assert analyze(_excerpt_at(np.log(4), 1.2)).verdict == "healthy"
+
+
+def _classifier_excerpt(val_level):
+    """An excerpt (steps 300-900, no config) of a classifier (accuracy logged) whose train loss sits at ~0.001 and
+    whose validation loss flattens at ``val_level`` (its best a little before the end)."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(2)
+    steps = np.arange(300, 900, 4)
+    train = 0.001 * np.exp(rng.normal(0, 0.5, steps.size))
+    vsteps = np.arange(300, 900, 88)
+    val = val_level * (1 + 0.05 * np.exp(-(vsteps - 300) / 100))
+    val[-1] = val[-2] * 1.003
+    acc = np.full(vsteps.size, 0.98)
+    return Run({"train/loss": Series("train/loss", steps, train), "val/loss": Series("val/loss", vsteps, val),
+                "val/accuracy": Series("val/accuracy", vsteps, acc)}, config={})
+
+
+def test_a_classifier_excerpt_with_two_near_perfect_fits_is_no_memorisation():
+    """Train 0.001 against validation 0.035 is a 35x ratio, but validation still gives the right class ~97 %: two
+    near-perfect fits. The excerpt has no untrained loss to scale the gap by, so ln 2 (the least informed guess)
+    does; validation at 0.4 against the same train loss still is memorisation."""
+    near = analyze(_classifier_excerpt(0.035))
+    assert not [f for f in near.findings if f.kind == "overfitting" and f.severity != "info"]
+    far = analyze(_classifier_excerpt(0.4))
+    assert [f.severity for f in far.findings if f.kind == "overfitting"] == ["warning"]
