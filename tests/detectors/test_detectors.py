@@ -300,3 +300,30 @@ def test_a_from_start_per_batch_rise_within_the_noise_of_the_first_batches_is_no
     w[4:12] = [1.5, 1.9, 2.4, 3.0, 3.3, 3.5, 3.6, 3.6]
     loud = Run({"train/loss": Series("train/loss", steps, w)})
     assert [f for f in findings(loud, "spike") if f.severity != "info"]
+
+
+def _classifier_excerpt_with_blip(peak):
+    """A classifier excerpt (steps 600-900, accuracy logged, no config): a per-step loss near 0.03 (3 % noise) with
+    one batch at ``peak`` right after the excerpt's first points, back the next step."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(4)
+    steps = np.arange(600, 900)
+    loss = 0.03 * np.exp(rng.normal(0, 0.03, steps.size))
+    loss[6] = peak
+    vsteps = np.arange(600, 900, 50)
+    return Run({"train/loss": Series("train/loss", steps, loss),
+                "val/loss": Series("val/loss", vsteps, np.full(vsteps.size, 0.08)),
+                "val/accuracy": Series("val/accuracy", vsteps, np.full(vsteps.size, 0.97))}, config={})
+
+
+def test_a_blip_early_in_a_classifier_excerpt_is_judged_against_the_least_informed_guess():
+    """0.03 -> 0.1 one step after an excerpt begins is 'above its first logged value', but the excerpt has no start
+    of training to blow up and its first point is no untrained loss: the jump is a tenth of ln 2, one batch, info. A
+    jump to 1.5 nats (twice ln 2) is still a warning."""
+    from lossdx.analyze import analyze
+
+    small = [f for f in analyze(_classifier_excerpt_with_blip(0.1)).findings if f.kind == "spike"]
+    assert all(f.severity == "info" for f in small)
+    big = [f for f in analyze(_classifier_excerpt_with_blip(1.5)).findings if f.kind == "spike"]
+    assert [f.severity for f in big] == ["warning"]

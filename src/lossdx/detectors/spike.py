@@ -110,8 +110,9 @@ class BlockEventDetector(Detector):
         # a one-step blip of +40 % that is gone the next step is a hard batch, not an event; what a point
         # averages over (HF windows) damps the jump, so judge the implied single-step jump
         # how much of the run's initial loss the jump undoes, as a single step would have it
-        implied = (ev["peak"] - ev["level"]) * self.context_.points_averaged / max(abs(self.first_ or 0.0), 1e-12)
-        major = implied >= self.major_jump or recovered_step is None or ev["n"] > 3 or ev["early"]
+        implied = (ev["peak"] - ev["level"]) * self.context_.points_averaged / max(
+            abs(self.first_ or 0.0), self._untrained_floor(), 1e-12)
+        major = implied >= self.major_jump or recovered_step is None or ev["n"] > 3 or (ev["early"] and from_start)
         severity = "error" if recovered_step is None else ("warning" if major else "info")
         if ev.get("within_noise") and recovered_step is not None and ev["n"] <= 3:
             severity = "info"
@@ -352,7 +353,15 @@ class SpikeDetector(BlockEventDetector):
         """What a jump is measured against: the level, but never less than 10% of the first loss (a
         classifier near zero loss has huge ratios for harmless wobbles)."""
         floor = 0.1 * abs(self.first_) if self.first_ is not None else 0.0
-        return np.maximum(np.abs(med), floor)
+        return np.maximum(np.abs(med), max(floor, 0.1 * self._untrained_floor()))
+
+    def _untrained_floor(self) -> float:
+        """A classifier excerpt's first point is no untrained loss: the least informed guess of any classifier,
+        ln 2, stands in for it as the scale a jump is measured against (0 elsewhere)."""
+        prof = self.context_.profile
+        if prof.kind != "classifier" or prof.covers_start:
+            return 0.0
+        return math.log(prof.n_classes) if prof.n_classes and prof.n_classes >= 2 else math.log(2)
 
     def _threshold(self, med: float, sigma: float) -> float:
         return med + max(self.z * self._tail() * sigma, self._rel() * float(self._scale(med)))
