@@ -248,3 +248,23 @@ def test_hard_restarts_at_the_end_of_each_anneal_that_leave_the_loss_alone_are_b
     rep = _hard_restarts_run(0.3)
     (f,) = [f for f in rep.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "restart"]
     assert f.severity == "warning" and rep.diagnoses[0].cause == "lr_schedule_bug"
+
+
+def _lr_excerpt(lr_of_step, start=400, end=680):
+    run, _ = make_curve("healthy", n=end + 1, seed=0)
+    steps = np.arange(start, end + 1, 4)
+    run.series = {"train/loss": Series("train/loss", steps, 0.5 + 0.2 * np.exp(-steps / 300.0)),
+                  "train/lr": Series("train/lr", steps, np.array([lr_of_step(int(s)) for s in steps]))}
+    run.config.clear()
+    return analyze(run)
+
+
+def test_an_excerpt_judges_the_time_at_the_lr_floor_against_the_whole_run_its_step_numbers_count():
+    """StepLR x0.1 at steps 264 and 528 of 680, seen from step 400: the last stage is half of the excerpt but 22 % of
+    the run the step numbers count, as in the whole log (no finding). A cosine whose horizon is 300 steps of a
+    500-step run, seen from step 250, sits at its floor for the last 40 % of the run: a short decay."""
+    step_lr = _lr_excerpt(lambda s: 0.05 * 0.1 ** (int(s >= 264) + int(s >= 528)))
+    assert not [f for f in step_lr.findings if f.kind == "lr_schedule" and f.severity != "info"]
+    short = _lr_excerpt(lambda s: 1e-5 + 1e-3 * 0.5 * (1 + np.cos(np.pi * min(s, 300) / 300)), start=250, end=500)
+    (f,) = [f for f in short.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "short_decay"]
+    assert f.severity == "warning"

@@ -83,7 +83,10 @@ class LRScheduleDetector(WholeRunDetector):
             floor = float(lr[p:].min())
             at_floor = np.flatnonzero(lr[p:] <= floor + 0.01 * abs(floor) + 1e-30)  # abs: a decay may overshoot 0
             reach = p + int(at_floor[0])
-            flat_share = (steps[-1] - steps[reach]) / run_len
+            # the share of the run at the floor: in an excerpt the global step numbers still count from the run's
+            # start, so its share is of everything up to the last step, not of the part that was logged
+            span = float(steps[-1]) if not self.context_.profile.covers_start and steps[0] > 0 else run_len
+            flat_share = (steps[-1] - steps[reach]) / (span or 1.0)
             # a staircase (StepLR / MultiStepLR: a few levels, each held for many logged points) holds its last
             # level for the last quarter to third of the run by design; only a last stage over half the run is long
             tail = lr[p:]
