@@ -327,3 +327,23 @@ def test_a_blip_early_in_a_classifier_excerpt_is_judged_against_the_least_inform
     assert all(f.severity == "info" for f in small)
     big = [f for f in analyze(_classifier_excerpt_with_blip(1.5)).findings if f.kind == "spike"]
     assert [f.severity for f in big] == ["warning"]
+
+
+def test_a_rise_above_an_excerpts_low_first_point_is_judged_against_the_points_before_it():
+    """An excerpt whose first eight points sit near 0.2 and whose loss then scatters by 15 % around 0.25: every later
+    point is above the first value, but once eight points came before, a rise is compared with their level and noise
+    like any spike, so the scatter is no event; a jump to 3.0 still is."""
+    from lossdx.analyze import analyze
+
+    def run_of(jump):
+        rng = np.random.default_rng(8)
+        steps = np.arange(5000, 5200)
+        loss = 0.25 * np.exp(rng.normal(0, 0.15, steps.size))
+        loss[:8] = [0.2, 0.21, 0.19, 0.22, 0.2, 0.21, 0.19, 0.2]
+        if jump:
+            loss[20] = jump
+        return Run({"train/loss": Series("train/loss", steps, loss)}, config={})
+
+    assert not [f for f in analyze(run_of(None)).findings if f.kind == "spike" and f.severity != "info"]
+    big = [f for f in analyze(run_of(3.0)).findings if f.kind == "spike" and f.severity != "info"]
+    assert [f.start_step for f in big] == [5020]

@@ -137,11 +137,17 @@ class BlockEventDetector(Detector):
     recent = 8
 
     def _early_event(self, step: int, x: float, first: float, prior_min: float, recent: np.ndarray,
-                     seen: int) -> dict:
+                     seen: int) -> dict | None:
         """A rise above the first logged value before a block baseline exists (short logs never get one). While
         the loss is still near its start, or within the first block of points, it is the early blow-up of a fresh
         model; once the loss had fallen far below its start over more points than that (a model that learned) it
-        is a spike above the level of the points just before it."""
+        is a spike above the level of the points just before it. An excerpt has no start of training: its first
+        point is one draw of the noisy curve, so a rise above it is judged like any spike, against the level and
+        noise of the points before it (None when it does not clear them) once `recent` points came before."""
+        if not self.context_.profile.covers_start and recent.size >= self.recent:
+            level = float(np.median(recent))
+            sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
+            return self._new_event(step, x, level, sigma) if x > self._threshold(level, sigma) else None
         if seen < self.block or recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
             ev = self._new_event(step, x, first, 0.0, early=True)
             # one logged point is only as good a baseline as the points around it are calm: a rise that the
@@ -294,6 +300,9 @@ class BlockEventDetector(Detector):
             if early:
                 ev = self._early_event(int(steps[i]), float(x[i]), float(first), float(x[:i].min()),
                                        x[max(0, i - self.recent):i], i)
+                if ev is None:
+                    pos += 1
+                    continue
             elif i >= start and x[i] > level_at(i)[2]:
                 med_i, sig_i, _thr = level_at(i)
                 ev = self._new_event(int(steps[i]), float(x[i]), med_i, sig_i)
