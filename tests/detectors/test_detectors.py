@@ -347,3 +347,25 @@ def test_a_rise_above_an_excerpts_low_first_point_is_judged_against_the_points_b
     assert not [f for f in analyze(run_of(None)).findings if f.kind == "spike" and f.severity != "info"]
     big = [f for f in analyze(run_of(3.0)).findings if f.kind == "spike" and f.severity != "info"]
     assert [f.start_step for f in big] == [5020]
+
+
+def test_one_inf_gradient_norm_under_a_finite_loss_in_a_per_step_log_is_a_skipped_step():
+    """No config (dtype unknown), a per-step log: the gradient norm is Inf at step 300 and finite at 301 while the loss
+    stays finite throughout — the weights survived an Inf gradient, so the step was skipped (a float16 loss scaler):
+    info. With the loss NaN from that step on it is an error as before."""
+    from lossdx.analyze import analyze
+
+    def run_of(loss_nan):
+        steps = np.arange(600)
+        loss = 3.0 + np.exp(-steps / 100.0)
+        grad = np.full(steps.size, 0.8)
+        grad[300] = np.inf
+        if loss_nan:
+            loss[300:] = np.nan
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "train/grad_norm": Series("train/grad_norm", steps, grad)}, config={})
+
+    skipped = [f for f in analyze(run_of(False)).findings if f.kind == "nan"]
+    assert [f.severity for f in skipped] == ["info"] and "skipped" in skipped[0].message
+    assert analyze(run_of(False)).verdict == "healthy"
+    assert analyze(run_of(True)).verdict == "problem"

@@ -26,7 +26,7 @@ class NonFiniteDetector(Detector):
 
     def reset(self, context: Context | None = None) -> None:
         super().reset(context)
-        self.open_: dict[str, list] = {}  # metric -> [first_step, last_step, count, first_value]
+        self.open_: dict[str, list] = {}  # metric -> [first_step, last_step, count, first_value, loss_ok, loss_fin]
         self.reported_: dict[str, int] = {}
         self.last_step_ = None
 
@@ -45,13 +45,13 @@ class NonFiniteDetector(Detector):
                 ev[1] = step
                 ev[2] += 1
             else:
-                loss_ok = m == "train/grad_norm" and math.isfinite(values.get("train/loss", math.nan)) \
-                    and self.context_.points_averaged > 1
-                self.open_[m] = [step, step, 1, v, loss_ok]
+                loss_fin = m == "train/grad_norm" and math.isfinite(values.get("train/loss", math.nan))
+                loss_ok = loss_fin and self.context_.points_averaged > 1
+                self.open_[m] = [step, step, 1, v, loss_ok, loss_fin]
         return out
 
     def _close(self, m: str, recovered_at: int | None) -> Finding:
-        first, last, count, value, loss_ok = self.open_.pop(m)
+        first, last, count, value, loss_ok, loss_fin = self.open_.pop(m)
         self.reported_[m] = self.reported_.get(m, 0) + 1
         what = "Inf" if math.isinf(value) else "NaN"
         tail = f"recovered at step {recovered_at}" if recovered_at is not None else "until the end of the log"
@@ -62,6 +62,14 @@ class NonFiniteDetector(Detector):
             # lowers its scale — routine, as long as it stays rare
             msg = (f"gradient norm was {what} at step {first} and finite again at step {recovered_at} in a float16 "
                    f"run: an overflow the loss scaler skipped")
+            severity = "info"
+        elif m == "train/grad_norm" and loss_fin and not loss_ok and recovered_at is not None and count <= 2 \
+                and not self.context_.config.get("dtype"):
+            # a per-step log whose loss stayed finite while one step's gradient norm was Inf, finite again at once:
+            # the weights survived an Inf gradient, so that step was skipped, not applied — what a float16 loss
+            # scaler does on an overflow (the dtype is not in the log)
+            msg = (f"gradient norm was {what} at step {first} and finite again at step {recovered_at} while the loss "
+                   "stayed finite: the step was skipped (a float16 loss scaler skips an overflowing step)")
             severity = "info"
         elif m == "train/grad_norm" and loss_ok:
             msg = (f"gradient norm became {what} at step {first} while the logged loss stayed finite: the NaN loss "
@@ -99,11 +107,12 @@ class NonFiniteDetector(Detector):
             ends = np.concatenate([idx[breaks], [idx[-1]]])
             for a, b in zip(starts.tolist(), ends.tolist()):
                 first, last = int(s.steps[a]), int(s.steps[b])
-                loss_ok = False
-                if m == "train/grad_norm" and loss is not None and self.context_.points_averaged > 1:
+                loss_fin = False
+                if m == "train/grad_norm" and loss is not None:
                     j = np.searchsorted(loss.steps, first)
-                    loss_ok = bool(j < len(loss) and loss.steps[j] == first and np.isfinite(loss.values[j]))
-                self.open_[m] = [first, last, b - a + 1, float(s.values[a]), loss_ok]
+                    loss_fin = bool(j < len(loss) and loss.steps[j] == first and np.isfinite(loss.values[j]))
+                loss_ok = loss_fin and self.context_.points_averaged > 1
+                self.open_[m] = [first, last, b - a + 1, float(s.values[a]), loss_ok, loss_fin]
                 rec = int(s.steps[b + 1]) if b + 1 < len(s) else None
                 f = self._close(m, rec)
                 events.append((rec if rec is not None else 1 << 62, _METRICS.index(m), f))
