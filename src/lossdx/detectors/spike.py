@@ -89,6 +89,14 @@ class BlockEventDetector(Detector):
     def _recover_level(self, med: float, sigma: float) -> float:
         raise NotImplementedError
 
+    def _untrained_floor(self) -> float:
+        """A classifier excerpt's first point is no untrained loss: the least informed guess of any classifier,
+        ln 2, stands in for it as the scale a jump is measured against (0 elsewhere)."""
+        prof = self.context_.profile
+        if prof.kind != "classifier" or prof.covers_start:
+            return 0.0
+        return math.log(prof.n_classes) if prof.n_classes and prof.n_classes >= 2 else math.log(2)
+
     def _finding(self, ev: dict, recovered_step: int | None) -> Finding:
         raise NotImplementedError
 
@@ -363,14 +371,6 @@ class SpikeDetector(BlockEventDetector):
         classifier near zero loss has huge ratios for harmless wobbles)."""
         floor = 0.1 * abs(self.first_) if self.first_ is not None else 0.0
         return np.maximum(np.abs(med), max(floor, 0.1 * self._untrained_floor()))
-
-    def _untrained_floor(self) -> float:
-        """A classifier excerpt's first point is no untrained loss: the least informed guess of any classifier,
-        ln 2, stands in for it as the scale a jump is measured against (0 elsewhere)."""
-        prof = self.context_.profile
-        if prof.kind != "classifier" or prof.covers_start:
-            return 0.0
-        return math.log(prof.n_classes) if prof.n_classes and prof.n_classes >= 2 else math.log(2)
 
     def _threshold(self, med: float, sigma: float) -> float:
         return med + max(self.z * self._tail() * sigma, self._rel() * float(self._scale(med)))
