@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
+from ...config.hparams import is_float16
 from ...detectors._stats import diff_sigma
 from ..engine import Evidence, Hit, Rule
-from ...config.hparams import is_float16
 from ._common import clip_fix, num
 
 
@@ -310,7 +310,6 @@ def nan_from_first_epoch(ev: Evidence) -> Hit | None:
                      "first epoch (a too-high LR, float16 overflow) would look the same"])
     dtype = str(ev.cfg("dtype", "")).lower()
     if is_float16(dtype):
-        hit.confidence = 0.2
         hit.evidence.append(f"dtype {ev.cfg('dtype')}: a float16 overflow is as likely")
     elif dtype:
         hit.confidence += 0.1
@@ -330,7 +329,7 @@ def nan_from_first_epoch(ev: Evidence) -> Hit | None:
         hit.evidence.append(f"the learning rate {num(ev.profile.peak_lr)} is within {ev.profile.lr_norm_text()}: "
                             "no reason for a blow-up")
     if is_float16(dtype):
-        hit.confidence = min(hit.confidence, 0.2)
+        hit.confidence = min(hit.confidence, 0.2)  # (after the LR: a usual LR does not make float16 less likely)
     hit.fixes.append("check the dataset for NaN/Inf once before training (np.isfinite(X).all(), "
                      "np.isfinite(y).all()) and impute or drop the rows that fail")
     hit.checks += ["log the loss of every batch of the first epoch: a NaN at one batch out of finite ones is a row "
