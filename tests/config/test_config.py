@@ -87,3 +87,16 @@ def test_bad_configs(tmp_path, content, match):
     f.write_bytes(content)
     with pytest.raises(ConfigError, match=match):
         read_config(str(f))
+
+
+def test_python_config_with_an_odd_literal_warns_nothing(tmp_path):
+    # "1e999inal" makes the compiler warn (invalid decimal literal): a warning about the user's file is not ours
+    import warnings
+
+    cfg = tmp_path / "config.py"
+    cfg.write_text("learning_rate = 6e-4\nx = 1e999inal_lr\n")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(ConfigError, match="not valid Python"):
+            read_config(str(cfg))
+    assert not seen

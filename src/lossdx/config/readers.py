@@ -7,6 +7,7 @@ import json
 import math
 import operator
 import os
+import warnings
 from typing import Any
 
 import yaml
@@ -66,7 +67,11 @@ def _safe_value(node: ast.AST, env: dict[str, Any]) -> Any:
 
 def read_python_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]:
     try:
-        tree = ast.parse(text, filename=path)
+        # the compiler warns on odd literals ("1e999inal" -> invalid decimal literal): about the user's file, not
+        # lossdx; the file is only read, and what cannot be read is reported in the notes
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text, filename=path)
     except SyntaxError as err:
         raise ConfigError(f"{path}: not valid Python (line {err.lineno}: {err.msg})") from None
     except (RecursionError, MemoryError):
