@@ -36,8 +36,16 @@ class Series:
         steps: Iterable[float] | np.ndarray,
         values: Iterable[float] | np.ndarray,
         wall_times: Iterable[float] | np.ndarray | None = None,
+        repeats: str = "last",
     ) -> "Series":
-        """Build a series from unsorted points; a step logged twice keeps its last value (resumed runs)."""
+        """Build a series from unsorted points; a step logged twice keeps its last value (resumed runs).
+
+        With ``repeats="mean"`` (tables and JSON records, where a row is one record of one kind), a step
+        logged several times in a row, for most steps, while the steps never go back (one record per micro-batch
+        of a gradient-accumulation step, or per rank of a distributed job writing one file) is the mean of its
+        records: the loss the optimizer step saw, not whichever micro-batch or rank was written last. Text logs
+        keep "last": there two lines of one step may name different things "loss" (caffe's smoothed and raw).
+        """
         s = np.asarray(steps, dtype=np.float64)
         v = np.asarray(values, dtype=np.float64)
         w = None if wall_times is None else np.asarray(wall_times, dtype=np.float64)
@@ -46,6 +54,15 @@ class Series:
             s, v = s[ok], v[ok]
             w = None if w is None else w[ok]
         if s.size > 1 and not bool((s[1:] > s[:-1]).all()):
+            starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+            counts = np.diff(np.r_[starts, s.size])
+            # the log's pattern (most steps repeated), not an accident of one line (a record a reader gave the
+            # next step): the latter keeps its last value as before
+            if repeats == "mean" and bool((s[1:] >= s[:-1]).all()) and np.count_nonzero(counts > 1) * 2 >= counts.size:
+                v = np.add.reduceat(v, starts) / counts
+                s = s[starts]
+                w = None if w is None else np.maximum.reduceat(w, starts)
+                return cls(name, s.astype(np.int64), v, w)
             # stable sort, then keep the last occurrence of each step: a resumed run overwrites
             order = np.argsort(s, kind="stable")
             s, v = s[order], v[order]

@@ -205,7 +205,7 @@ def _series_from_columns(
                 continue
             s_steps, s_vals = steps[ok], col[ok]
         key = canonical(name)
-        s = Series.from_points(key, s_steps, s_vals)
+        s = Series.from_points(key, s_steps, s_vals, repeats="mean")
         if key not in out or len(out[key]) < len(s):
             out[key] = s
     return out

@@ -216,7 +216,7 @@ def read(path: str) -> list[Run]:
             ok = step_ok if present is None else present & step_ok
             if not ok.any():
                 continue
-            s = Series.from_points(key, steps[ok], v[ok])
+            s = Series.from_points(key, steps[ok], v[ok], repeats="mean")
         if key not in series or len(series[key]) < len(s):
             series[key] = s
     meta = {"notes": [f"{len(bad)} unparseable line(s) skipped"]} if bad else {}
