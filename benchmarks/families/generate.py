@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-FAMILIES = ("gpt", "rnn", "classifier", "finetune", "mlm", "regression", "seqcls", "cnn_loop")
+FAMILIES = ("gpt", "rnn", "classifier", "finetune", "mlm", "regression", "seqcls", "cnn_loop", "llama", "seq2seq")
 
 
 LOG_NAMES = ("train.log", "metrics.jsonl", "metrics.csv", "trainer_state.json",
