@@ -303,8 +303,10 @@ class SlowConvergenceDetector(WholeRunDetector):
         if first < early_med <= 1.1 * first:
             first = early_med  # (a median far above the first point is a blow-up, judged below)
         # only a from-scratch run whose log holds its start has a known fast-descent yardstick: a first loss
-        # near ln V (or, without V, a language model's or large first loss logged at step 0)
-        if not prof.first_is_initial or prof.kind in ("lm_finetune", "vision"):
+        # near ln V (or, without V, a language model's or large first loss logged at step 0). A first window mean a
+        # few steps in that the loss only falls from is the untrained model's loss too (as for the init check)
+        near_start = prof.covers_start and int(steps[0]) <= 10 and first >= float(vals[1:5].max())
+        if not (prof.first_is_initial or near_start) or prof.kind in ("lm_finetune", "vision"):
             return []
         if float(steps[-1]) < self.min_steps and (self.context_.max_steps or math.inf) > 2 * float(steps[-1]) \
                 and not len(clean(series.get("train/lr"))[1]):
@@ -524,9 +526,10 @@ class InitLossDetector(WholeRunDetector):
     name = "init_loss"
     requires = ("train/loss", "train/grad_norm")
 
-    def __init__(self, *, warn_ratio: float = 1.2, error_ratio: float = 1.5) -> None:
+    def __init__(self, *, warn_ratio: float = 1.2, error_ratio: float = 1.5, logit_margin: float = 2.0) -> None:
         self.warn_ratio = warn_ratio
         self.error_ratio = error_ratio
+        self.logit_margin = logit_margin
 
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         steps, vals = clean(series.get("train/loss"))
@@ -561,6 +564,10 @@ class InitLossDetector(WholeRunDetector):
                 return []  # without V only the impossible counts (mT5 fine-tunes start at ~2x and are fine)
         ratio = first / expected
         if ratio < self.warn_ratio:
+            return []
+        if count is not None and first - expected < self.logit_margin:
+            # random logits of std s add ~s^2/2 nats to ln V whatever V is; default inits (T5's unit-scale output
+            # layer, s ~1.5) start up to ~2 nats above a uniform guess, which is 1.5x ln V for a 16-token vocabulary
             return []
         sev = "error" if ratio >= self.error_ratio else "warning"
         return [Finding("init_loss", "train/loss", int(steps[0]), int(steps[0]), sev,

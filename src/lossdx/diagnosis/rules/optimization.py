@@ -232,7 +232,7 @@ def lr_too_low(ev: Evidence) -> Hit | None:
         hit.evidence.append(slow.message)
     low = ev.profile.lr_ratio_low() or 0
     if lr and low > 1:
-        hit.evidence.append(f"peak learning rate {num(lr)} is {low:.0f}x below the bottom of {ev.profile.lr_norm_text()}")
+        hit.evidence.append(f"peak learning rate {num(lr)} is {f'{low:.0f}' if low >= 10 else f'{low:.2g}'}x below the bottom of {ev.profile.lr_norm_text()}")
         hit.confidence = max(hit.confidence, 0.5) + 0.15
     p = ev.first("plateau")
     first = ev.facts.get("train_loss_first")
