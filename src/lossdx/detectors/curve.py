@@ -195,13 +195,19 @@ class PlateauDetector(WholeRunDetector):
             sev = "warning"
         else:
             sev = "info"
+        # a held-out loss that falls at every evaluation over the flat stretch (by a hair each time, as a train loss
+        # noisier than the fall hides it) is a model still learning, slowly: what it learns carries over
+        held = vv[vs >= start] if metric == "train/loss" else np.empty(0)
+        steady = bool(held.size >= 4 and np.all(np.diff(held) < 0))
         return [Finding("plateau", metric, int(start), int(b), sev,
                         f"{metric} stopped improving at ~{fmt_num(final)}: it changed {-100 * imp:+.1f}% over the last "
                         f"{100 * self.tail:.0f}% of the run and has stayed near that level since step {int(start)} "
-                        f"({100 * share:.0f}% of the run)",
+                        f"({100 * share:.0f}% of the run)" + (
+                            f"; the held-out loss fell at each of its {held.size} evaluations since "
+                            f"({fmt_num(float(held[0]))} -> {fmt_num(float(held[-1]))})" if steady else ""),
                         {"level": final, "tail_improvement": imp, "two_thirds_improvement": long_imp,
                          "flat_since": int(start), "flat_share": share, "first": first,
-                         "uniform_classes": uniform})]
+                         "uniform_classes": uniform, "steady_descent": steady})]
 
 
     def _frozen(self, vs: np.ndarray, vv: np.ndarray, tv: np.ndarray, lr: Series | None) -> list[Finding]:

@@ -224,12 +224,22 @@ def lr_too_low(ev: Evidence) -> Hit | None:
     slow = ev.first("slow_convergence")
     lr = ev.peak_lr
     low = ev.profile.lr_ratio_low() or 0
-    if slow is None and not (ev.has("plateau") and low > 1) and low < 10:
+    # a loss that barely left its start while the held-out loss falls at every evaluation: the gradient points the
+    # right way and the step along it is tiny (labels that do not match their inputs would not carry over)
+    creep = next((f for f in ev.of("plateau") if f.evidence.get("steady_descent") and f.evidence.get("first")
+                  and f.evidence["level"] > 0.8 * f.evidence["first"]), None)
+    if slow is None and not (ev.has("plateau") and low > 1) and low < 10 and creep is None:
         return None
     hit = Hit(0.0, [], curve_backed=bool(slow) or ev.has("plateau"))
     if slow:
         hit.confidence = 0.7
         hit.evidence.append(slow.message)
+    elif creep is not None:
+        hit.confidence = 0.55
+        hit.evidence += [creep.message, f"the loss is still at {num(creep.evidence['level'])}, "
+                                        f"{100 * creep.evidence['level'] / creep.evidence['first']:.0f}% of its start "
+                                        f"{num(creep.evidence['first'])}, and the held-out loss falls by a hair at every "
+                                        "evaluation: steps in the right direction, far too small"]
     low = ev.profile.lr_ratio_low() or 0
     if lr and low > 1:
         hit.evidence.append(f"peak learning rate {num(lr)} is {f'{low:.0f}' if low >= 10 else f'{low:.2g}'}x below the bottom of {ev.profile.lr_norm_text()}")
