@@ -100,3 +100,26 @@ def test_a_loss_stuck_near_its_start_while_the_held_out_loss_falls_at_every_eval
     assert rep.verdict != "healthy"
     assert _causes(rep)[0] == "lr_too_low", [(d.cause, d.confidence) for d in rep.diagnoses]
     assert rep.diagnoses[0].confidence >= 0.5
+
+
+def test_a_bad_batch_before_the_spike_detectors_baseline_is_seen_against_the_points_before_it():
+    """An HF log of 80 window means (logging_steps 5): random-byte batches at steps 201-203 log 5.58 at step 205 where
+    the model is at ~2.0, and 2.90 at step 305 where it is at ~1.8. Both lie within the first 64 points, before the
+    spike detector's block baseline exists, and below the first loss 5.5 (no early rise): a short stretch judged
+    against the 8 points before it. Per-batch losses as noisy as their level (0.24-1.13 around 0.7) are not."""
+    steps = np.arange(5, 401, 5)
+    rng = np.random.default_rng(3)
+    loss = (1.75 + 3.75 * np.exp(-steps / 30)) * np.exp(0.04 * rng.standard_normal(steps.size))
+    loss[40], loss[60] = 5.58, 2.9
+    ev = np.arange(50, 401, 50)
+    series = {"train/loss": (steps, loss), "val/loss": (ev, 2.3 + 0.8 * np.exp(-ev / 60)),
+              "train/lr": (steps, 3e-3 * np.minimum(1.0, steps / 40) * 0.5 * (1 + np.cos(np.pi * steps / 400)))}
+    rep = analyze(_run(series))
+    got = [f for f in _serious(rep) if f.kind == "spike"]
+    assert {f.start_step for f in got} == {205, 305}, [f.message for f in _serious(rep)]
+    assert _causes(rep)[0] == "bad_data_batch"
+    noisy = 0.7 * np.exp(0.45 * rng.standard_normal(steps.size))
+    noisy[:6] = [2.3, 2.2, 2.1, 2.0, 1.8, 1.5]
+    noisy[30] = 2.1
+    rep = analyze(_run({"train/loss": (steps, noisy)}, fmt="lightning_csv"))
+    assert not [f for f in _serious(rep) if f.kind == "spike"], [f.message for f in _serious(rep)]
