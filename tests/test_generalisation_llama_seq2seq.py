@@ -123,3 +123,24 @@ def test_a_bad_batch_before_the_spike_detectors_baseline_is_seen_against_the_poi
     noisy[30] = 2.1
     rep = analyze(_run({"train/loss": (steps, noisy)}, fmt="lightning_csv"))
     assert not [f for f in _serious(rep) if f.kind == "spike"], [f.message for f in _serious(rep)]
+
+
+def test_a_loss_stalled_far_above_its_reach_while_the_lr_sits_at_its_peak_is_an_lr_too_high():
+    """A byte-level LLaMA at AdamW 0.3 (60x the norm) with cosine decay: the loss falls to ~3.0 in the warmup, sits
+    there (-2 %) while the LR stays near its peak, and falls again only as the LR decays (2.75 at the end), where
+    such models reach ~2.5 (0.45 ln 256) and the healthy runs 1.5-2.0. A healthy run falls through its peak."""
+    steps = np.arange(10, 401, 10)
+    lr = 0.3 * np.minimum(1.0, steps / 40) * 0.5 * (1 + np.cos(np.pi * np.clip(steps - 40, 0, None) / 360))
+    rng = np.random.default_rng(2)
+    stuck = 2.95 - 0.3 * np.clip(1 - lr / 0.3, 0, None) * (steps > 180)
+    loss = np.where(steps < 40, 5.5 - 0.0625 * steps, stuck) + 0.04 * rng.standard_normal(steps.size)
+    loss[0] = 4.0
+    ev = np.arange(50, 401, 50)
+    cfg = {"vocab_size": 256, "model_type": "llama", "optimizer": "adamw", "n_layer": 2, "n_embd": 64}
+    series = {"train/loss": (steps, loss), "train/lr": (steps, lr), "val/loss": (ev, 3.35 - 0.0006 * ev)}
+    rep = analyze(_run(series, cfg))
+    assert [f for f in _serious(rep) if f.kind == "plateau" and f.evidence.get("type") == "peak_lr_stall"]
+    assert _causes(rep)[0] == "lr_too_high", [(d.cause, d.confidence) for d in rep.diagnoses]
+    healthy = dict(series, **{"train/loss": (steps, 1.6 + 3.9 * np.exp(-steps / 60) + 0.03 * rng.standard_normal(steps.size)),
+                              "train/lr": (steps, lr / 100)})
+    assert not [f for f in analyze(_run(healthy, cfg)).findings if f.evidence.get("type") == "peak_lr_stall"]

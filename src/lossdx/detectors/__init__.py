@@ -14,6 +14,7 @@ from .base import Context, Detector
 from .config_check import ConfigCheckDetector
 from .curve import (ChanceLevelDetector, CreepDetector, DataOrderDetector, InitLossDetector, InstabilityDetector, OverfittingDetector, PhaseDetector,
                     PlateauDetector, SlowConvergenceDetector, TooGoodDetector)
+from .curve import PeakLRStallDetector
 from .divergence import DivergenceDetector
 from .loglimits import LogLimitsDetector
 from .nonfinite import NonFiniteDetector
@@ -30,7 +31,7 @@ def default_detectors() -> list[Detector]:
         PlateauDetector(), SlowConvergenceDetector(), OverfittingDetector(), InitLossDetector(), TooGoodDetector(),
         DataOrderDetector(), InstabilityDetector(), LRScheduleDetector(), ClipSaturationDetector(),
         ThroughputDetector(), ConfigCheckDetector(), PrecursorDetector(), LogLimitsDetector(), ShortLogDetector(),
-        ChanceLevelDetector(), CreepDetector(),
+        ChanceLevelDetector(), CreepDetector(), PeakLRStallDetector(),
     ]
 
 

@@ -951,3 +951,55 @@ class CreepDetector(WholeRunDetector):
                         f"{fmt_num(float(meds[-1]))}), chunk after chunk (rank correlation {corr:.2f}) with no single "
                         f"jump", {"type": "creep", "best": float(meds[0]), "best_step": int(mids[0]),
                                   "peak": float(meds[-1]), "rise": rise, "rank_corr": corr})]
+
+
+class PeakLRStallDetector(WholeRunDetector):
+    """A from-scratch language model whose loss stalls far above what such models reach while the logged LR sits
+    near its peak, and falls again only once the LR decays: steps too large to descend into the valley."""
+
+    name = "peak_lr_stall"
+    requires = ("train/loss", "train/lr")
+
+    def __init__(self, *, at_peak: float = 0.7, min_share: float = 0.25, max_change: float = 0.03,
+                 later_drop: float = 0.03) -> None:
+        self.at_peak = at_peak
+        self.min_share = min_share
+        self.max_change = max_change
+        self.later_drop = later_drop
+
+    def analyze(self, series: dict[str, Series]) -> list[Finding]:
+        prof = self.context_.profile
+        expected = prof.expected_init_loss
+        if not (prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm") and expected):
+            return []  # (the yardstick of what such a model reaches needs ln V and the untrained start)
+        ts, tv = clean(series.get("train/loss"))
+        ls, lv = clean(series.get("train/lr"))
+        if tv.size < 20 or lv.size < 10 or float(lv.max()) <= 0 or float(lv[-1]) > 0.3 * float(lv.max()):
+            return []  # (no decay after the peak: nothing to compare the peak stretch with)
+        s, v = smoothed(ts, tv)
+        a, b = float(s[0]), float(s[-1])
+        # from the end of any warmup (the LR within 5 % of its peak) to the last step within 30 % of it
+        high = ls[lv >= self.at_peak * float(lv.max())]
+        start = max(float(ls[int(np.argmax(lv >= 0.95 * float(lv.max())))]), a + 0.05 * (b - a))
+        end = float(high[-1])
+        inside = v[(s >= start) & (s <= end)]
+        if end - start < self.min_share * (b - a) or inside.size < 8 or end > b - 0.1 * (b - a):
+            return []
+        q = max(2, inside.size // 4)
+        before, after = float(np.median(inside[:q])), float(np.median(inside[-q:]))
+        last = float(np.median(v[-max(3, v.size // 10):]))
+        # byte/char-level models reach 0.3-0.45 ln V, token-level ones 0.2-0.35 (as the plateau detector's yardstick)
+        reach = (0.45 if expected < math.log(1000) else 0.35) * expected
+        change = (before - after) / before if before > 0 else 0.0
+        if change >= self.max_change or after <= reach or last > (1 - self.later_drop) * after:
+            return []
+        return [Finding("plateau", "train/loss", int(start), int(end), "warning",
+                        f"train/loss stalled at ~{fmt_num(after)} (it changed {-100 * change:+.1f}%) while the LR stayed "
+                        f"within {100 * (1 - self.at_peak):.0f}% of its peak {fmt_num(float(lv.max()))} (steps "
+                        f"{int(start)}-{int(end)}), far above the ~{fmt_num(reach)} ({prof.init_basis} x "
+                        f"{reach / expected:.2f}) such models reach; it fell again only as the LR decayed, to "
+                        f"{fmt_num(last)}",
+                        {"type": "peak_lr_stall", "level": after, "flat_since": int(start),
+                         "flat_share": (end - start) / (b - a), "tail_improvement": change,
+                         "first": float(np.median(tv[:5])), "uniform_classes": None, "steady_descent": False,
+                         "end_level": last, "peak_lr": float(lv.max())})]
