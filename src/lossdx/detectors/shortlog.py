@@ -72,10 +72,10 @@ class ShortLogDetector(WholeRunDetector):
     def _mid_run_spikes(self, steps: np.ndarray, v: np.ndarray) -> list[Finding]:
         """One-to-three-point jumps once the model has left its start, judged against the points just before them.
         Before its block baseline exists (the first 64 points, all of a short log) the spike detector sees only
-        rises above the first loss; a bad batch at a trained
-        model's 2.0 that logs 5.6 (a 5-step window mean of an LLaMA at step 205 of 400) stays below a first loss of
-        5.5 and needs the local level instead: its median and point-to-point noise over the last 8 points, the
-        margins of the spike detector (8 sigma, 30 % of the level over sqrt of the points a logged value averages)."""
+        rises above the first loss; a bad batch at a trained model's 2.0 that logs 5.6 (a 5-step window mean of an
+        LLaMA at step 205 of 400) stays below a first loss of 5.5 and needs the local level instead: the median and
+        point-to-point noise of the last 8 points, with the spike detector's margins (8 sigma, 30 % of the level
+        over sqrt of the points a logged value averages)."""
         prof = self.context_.profile
         first = float(v[0])
         tails = min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0
