@@ -144,3 +144,20 @@ def test_a_loss_stalled_far_above_its_reach_while_the_lr_sits_at_its_peak_is_an_
     healthy = dict(series, **{"train/loss": (steps, 1.6 + 3.9 * np.exp(-steps / 60) + 0.03 * rng.standard_normal(steps.size)),
                               "train/lr": (steps, lr / 100)})
     assert not [f for f in analyze(_run(healthy, cfg)).findings if f.evidence.get("type") == "peak_lr_stall"]
+
+
+def test_a_loss_flattening_near_a_uniform_guess_while_the_lr_anneals_is_still_stuck():
+    """A T5 with d_model 8 on 16 tokens: 3.1-3.3 at its first records (a from-scratch T5 starts a nat above ln 16 =
+    2.77), then 2.7, 2.5 and flat at 2.32 while a linear schedule takes the LR to 0. A loss flattening as the LR anneals is where
+    such a schedule converges, unless it converges at 0.84 ln V, hardly better than a uniform guess over the
+    vocabulary: the model is stuck (here too small), whatever the schedule does."""
+    steps = np.arange(10, 901, 10)
+    loss = 2.31 + 0.6 * np.exp(-steps / 90) + 0.3 * np.exp(-steps / 300)
+    lr = 1e-3 * np.minimum(1.0, steps / 45) * np.clip((901 - steps) / 855, 0, None)
+    ev = np.arange(100, 901, 100)
+    cfg = {"vocab_size": 16, "model_type": "t5", "optimizer": "adamw", "d_model": 8, "n_params": 664}
+    series = {"train/loss": (steps, loss), "train/lr": (steps, lr), "val/loss": (ev, 2.31 + 0.3 * np.exp(-ev / 250)),
+              "train/grad_norm": (steps, 0.2 + 0 * steps)}
+    rep = analyze(_run(series, cfg))
+    assert [f for f in _serious(rep) if f.kind == "plateau"], [f.message for f in rep.findings]
+    assert _causes(rep)[:1] == ["capacity_too_small"], [(d.cause, d.confidence) for d in rep.diagnoses]

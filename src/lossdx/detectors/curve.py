@@ -174,8 +174,10 @@ class PlateauDetector(WholeRunDetector):
                 bool(np.all(np.diff(tail_lr) <= 0)) and float(tail_lr[0]) > float(tail_lr[-1]):
             # the schedule anneals the LR to ~0 over the tail (linear / cosine to zero): the steps shrink toward
             # nothing, and a loss that flattens while they do is where this schedule converges, whatever the yardstick
-            # of a longer run says; a loss that barely left its start is still judged below
-            high = False
+            # of a longer run says; a loss that barely left its start is still judged below, and so is one still near
+            # a uniform guess over the vocabulary (above 0.8 ln V: no schedule converges there; a from-scratch T5
+            # starts a nat above ln V, so its first loss is no measure of how little it left)
+            high = reached > 0.8 * expected
         # (and the judged curve itself must have stayed near its own first point: a validation loss that fell 35 %
         # from its first evaluation learned, even where the median of the first train points of a sparse log lies
         # well below the start)
