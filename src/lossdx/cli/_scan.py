@@ -31,8 +31,8 @@ def scan_directory(directory: str, inputs: list[str], fmt: str, fail_on: str, ou
         bar = click.progressbar(length=len(inputs), label=f"analysing {len(inputs)} inputs", file=sys.stderr)
         bar.__enter__()
     try:
-        # only the JSON report carries each run's loss forecast: the text and Markdown tables never show it
-        for res in scan(inputs, jobs=jobs, auto_config=auto_config, forecast=fmt == "json"):
+        # only the JSON output shows whole reports (with loss forecasts): the others need a digest of each
+        for res in scan(inputs, jobs=jobs, auto_config=auto_config, full=fmt == "json"):
             results.append(res)
             if stream_lines:
                 if bar is not None:
