@@ -1,6 +1,6 @@
 """Wall time of `lossdx analyze DIR` over a directory of 100 runs with 1 and 2 worker processes.
 
-    $ python benchmarks/scan_speed.py [--runs 100] [--steps 20000] [--small-only]
+    $ python benchmarks/scan_speed.py [--runs 100] [--steps 20000] [--small-only] [--repeat 3]
 
 Each run is a nanoGPT stdout log (`iter N: loss ..., time ...ms, mfu ...%`) of `--steps` steps with its
 own seed; every tenth has a one-step spike. Times are the best of 2 runs of the CLI, in fresh processes, 1 and 2 workers alternated; the
@@ -67,6 +67,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20_000)
     ap.add_argument("--small", type=int, default=20_000, help="small logs for the time-to-first-line check")
     ap.add_argument("--small-only", action="store_true", help="only the small-log directory (R19), not the 100 runs")
+    ap.add_argument("--repeat", type=int, default=1, help="scan the small-log directory this many times (R19: 3)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="lossdx-scan-bench-")
     try:
@@ -89,10 +90,14 @@ def main() -> None:
         for i in range(args.small):
             with open(os.path.join(many, f"r{i:05d}.log"), "w") as fh:
                 fh.write(body)
-        first, total, cpu = first_line_after(many)
-        out.update({"small_logs": args.small, "first_line_s": round(first, 2), "all_small_logs_s": round(total, 1),
-                    "all_small_logs_cpu_s": round(cpu, 1), "cpu_ms_per_small_log": round(1000 * cpu / args.small, 2),
-                    "load_average_1min_after_small": os.getloadavg()[0]})
+        for k in range(args.repeat):
+            first, total, cpu = first_line_after(many)
+            out.update({"small_logs": args.small, "first_line_s": round(first, 2), "all_small_logs_s": round(total, 1),
+                        "all_small_logs_cpu_s": round(cpu, 1), "cpu_ms_per_small_log": round(1000 * cpu / args.small, 2),
+                        "load_average_1min_after_small": os.getloadavg()[0]})
+            if args.repeat > 1:
+                out.setdefault("repeats", []).append({key: out[key] for key in (
+                    "first_line_s", "all_small_logs_s", "all_small_logs_cpu_s", "load_average_1min_after_small")})
         print(json.dumps(out, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)

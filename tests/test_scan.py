@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 from lossdx import read_runs
 from lossdx.scan import analyze_input, run_inputs, scan, summary_lines
 
@@ -154,3 +156,49 @@ def test_directory_of_small_logs_gives_a_clean_result(tmp_path):
     assert "unreadable" not in res.stdout and "not logs" not in res.stdout
     worst = 0 if all(ln.startswith("OK ") for ln in lines) else 1
     assert res.returncode == worst, res.stdout[-500:]
+
+
+def test_digests_give_the_lines_and_summary_of_full_reports(tmp_path):
+    """R19: for the text and Markdown outputs the workers send back a digest of each report (and skip the loss
+    forecast nobody sees there); every line, the summary table and the exit code stay those of the full reports."""
+    d = _runs_dir(tmp_path)
+    (d / "config.json").write_text(json.dumps({"learning_rate": 0.5}))  # beside every log
+    rng = np.random.default_rng(0)  # a power-law descent with noise: a log whose report has a loss forecast
+    (d / "r9.log").write_text("".join(f"iter {i}: loss {2 + 5 * i ** -0.5 + 0.01 * rng.standard_normal():.4f}, "
+                                      "time 10.00ms, mfu 1.00%\n" for i in range(1, 301)))
+    inputs = run_inputs(str(d))
+    for jobs in (1, 2):
+        full = list(scan(inputs, jobs=jobs))
+        light = list(scan(inputs, jobs=jobs, full=False))
+        assert [ln for r in light for ln in r.lines()] == [ln for r in full for ln in r.lines()]
+        assert summary_lines(light) == summary_lines(full)
+        reports = [r for res in full for r in res.reports]
+        digests = [r for res in light for r in res.reports]
+        assert len(digests) == 6 and all(type(r).__name__ == "ReportDigest" for r in digests)
+        assert [r.source for r in digests] == [r.source for r in reports]
+        assert all(r.source["config"] == str(d / "config.json") for r in digests)  # the folder's search, cached
+        assert [r.diagnoses[:1] for r in reports] == [r.diagnoses for r in digests]
+    assert any("forecast" in r.run for r in reports)  # the JSON output keeps the forecast
+
+
+def test_config_search_cache_lives_only_as_long_as_the_scan(tmp_path):
+    from lossdx.config import find_config_near
+    from lossdx.config import readers as config_readers
+
+    d = _runs_dir(tmp_path, n=2)
+    list(scan(run_inputs(str(d)), jobs=1, full=False))
+    assert config_readers._FOLDER_CONFIGS is None  # a later analysis in this process searches afresh
+    (d / "config.json").write_text("{}")
+    assert find_config_near(str(d / "r0.log")) == str(d / "config.json")
+
+
+def test_markdown_and_text_scans_match_the_full_reports(tmp_path):
+    d = _runs_dir(tmp_path)
+    md = _cli("analyze", str(d), "-f", "md", "-j", "2")
+    js = json.loads(_cli("analyze", str(d), "-f", "json", "-j", "2").stdout)
+    for r in js:
+        cause = f"{r['diagnoses'][0]['cause']} ({r['diagnoses'][0]['confidence']:.2f})" if r["diagnoses"] else ""
+        assert f"| {r['verdict']} |" in md.stdout and (not cause or cause in md.stdout)
+    text = _cli("analyze", str(d), "-j", "2").stdout
+    assert [ln.split()[0] for ln in text.splitlines() if ln.startswith(("OK ", "WARNING ", "PROBLEM "))] == \
+        [{"healthy": "OK", "warning": "WARNING", "problem": "PROBLEM"}[r["verdict"]] for r in js]

@@ -157,14 +157,21 @@ def analyze(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequen
     (when ``detectors`` is not given) and norms, and is recorded in the report."""
     # values near the float limits (a log of 1e308s) overflow in differences and ratios: the detectors treat the
     # resulting inf/nan as such, and numpy's warnings must not reach the user's terminal as noise
+    return analyze_quietly(run, detectors, rules, settings)
+
+
+def analyze_quietly(run: Run, detectors: Sequence[Detector] | None = None, rules: Sequence | None = None,
+                    settings: Settings | None = None, forecast: bool = True) -> Report:
+    """:func:`analyze`; ``forecast=False`` leaves the loss forecast out of the report (a directory scan's text and
+    Markdown tables never show it, and on a short log it is most of the analysis' time)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=RuntimeWarning, module="numpy")
         warnings.filterwarnings("ignore", message="(All-NaN|Mean of empty|Degrees of freedom)")
-        return _analyze(run, detectors, rules, settings)
+        return _analyze(run, detectors, rules, settings, forecast)
 
 
 def _analyze(run: Run, detectors: Sequence[Detector] | None, rules: Sequence | None,
-             settings: Settings | None) -> Report:
+             settings: Settings | None, with_forecast: bool = True) -> Report:
     if settings is not None and settings.norms():
         run.meta.setdefault("norms", {}).update(settings.norms())
     if detectors is None and settings is not None:
@@ -198,7 +205,7 @@ def _analyze(run: Run, detectors: Sequence[Detector] | None, rules: Sequence | N
     }
     from .forecast import forecast_for_report  # the loss forecast, only where the power-law fit is good
 
-    forecast = forecast_for_report(run)
+    forecast = forecast_for_report(run) if with_forecast else None
     if forecast:
         run_info["forecast"] = forecast
     undecided = _undecided_note(findings, diagnoses, run)

@@ -94,11 +94,28 @@ def _holds_files(directory: str) -> bool:
 
 
 @dataclass
+class ReportDigest:
+    """What the text and Markdown outputs of a scan show of one report (its source, verdict, summary and top
+    diagnosis, under the Report's own attribute names): the workers send this back instead of the whole report
+    when nothing else is shown, so 20,000 small logs do not pickle, unpickle and keep 20,000 reports (R19)."""
+
+    source: dict[str, Any]
+    verdict: str
+    summary: str
+    diagnoses: list[Any]  # the top lossdx.report.Diagnosis only (none for a healthy run without one)
+
+    @classmethod
+    def of(cls, report: Any) -> "ReportDigest":
+        return cls(report.source, report.verdict, report.summary, report.diagnoses[:1])
+
+
+@dataclass
 class ScanResult:
     """What became of one input of a scan: its reports, or why it has none."""
 
     path: str
-    reports: list[Any] = field(default_factory=list)  # lossdx.report.Report, one per run in the input
+    #: one per run in the input: lossdx.report.Report, or its ReportDigest when the scan was not ``full``
+    reports: list[Any] = field(default_factory=list)
     error: str | None = None  # unreadable input (the one-line reason)
     skipped: bool = False  # not a training log at all (a config, a checkpoint, notes)
 
@@ -118,9 +135,10 @@ class ScanResult:
         return out
 
 
-def analyze_input(path: str, auto_config: bool = True) -> ScanResult:
-    """Read and analyse every run of one input; never raises on a bad input."""
-    from .analyze import analyze, attach_config
+def analyze_input(path: str, auto_config: bool = True, full: bool = True) -> ScanResult:
+    """Read and analyse every run of one input; never raises on a bad input. ``full=False`` gives each run's
+    :class:`ReportDigest` and leaves out its loss forecast (the text and Markdown outputs show neither)."""
+    from .analyze import analyze_quietly, attach_config
     from .exceptions import LossdxError, UnsupportedFormat
     from .readers import read_runs
 
@@ -135,7 +153,8 @@ def analyze_input(path: str, auto_config: bool = True) -> ScanResult:
             used = attach_config(run, None, auto=auto_config)
             if used:
                 run.meta["config_path"] = used
-            reports.append(analyze(run))
+            report = analyze_quietly(run, forecast=full)
+            reports.append(report if full else ReportDigest.of(report))
         return ScanResult(path, reports)
     except UnsupportedFormat as err:
         return ScanResult(path, error=str(err), skipped=True)
@@ -146,22 +165,36 @@ def analyze_input(path: str, auto_config: bool = True) -> ScanResult:
         return ScanResult(path, error=f"internal error: {type(err).__name__}: {msg} (please report it)")
 
 
-def _work(args: tuple[str, bool]) -> ScanResult:
+def _work(args: tuple[str, bool, bool]) -> ScanResult:
     return analyze_input(*args)
 
 
-def scan(inputs: Iterable[str], jobs: int | None = None, auto_config: bool = True) -> Iterator[ScanResult]:
-    """Analyse each input (in input order) with ``jobs`` worker processes; results stream as they finish."""
-    items = [(p, auto_config) for p in inputs]
+def _start_worker() -> None:
+    from .config.readers import cached_search
+
+    cached_search()  # the logs of one folder share its config search (R19: 20,000 logs in one folder)
+
+
+def scan(inputs: Iterable[str], jobs: int | None = None, auto_config: bool = True,
+         full: bool = True) -> Iterator[ScanResult]:
+    """Analyse each input (in input order) with ``jobs`` worker processes; results stream as they finish.
+    ``full=False`` gives :class:`ReportDigest` s without loss forecasts (what the text and Markdown outputs show)."""
+    items = [(p, auto_config, full) for p in inputs]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(items) or 1))
     if jobs == 1:
-        for it in items:
-            yield _work(it)
+        from .config.readers import cached_search
+
+        cached_search()
+        try:
+            for it in items:
+                yield _work(it)
+        finally:
+            cached_search(False)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     # chunks keep the pickling overhead of thousands of small logs low, yet small enough to show progress
     chunk = max(1, min(32, len(items) // (jobs * 8)))
-    with multiprocessing.get_context(method).Pool(jobs) as pool:
+    with multiprocessing.get_context(method).Pool(jobs, initializer=_start_worker) as pool:
         yield from pool.imap(_work, items, chunksize=chunk)
 
 
@@ -187,4 +220,4 @@ def summary_lines(results: list[ScanResult]) -> list[str]:
     return out
 
 
-__all__ = ["ScanResult", "analyze_input", "run_inputs", "scan", "summary_lines"]
+__all__ = ["ReportDigest", "ScanResult", "analyze_input", "run_inputs", "scan", "summary_lines"]

@@ -25,6 +25,8 @@ def _key(findings):
 
 def _runs():
     runs = [(f"synthetic:{k}", make_curve(k, n=1500, seed=3)[0]) for k in KINDS]
+    # logs too short to fill the block detectors' windows take their fast exits (R19's 20-point logs)
+    runs += [(f"synthetic:{k}:{n}", make_curve(k, n=n, seed=3)[0]) for k in KINDS for n in (20, 50, 70)]
     for base, fmt in ((GPU_RUNS, "metrics.jsonl"), (GPU_RUNS, "trainer_state.json"), (VISION_RUNS, "metrics.jsonl")):
         if base.exists():
             for d in sorted(p for p in base.iterdir() if p.is_dir()):

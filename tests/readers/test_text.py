@@ -308,6 +308,36 @@ def test_nanogpt_fast_path_equals_line_by_line(tmp_path, monkeypatch, kw):
     assert fast[0].series["perf/mfu"].steps[0] == 5  # nanoGPT's -100 % warm-up MFU is no value
 
 
+def _fast_and_slow(tmp_path, monkeypatch, log):
+    from lossdx.readers import text as text_mod
+
+    fast = read_runs(str(tmp_path / "fast.log")) if (tmp_path / "fast.log").write_text(log) else None
+    monkeypatch.setattr(text_mod, "_FAST_PATHS", {})
+    slow = read_runs(str(tmp_path / "slow.log")) if (tmp_path / "slow.log").write_text(log) else None
+    return fast, slow
+
+
+@pytest.mark.parametrize("log", [
+    "".join(f"iter {j}: loss {3 - j * 0.01:.3f}\n" for j in range(20)),  # R19's small logs: loss only
+    "".join((f"step {j}: train loss {3.1 - j / 100:.4f}, val loss {3.2 - j / 100:.4f}\n" if j % 5 == 0 else "")
+            + f"iter {j}: loss {3 - j / 100:.4f}\n" for j in range(40)) + "iter 3: loss 2.5\niter 4: loss 2.4\n",
+    "iter 0: loss 3.0\niter 1: loss 1_0\niter 2: loss 2.0\n",  # float() reads 1_0 as 10, the line parser as 1
+    "iter 0: loss 3.0, time 1.0ms, mfu 1.0%\nITER 1: LOSS 9.0, time 1.0ms, mfu 1.0%\n"  # the dialect ignores case
+    "iter 2: loss 2.0, time 1.0ms, mfu 1.0%\nSTEP 2: TRAIN LOSS 2.1, VAL LOSS 2.2\n",
+    "iter 0: loss 3.0\niter 1: loss 2.5, time 1.0ms, mfu 1.0%\niter 2: loss 2.0\n",  # mixed widths: line by line
+])
+def test_nanogpt_loss_only_fast_path_equals_line_by_line(tmp_path, monkeypatch, log):
+    fast, slow = _fast_and_slow(tmp_path, monkeypatch, log)
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow):
+        assert list(a.series) == list(b.series)
+        for k in a.series:
+            assert a.series[k].steps.tolist() == b.series[k].steps.tolist(), k
+            assert a.series[k].values.tobytes() == b.series[k].values.tobytes(), k
+        for key in ("record_lines_read", "record_lines_seen", "notes"):
+            assert a.meta[key] == b.meta[key], key
+
+
 def test_megatron_record_cut_by_a_block_edge(tmp_path, monkeypatch):
     from lossdx.readers import base
 

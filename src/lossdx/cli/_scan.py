@@ -31,7 +31,8 @@ def scan_directory(directory: str, inputs: list[str], fmt: str, fail_on: str, ou
         bar = click.progressbar(length=len(inputs), label=f"analysing {len(inputs)} inputs", file=sys.stderr)
         bar.__enter__()
     try:
-        for res in scan(inputs, jobs=jobs, auto_config=auto_config):
+        # only the JSON output shows whole reports (with loss forecasts): the others need a digest of each
+        for res in scan(inputs, jobs=jobs, auto_config=auto_config, full=fmt == "json"):
             results.append(res)
             if stream_lines:
                 if bar is not None:

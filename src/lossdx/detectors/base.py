@@ -23,6 +23,7 @@ import numpy as np
 from ..context import RunProfile, profile_run
 from ..findings import Finding
 from ..model import Run, Series
+from ._stats import median
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Context:
         loss = run.series.get("train/loss") or run.series.get("val/loss")
         interval = 1
         if loss is not None and len(loss) > 2:
-            interval = max(1, int(np.median(np.diff(loss.steps))))
+            interval = max(1, int(median(np.diff(loss.steps))))
         window = int(run.meta.get("log_window", 1) or 1)
         pinned = run.meta.get("profile")
         if isinstance(pinned, dict):

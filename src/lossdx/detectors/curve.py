@@ -10,7 +10,7 @@ import numpy as np
 from ..findings import Finding
 from ..model import Series
 from ..context import LN_MAX_VOCAB
-from ._stats import MAD_TO_SIGMA, diff_sigma
+from ._stats import MAD_TO_SIGMA, diff_sigma, median
 from .base import fmt_num
 from .wholerun import WholeRunDetector, block_stats_cached, chunk_medians, clean, smoothed
 
@@ -276,7 +276,7 @@ class PlateauDetector(WholeRunDetector):
 
     def _pinned(self, steps: np.ndarray, vals: np.ndarray) -> list[Finding]:
         """A short excerpt (5-30 points) whose loss does not move at all: pinned, whatever the shape."""
-        level = float(np.median(vals))
+        level = median(vals)
         if level <= 0 or (float(vals.max()) - float(vals.min())) > 0.01 * level:
             return []
         if not self.context_.profile.covers_start:
@@ -307,7 +307,7 @@ class SlowConvergenceDetector(WholeRunDetector):
         s, v = smoothed(steps, vals)
         # the untrained model's loss: the first point, or the median of the first few where the first is one low
         # draw of per-batch noise (a classifier's batch of 32 at ln C varies by a few %)
-        first, early_med = float(vals[0]), float(np.median(vals[:5]))
+        first, early_med = float(vals[0]), median(vals[:5])
         if first < early_med <= 1.1 * first:
             first = early_med  # (a median far above the first point is a blow-up, judged below)
         # only a from-scratch run whose log holds its start has a known fast-descent yardstick: a first loss

@@ -140,6 +140,9 @@ class DivergenceDetector(Detector):
         nb = x.size // b
         if nb == 0:
             return []
+        if 1 < self.patience > nb:  # fewer blocks than `patience` consecutive high ones: the loop below finds none
+            self.last_step_ = int(steps[nb * b - 1])
+            return []
         meds = block_stats_cached(x, b)[0]
         starts = steps[0: nb * b: b]
         ends = steps[b - 1: nb * b: b]

@@ -67,6 +67,9 @@ class Evidence:
         self.run = run
         self.profile = profile or profile_run(run)
         self.findings = list(findings)
+        self._by_kind: dict[str, list[Finding]] = {}  # the rules ask of() ~40 times per run: one pass here
+        for f in self.findings:
+            self._by_kind.setdefault(f.kind, []).append(f)
         self.facts = facts
         self.config = run.config
         self.raw_config: dict[str, Any] = run.meta.get("config_raw") or {}
@@ -74,7 +77,7 @@ class Evidence:
 
     # findings -----------------------------------------------------------------------------
     def of(self, kind: str, *, serious: bool = True, metric: str | None = None) -> list[Finding]:
-        return [f for f in self.findings if f.kind == kind and (not serious or f.severity != "info")
+        return [f for f in self._by_kind.get(kind, ()) if (not serious or f.severity != "info")
                 and (metric is None or f.metric == metric)]
 
     def has(self, kind: str, **kw: Any) -> bool:

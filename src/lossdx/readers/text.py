@@ -859,6 +859,8 @@ _NOT_ITER_LINE = re.compile(r"\n(?!iter )[^\n]*+")
 def _column(tokens: list[str], suffix: str, n: int) -> np.ndarray | None:
     """Tokens that all end in ``suffix`` ("12:", "3.2,", "41.5ms,") as n floats, or None."""
     text = " ".join(tokens)
+    if "_" in text:  # float() reads "1_000" as 1000, the line parser as 1: the line parser decides
+        return None
     if suffix:
         if text.count(suffix) != n:
             return None
@@ -876,26 +878,31 @@ def _nanogpt_block(block: str, parser: _Parser) -> bool:
     blk = "\n" + block if block.endswith("\n") else "\n" + block + "\n"
     n_it = blk.count("\niter ")
     n_ev = blk.count("\nstep ")
-    if not n_it or blk.count("loss") != n_it + 2 * n_ev or blk.count("train loss") != n_ev:
+    n_loss = blk.count("loss")
+    if not n_it or n_loss != n_it + 2 * n_ev or blk.count("train loss") != n_ev:
         return False
-    # only iter lines: "iter N: loss X, time Yms, mfu Z%", 8 tokens each
+    if blk.lower().count("loss") != n_loss:  # "ITER 5: LOSS 9" is a record too (the dialect ignores case)
+        return False
+    # only iter lines: "iter N: loss X, time Yms, mfu Z%", 8 tokens each, or all of them "iter N: loss X", 4 each
     tokens = _NOT_ITER_LINE.sub("", blk).split()
-    if len(tokens) != 8 * n_it or any(tokens[k::8].count(word) != n_it
-                                       for k, word in ((0, "iter"), (2, "loss"), (4, "time"), (6, "mfu"))):
+    width = 8 if len(tokens) == 8 * n_it else 4 if len(tokens) == 4 * n_it else 0
+    fields = ((0, "iter"), (2, "loss"), (4, "time"), (6, "mfu"))[: width // 2]
+    if not width or any(tokens[k::width].count(word) != n_it for k, word in fields):
         return False
     cols: list[np.ndarray] = []
-    for k, suffix in ((1, ":"), (3, ","), (5, "ms,"), (7, "%")):
-        c = _column(tokens[k::8], suffix, n_it)
+    for k, suffix in ((1, ":"), (3, ","), (5, "ms,"), (7, "%")) if width == 8 else ((1, ":"), (3, "")):
+        c = _column(tokens[k::width], suffix, n_it)
         if c is None:
             return False
         cols.append(c)
-    steps, loss, dt, mfu = cols
+    steps, loss = cols[:2]
     if not bool((steps == np.floor(steps)).all()):
         return False
-    mfu_ok: np.ndarray = mfu >= 0  # nanoGPT prints -100 % until its MFU estimate warms up
-    columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {
-        "train/loss": (loss, None), "perf/step_time": (dt, None),
-        "perf/mfu": (mfu, None if bool(mfu_ok.all()) else mfu_ok)}
+    columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {"train/loss": (loss, None)}
+    if width == 8:
+        dt, mfu = cols[2:]
+        mfu_ok: np.ndarray = mfu >= 0  # nanoGPT prints -100 % until its MFU estimate warms up
+        columns.update({"perf/step_time": (dt, None), "perf/mfu": (mfu, None if bool(mfu_ok.all()) else mfu_ok)})
     if n_ev:
         evs = _NANO_EVAL_FAST.findall(blk)
         if len(evs) != n_ev:
@@ -918,9 +925,11 @@ def _nanogpt_block(block: str, parser: _Parser) -> bool:
         def col(x: np.ndarray, first: bool) -> np.ndarray:
             return (np.concatenate([x, np.full(n_it, np.nan)]) if first else np.concatenate([pad, x]))[order]
 
-        columns = {"train/loss": (col(loss, False), is_it), "perf/step_time": (col(dt, False), is_it),
-                   "perf/mfu": (col(mfu, False), is_it & (col(mfu, False) >= 0)),
-                   "train/loss_eval": (col(ev[:, 1], True), ~is_it), "val/loss": (col(ev[:, 2], True), ~is_it)}
+        columns = {"train/loss": (col(loss, False), is_it)}
+        if width == 8:
+            columns.update({"perf/step_time": (col(dt, False), is_it),
+                            "perf/mfu": (col(mfu, False), is_it & (col(mfu, False) >= 0))})
+        columns.update({"train/loss_eval": (col(ev[:, 1], True), ~is_it), "val/loss": (col(ev[:, 2], True), ~is_it)})
         steps = all_steps[order]
     if not parser.segments.add_columns(steps, columns):
         return False
