@@ -202,3 +202,24 @@ def test_markdown_and_text_scans_match_the_full_reports(tmp_path):
     text = _cli("analyze", str(d), "-j", "2").stdout
     assert [ln.split()[0] for ln in text.splitlines() if ln.startswith(("OK ", "WARNING ", "PROBLEM "))] == \
         [{"healthy": "OK", "warning": "WARNING", "problem": "PROBLEM"}[r["verdict"]] for r in js]
+
+
+def test_scan_applies_the_settings_of_a_single_log(tmp_path):
+    # --ignore (and [tool.lossdx]) hold for every run of a directory as for one log: the spike of r2 is dropped
+    d = _runs_dir(tmp_path)
+    res = _cli("analyze", str(d), "-f", "json", "-j", "2", "--ignore", "spike")
+    reports = json.loads(res.stdout)
+    assert all(f["kind"] != "spike" for r in reports for f in r["findings"])
+    (d / "lossdx.toml").write_text('ignore = ["spike"]\n')
+    res = _cli("analyze", str(d), "-f", "json", "-j", "1")
+    assert all(f["kind"] != "spike" for r in json.loads(res.stdout) for f in r["findings"])
+
+
+def test_scan_annotations_for_ci(tmp_path):
+    d = _runs_dir(tmp_path)
+    res = _cli("analyze", str(d), "-f", "github", "-j", "2")
+    verdicts = [ln for ln in res.stdout.splitlines() if "title=lossdx verdict" in ln]
+    assert len(verdicts) == 5
+    assert [ln.startswith(("::error", "::warning")) for ln in verdicts] == ["r2.log" in ln for ln in verdicts]
+    sarif = json.loads(_cli("analyze", str(d), "-f", "sarif", "-j", "2").stdout)
+    assert sarif["version"] == "2.1.0" and len(sarif["runs"]) == 5

@@ -135,9 +135,10 @@ class ScanResult:
         return out
 
 
-def analyze_input(path: str, auto_config: bool = True, full: bool = True) -> ScanResult:
+def analyze_input(path: str, auto_config: bool = True, full: bool = True, settings: Any = None) -> ScanResult:
     """Read and analyse every run of one input; never raises on a bad input. ``full=False`` gives each run's
-    :class:`ReportDigest` and leaves out its loss forecast (the text and Markdown outputs show neither)."""
+    :class:`ReportDigest` and leaves out its loss forecast (the text and Markdown outputs show neither);
+    ``settings`` (:class:`lossdx.settings.Settings`) apply to every run as to a single log."""
     from .analyze import analyze_quietly, attach_config
     from .exceptions import LossdxError, UnsupportedFormat
     from .readers import read_runs
@@ -153,7 +154,7 @@ def analyze_input(path: str, auto_config: bool = True, full: bool = True) -> Sca
             used = attach_config(run, None, auto=auto_config)
             if used:
                 run.meta["config_path"] = used
-            report = analyze_quietly(run, forecast=full)
+            report = analyze_quietly(run, settings=settings, forecast=full)
             reports.append(report if full else ReportDigest.of(report))
         return ScanResult(path, reports)
     except UnsupportedFormat as err:
@@ -165,7 +166,7 @@ def analyze_input(path: str, auto_config: bool = True, full: bool = True) -> Sca
         return ScanResult(path, error=f"internal error: {type(err).__name__}: {msg} (please report it)")
 
 
-def _work(args: tuple[str, bool, bool]) -> ScanResult:
+def _work(args: tuple[str, bool, bool, Any]) -> ScanResult:
     return analyze_input(*args)
 
 
@@ -176,10 +177,10 @@ def _start_worker() -> None:
 
 
 def scan(inputs: Iterable[str], jobs: int | None = None, auto_config: bool = True,
-         full: bool = True) -> Iterator[ScanResult]:
+         full: bool = True, settings: Any = None) -> Iterator[ScanResult]:
     """Analyse each input (in input order) with ``jobs`` worker processes; results stream as they finish.
     ``full=False`` gives :class:`ReportDigest` s without loss forecasts (what the text and Markdown outputs show)."""
-    items = [(p, auto_config, full) for p in inputs]
+    items = [(p, auto_config, full, settings) for p in inputs]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(items) or 1))
     if jobs == 1:
         from .config.readers import cached_search

@@ -50,7 +50,8 @@ def analyze(path: str, config: str | None, no_auto_config: bool, input_format: s
 
         inputs = run_inputs(path)
         if inputs is not None:  # a directory of many runs: analyse them all
-            raise click.exceptions.Exit(scan_directory(path, inputs, fmt, fail_on, output, jobs, not no_auto_config))
+            raise click.exceptions.Exit(scan_directory(path, inputs, fmt, fail_on, output, jobs, not no_auto_config,
+                                                      settings))
     from ._progress import read_progress
 
     if fmt in ("html", "png"):  # the plots need the curves, not only the report

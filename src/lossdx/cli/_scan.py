@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
@@ -17,7 +18,7 @@ def _interactive() -> bool:
 
 
 def scan_directory(directory: str, inputs: list[str], fmt: str, fail_on: str, output: str | None, jobs: int | None,
-                   auto_config: bool) -> int:
+                   auto_config: bool, settings: Any = None) -> int:
     """Analyse every input; print (or write) the per-run lines and the summary; return the exit code."""
     from ._analyze import emit
 
@@ -32,7 +33,7 @@ def scan_directory(directory: str, inputs: list[str], fmt: str, fail_on: str, ou
         bar.__enter__()
     try:
         # only the JSON output shows whole reports (with loss forecasts): the others need a digest of each
-        for res in scan(inputs, jobs=jobs, auto_config=auto_config, full=fmt == "json"):
+        for res in scan(inputs, jobs=jobs, auto_config=auto_config, full=fmt in ("json", "github", "sarif"), settings=settings):
             results.append(res)
             if stream_lines:
                 if bar is not None:
@@ -47,6 +48,18 @@ def scan_directory(directory: str, inputs: list[str], fmt: str, fail_on: str, ou
     reports = [r for res in results for r in res.reports]
     if fmt == "json":
         text = json.dumps([r.to_dict() for r in reports], indent=2, allow_nan=False) + "\n"
+    elif fmt == "github":  # one block of workflow commands per run: annotations on each run's own file
+        from ..report import render
+
+        text = "".join(render(r, "github") for r in reports)
+    elif fmt == "sarif":  # SARIF holds several runs in one log: one per analysed run
+        from ..report import render
+
+        docs = [json.loads(render(r, "sarif")) for r in reports]
+        doc = docs[0] if docs else {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+                                    "runs": []}
+        doc["runs"] = [run for d in docs for run in d["runs"]]
+        text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
     elif fmt == "md":
         rows = ["| verdict | run | summary | top cause |", "|---|---|---|---|"]
         for r in reports:
