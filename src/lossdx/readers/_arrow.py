@@ -21,7 +21,6 @@ MIN_BYTES = 1 << 20
 def _pyarrow() -> Any:
     try:
         import pyarrow  # noqa: F401
-        import pyarrow.compute  # noqa: F401
         import pyarrow.csv  # noqa: F401
     except ImportError:
         return None
@@ -45,24 +44,6 @@ def available(path: str) -> bool:
     except OSError:
         return False
     return _pyarrow() is not None
-
-
-def _numeric(pa: Any, col: Any, fill: float) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(float64 values with nulls filled, mask of present cells or None when all are) or None."""
-    t = col.type
-    if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)):
-        return None
-    if pa.types.is_null(t):
-        return np.full(len(col), fill), np.zeros(len(col), dtype=bool)
-    if pa.types.is_integer(t):
-        col = pa.compute.cast(col, pa.float64())
-    elif t != pa.float64():
-        col = pa.compute.cast(col, pa.float64())
-    present = None
-    if col.null_count:
-        present = np.asarray(pa.compute.is_valid(col))
-        col = col.fill_null(fill)
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64), present
 
 
 def read_csv_matrix(path: str, delimiter: str, header: list[str], ncols: int, empty: float) -> np.ndarray | None:
@@ -104,10 +85,6 @@ def read_csv_matrix(path: str, delimiter: str, header: list[str], ncols: int, em
         parts[j] = []
     pa.default_memory_pool().release_unused()
     return out.T  # column-major: the reader's transpose is then free
-
-
-def _numeric_type(pa: Any, t: Any) -> bool | None:
-    return True if (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)) else None
 
 
 def _pyarrow_json() -> Any:
