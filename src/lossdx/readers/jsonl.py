@@ -96,13 +96,14 @@ class _Columns:
     def pop_column(self, k: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(values, present mask or None when every row has the key); frees the chunks as it goes."""
         parts = self.parts.pop(k)
-        v = np.full(self.rows, np.nan)
         full = sum(arr.size for _o, arr, mask in parts if mask is None) == self.rows
-        p = None if full else np.zeros(self.rows, dtype=bool)
+        if full:  # every row has the key (the parts, in row order, cover them all): no NaN fill, no mask
+            return (np.concatenate([arr for _o, arr, _m in parts]) if len(parts) != 1 else parts[0][1]), None
+        v = np.full(self.rows, np.nan)
+        p = np.zeros(self.rows, dtype=bool)
         for offset, arr, mask in parts:
             v[offset:offset + arr.size] = arr
-            if p is not None:
-                p[offset:offset + arr.size] = True if mask is None else mask
+            p[offset:offset + arr.size] = True if mask is None else mask
         return v, p
 
 
