@@ -103,7 +103,6 @@ def json_installed() -> bool:
 _BOM = b"\xef\xbb\xbf"
 #: an integer literal -0: json gives int 0 (+0.0), pyarrow's double column -0.0
 _NEGATIVE_ZERO_INT = re.compile(rb"-0(?![.eE0-9])")
-_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
 #: an integer with 309 digits or more may exceed the largest double (1.8e308)
 _OVERFLOWING_INT = re.compile(rb"[0-9]{309}")
 #: bytes per block of pyarrow's parser: a 2.4 MB block of lines is parsed by up to 3 threads
@@ -155,9 +154,9 @@ def read_json_block(raw: bytes) -> tuple[dict[str, tuple[np.ndarray, np.ndarray 
     if not raw.isascii() and _BOM in raw:
         return None
     lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
-    # no blank line (json skips it, pyarrow too): then rows == lines below means one object on every line
-    if _BLANK_LINE.search(raw) or raw.lstrip(b" \t\r")[:1] == b"\n" or (
-            not raw.endswith(b"\n") and raw.rstrip(b" \t\r")[-1:] in (b"\n", b"")):
+    # every line starts with its object's brace, so none is blank (json skips those, pyarrow too): then
+    # rows == lines below means exactly one object on every line
+    if not raw.startswith(b"{") or raw.count(b"\n{") != lines - 1:
         return None
     # single-byte tests first (memchr): most blocks have none of these letters
     if b"\\" in raw or (b"N" in raw and b"-NaN" in raw) or (
