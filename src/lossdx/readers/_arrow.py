@@ -116,12 +116,17 @@ def _float_column(pa: Any, col: Any) -> tuple[np.ndarray, np.ndarray | None] | N
     n = len(col)
     if pa.types.is_null(t):
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
-    if not (pa.types.is_integer(t) or pa.types.is_floating(t)):
+    if t == pa.int64():
+        dtype: Any = np.int64
+    elif t == pa.float64():
+        dtype = np.float64
+    else:
         return None
-    dtype = t.to_pandas_dtype()
     values, present = [], []
     for chunk in col.chunks:
         m = len(chunk)
+        if m == 0:
+            continue
         validity, data = chunk.buffers()[:2]
         v = np.frombuffer(data, dtype=dtype, count=chunk.offset + m)[chunk.offset:].astype(np.float64)
         if chunk.null_count:
@@ -132,6 +137,8 @@ def _float_column(pa: Any, col: Any) -> tuple[np.ndarray, np.ndarray | None] | N
             ok = None
         values.append(v)
         present.append(ok)
+    if not values:
+        return np.empty(0), None
     out = np.concatenate(values) if len(values) != 1 else values[0]
     if all(p is None for p in present):
         return out, None
@@ -164,7 +171,7 @@ def read_json_block(raw: bytes) -> tuple[dict[str, tuple[np.ndarray, np.ndarray 
         return None
     try:
         table = pa.json.read_json(io.BytesIO(raw), read_options=pa.json.ReadOptions(block_size=JSON_BLOCK_BYTES))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError, ValueError):
+    except (pa.ArrowException, OSError, ValueError):
         return None
     if table.num_rows != lines:
         return None
