@@ -269,3 +269,38 @@ def test_fuzz_pyarrow_and_plain_jsonl_paths_agree(tmp_path_factory, monkeypatch)
             _same_runs(fast, slow)
 
     check()
+
+
+def test_pyarrow_and_plain_paths_agree_on_every_stored_jsonl_log(monkeypatch):
+    """Every JSONL log of ../shared (GPU, vision and real runs) and of benchmarks/families, each through pyarrow
+    (no size floor) and through json: the same runs bit for bit, or the same error."""
+    pytest.importorskip("pyarrow")
+    from lossdx.exceptions import LossdxError
+    from lossdx.readers import _arrow
+    from lossdx.readers import read_runs as read_all
+
+    from ..conftest import ROOT, SHARED
+
+    files = sorted(SHARED.rglob("*.jsonl")) + sorted((ROOT / "benchmarks" / "families").rglob("*.jsonl"))
+    if not files:
+        pytest.skip("no stored JSONL logs (../shared missing)")
+    monkeypatch.setattr(_arrow, "MIN_BYTES", 0)
+    taken = []
+    real = _arrow.read_json_block
+    monkeypatch.setattr(_arrow, "read_json_block", lambda raw: taken.append(r := real(raw)) or r)
+    for path in files:
+        out = []
+        for installed in (True, False):
+            monkeypatch.setattr(_arrow, "json_installed", lambda installed=installed: installed)
+            try:
+                out.append(read_all(str(path)))
+            except LossdxError as err:
+                out.append(str(err))
+        fast, slow = out
+        if isinstance(fast, str) or isinstance(slow, str):
+            assert fast == slow, path
+            continue
+        assert len(fast) == len(slow), path
+        for a, b in zip(fast, slow):
+            _same_runs(a, b)
+    assert sum(t is not None for t in taken) > len(files) // 2, "pyarrow took too few chunks to compare anything"
