@@ -13,7 +13,9 @@ For each format and size it generates one run (train loss, grad norm, LR, tokens
   TensorBoard: ``tbparse.SummaryReader``, tensorboard's ``EventAccumulator``.
 
 Time ratio = lossdx end to end / the fastest competitor's read. Peak RSS is each process's VmHWM.
-Best of ``--repeats`` wall times (competitors slower than 20 s run once).
+Best of ``--repeats`` wall times (competitors slower than 20 s run once). CPU s = user + sys of all threads
+(lossdx: of its whole process; competitors: of the read call), the least of the repeats: on a loaded machine
+it moves far less than wall time, and it shows what the multi-threaded readers spend in all.
 """
 
 from __future__ import annotations
@@ -81,11 +83,11 @@ def make_data(steps: int, formats: tuple[str, ...]) -> dict[str, str]:
 _MEASURE = """
 import json, sys, time
 {setup}
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 {body}
-dt = time.perf_counter() - t0
+dt, cpu = time.perf_counter() - t0, time.process_time() - c0
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]  # peak RSS of this process
-print(json.dumps({{"seconds": dt, "rss_mb": int(hwm) / 1024, "n": n}}))
+print(json.dumps({{"seconds": dt, "cpu_s": cpu, "rss_mb": int(hwm) / 1024, "n": n}}))
 """
 
 _NANO_RE = r"^iter (\d+): loss ([\d.]+), time ([\d.]+)ms, mfu (-?[\d.]+)%$"
@@ -118,6 +120,7 @@ _READ_ONLY = ("from lossdx.readers import read", "n = len(read({p!r}).series['tr
 def _best(results: list[dict]) -> dict:
     best = dict(min(results, key=lambda r: r["seconds"]))
     best["rss_mb"] = max(r["rss_mb"] for r in results)
+    best["cpu_s"] = min(r["cpu_s"] for r in results)
     return best
 
 
@@ -141,15 +144,15 @@ def end_to_end(p: str, repeats: int, env: dict) -> dict:
     timing = os.path.join(DATA, ".time")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", timing, sys.executable, "-m", "lossdx", "analyze",
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", timing, sys.executable, "-m", "lossdx", "analyze",
                                p, "--format", "json", "--no-auto-config"], capture_output=True, env=env)
         seconds = time.perf_counter() - t0
         if proc.returncode not in (0, 1):
             raise SystemExit(f"lossdx failed on {p}: {proc.stderr.decode()[-500:]}")
         json.loads(proc.stdout)
         with open(timing) as fh:
-            rss_kb = int(fh.read().split()[-1])
-        out.append({"seconds": seconds, "rss_mb": rss_kb / 1024})
+            rss_kb, user, system = fh.read().split()[-3:]
+        out.append({"seconds": seconds, "rss_mb": int(rss_kb) / 1024, "cpu_s": float(user) + float(system)})
         if seconds > 20:
             break
     return _best(out)
@@ -164,6 +167,7 @@ def main() -> None:
     formats = tuple(args.formats.split(","))
     bench = bench_python(["pyarrow", "polars", "tbparse", "tensorboard"])
     env = dict(os.environ, PYTHONPATH=os.path.abspath(SRC))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed lossdx has its bytecode compiled: do not time the compiler
     rows = []
     for steps in (int(s) for s in args.steps.split(",")):
         paths = make_data(steps, formats)
@@ -182,20 +186,24 @@ def main() -> None:
                 theirs.append((name, r))
             best_name, best = min(theirs, key=lambda t: t[1]["seconds"])
             row = {"format": kind, "steps": steps, "mb": round(os.path.getsize(p) / 1e6),
-                   "lossdx_s": round(ours["seconds"], 2), "lossdx_rss_mb": round(ours["rss_mb"]),
+                   "lossdx_s": round(ours["seconds"], 2), "lossdx_cpu_s": round(ours["cpu_s"], 2),
+                   "lossdx_rss_mb": round(ours["rss_mb"]),
                    "lossdx_read_s": round(read_only["seconds"], 2),
                    "competitor": best_name, "competitor_s": round(best["seconds"], 2),
+                   "competitor_cpu_s": round(best["cpu_s"], 2),
                    "competitor_rss_mb": round(best["rss_mb"]),
                    "others": {n: round(r["seconds"], 2) for n, r in theirs if n != best_name},
-                   "ratio": round(ours["seconds"] / best["seconds"], 2)}
+                   "ratio": round(ours["seconds"] / best["seconds"], 2),
+                   "cpu_ratio": round(ours["cpu_s"] / max(best["cpu_s"], 1e-9), 2)}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"{'format':<7}{'steps':>10}{'MB':>6} {'lossdx e2e s':>13}{'RSS MB':>8}{'read s':>8}  "
-          f"{'fastest reader':<30}{'its s':>7}{'RSS MB':>8}{'ratio':>7}")
+    print(f"{'format':<7}{'steps':>10}{'MB':>6} {'lossdx e2e s':>13}{'CPU s':>7}{'RSS MB':>8}{'read s':>8}  "
+          f"{'fastest reader':<30}{'its s':>7}{'CPU s':>7}{'RSS MB':>8}{'ratio':>7}{'CPU ratio':>10}")
     for r in rows:
-        print(f"{r['format']:<7}{r['steps']:>10,}{r['mb']:>6} {r['lossdx_s']:>13.2f}{r['lossdx_rss_mb']:>8}"
-              f"{r['lossdx_read_s']:>8.2f}  {r['competitor']:<30}{r['competitor_s']:>7.2f}{r['competitor_rss_mb']:>8}"
-              f"{r['ratio']:>6.2f}x")
+        print(f"{r['format']:<7}{r['steps']:>10,}{r['mb']:>6} {r['lossdx_s']:>13.2f}{r['lossdx_cpu_s']:>7.2f}"
+              f"{r['lossdx_rss_mb']:>8}{r['lossdx_read_s']:>8.2f}  {r['competitor']:<30}{r['competitor_s']:>7.2f}"
+              f"{r['competitor_cpu_s']:>7.2f}{r['competitor_rss_mb']:>8}{r['ratio']:>6.2f}x{r['cpu_ratio']:>9.2f}x")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(json.dumps(rows))
 
 

@@ -78,3 +78,23 @@ def test_sparse_holes_are_skipped(tmp_path):
     with base.open_regular(str(p)) as fh:
         data = b"".join(base.iter_line_blocks(fh, str(p)))
     assert data.startswith(b"head\n") and data.endswith(b"tail\n") and len(data) < (64 << 20)
+
+
+def test_cap_lines_shortcut_agrees_with_splitting_every_line():
+    """The window test that skips splitting a block into lines: the same bytes as cutting every line, on lines
+    just under, at and over the cap, at the start, the end and without a final newline."""
+    import random
+
+    def reference(body: bytes, max_line: int) -> bytes:
+        if max(map(len, body.split(b"\n"))) <= max_line:
+            return body
+        return b"\n".join(ln[:max_line] for ln in body.split(b"\n"))
+
+    rnd = random.Random(5)
+    for max_line in (1, 2, 3, 7, 8, 64, 65):
+        for _ in range(300):
+            lengths = [rnd.choice([0, 1, max_line - 1, max_line, max_line + 1, 2 * max_line, rnd.randint(0, 3 * max_line)])
+                       for _ in range(rnd.randint(1, 12))]
+            body = b"\n".join(b"x" * max(n, 0) for n in lengths) + rnd.choice([b"", b"\n"])
+            assert base._cap_lines(body, max_line) == reference(body, max_line)
+            assert base._no_line_longer(body, max_line) <= (max(map(len, body.split(b"\n"))) <= max_line)

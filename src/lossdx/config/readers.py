@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import operator
 import os
 import warnings
 from typing import Any
-
-import yaml
 
 from ..exceptions import ConfigError
 from ._bounds import MAX_CONFIG_BYTES, MAX_STRING, bounded_plain
@@ -94,33 +93,33 @@ def read_python_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]
     return env, notes
 
 
-class _SafeTolerantLoader(yaml.SafeLoader):
-    """SafeLoader that reads ``!!python/...`` and unknown tags as plain data instead of failing."""
+@functools.lru_cache(maxsize=1)
+def _tolerant_loader() -> Any:
+    """SafeLoader that reads ``!!python/...`` and unknown tags as plain data instead of failing. Built on first
+    use: yaml costs ~15-30 ms of import, and most logs come with no YAML config."""
+    import yaml
 
-    skipped_tags: list[str]
+    class _SafeTolerantLoader(yaml.SafeLoader):
+        skipped_tags: list[str]
 
+    def _plain(loader: _SafeTolerantLoader, tag_suffix: str, node: yaml.Node) -> Any:
+        loader.skipped_tags.append(node.tag)
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_scalar(node)
 
-def _plain(loader: _SafeTolerantLoader, tag_suffix: str, node: yaml.Node) -> Any:
-    loader.skipped_tags.append(node.tag)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
+    def _yaml_int(loader: _SafeTolerantLoader, node: yaml.Node) -> Any:
+        try:
+            return yaml.SafeLoader.construct_yaml_int(loader, node)
+        except ValueError:  # more digits than Python turns into an int (4300): a float, or an infinity
+            return _big_int(str(node.value))
 
-
-_SafeTolerantLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain)
-_SafeTolerantLoader.add_multi_constructor("!", _plain)
-
-
-def _yaml_int(loader: _SafeTolerantLoader, node: yaml.Node) -> Any:
-    try:
-        return yaml.SafeLoader.construct_yaml_int(loader, node)
-    except ValueError:  # more digits than Python turns into an int (4300): a float, or an infinity
-        return _big_int(str(node.value))
-
-
-_SafeTolerantLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+    _SafeTolerantLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain)
+    _SafeTolerantLoader.add_multi_constructor("!", _plain)
+    _SafeTolerantLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+    return _SafeTolerantLoader
 
 
 def _big_int(digits: str) -> float:
@@ -132,8 +131,10 @@ def _big_int(digits: str) -> float:
 
 
 def read_yaml_config(text: str, path: str) -> tuple[dict[str, Any], list[str]]:
+    import yaml
+
     try:
-        loader = _SafeTolerantLoader(text)  # its reader already refuses control characters
+        loader = _tolerant_loader()(text)  # its reader already refuses control characters
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: invalid YAML ({str(err).splitlines()[0]})") from None
     loader.skipped_tags = []

@@ -1,13 +1,15 @@
-"""Optional fast path through pyarrow (``pip install "lossdx[fast]"``): its multi-threaded C++ CSV parser
-for large CSV logs. It returns None whenever the file holds anything the numpy reader would treat
-differently (text cells), so both paths give the same run; tests/readers/test_delimited.py checks that
-they agree exactly. (pyarrow's JSON reader alone peaks above 300 MB on 1M rows; JSONL has its own
-C-speed path in ``jsonl``.)
+"""Optional fast path through pyarrow (``pip install "lossdx[fast]"``): its multi-threaded C++ CSV and JSON
+parsers for large CSV and JSONL logs. Each returns None whenever the input holds anything the plain reader
+would treat differently (text cells, booleans, nesting, JSON the ``json`` module reads otherwise), so both
+paths give the same run; tests/readers/test_delimited.py and test_jsonl.py check that they agree exactly.
+JSONL goes block by block (the blocks the plain reader parses), so memory stays one block of tables.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,6 @@ MIN_BYTES = 1 << 20
 def _pyarrow() -> Any:
     try:
         import pyarrow  # noqa: F401
-        import pyarrow.compute  # noqa: F401
         import pyarrow.csv  # noqa: F401
     except ImportError:
         return None
@@ -43,24 +44,6 @@ def available(path: str) -> bool:
     except OSError:
         return False
     return _pyarrow() is not None
-
-
-def _numeric(pa: Any, col: Any, fill: float) -> tuple[np.ndarray, np.ndarray | None] | None:
-    """(float64 values with nulls filled, mask of present cells or None when all are) or None."""
-    t = col.type
-    if not (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)):
-        return None
-    if pa.types.is_null(t):
-        return np.full(len(col), fill), np.zeros(len(col), dtype=bool)
-    if pa.types.is_integer(t):
-        col = pa.compute.cast(col, pa.float64())
-    elif t != pa.float64():
-        col = pa.compute.cast(col, pa.float64())
-    present = None
-    if col.null_count:
-        present = np.asarray(pa.compute.is_valid(col))
-        col = col.fill_null(fill)
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64), present
 
 
 def read_csv_matrix(path: str, delimiter: str, header: list[str], ncols: int, empty: float) -> np.ndarray | None:
@@ -104,5 +87,105 @@ def read_csv_matrix(path: str, delimiter: str, header: list[str], ncols: int, em
     return out.T  # column-major: the reader's transpose is then free
 
 
-def _numeric_type(pa: Any, t: Any) -> bool | None:
-    return True if (pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_null(t)) else None
+def _pyarrow_json() -> Any:
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.json  # noqa: F401
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def json_installed() -> bool:
+    return _pyarrow_json() is not None
+
+
+_BOM = b"\xef\xbb\xbf"
+#: an integer literal -0: json gives int 0 (+0.0), pyarrow's double column -0.0
+_NEGATIVE_ZERO_INT = re.compile(rb"-0(?![.eE0-9])")
+#: an integer with 309 digits or more may exceed the largest double (1.8e308)
+_OVERFLOWING_INT = re.compile(rb"[0-9]{309}")
+#: bytes per block of pyarrow's parser: a 2.4 MB block of lines is parsed by up to 3 threads
+JSON_BLOCK_BYTES = 1 << 20
+
+
+def _float_column(pa: Any, col: Any) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(float64 values, NaN where null; mask of present cells or None when all are) of an int64, double
+    or null column; None for any other type (booleans, text, nesting: the json path decides)."""
+    t = col.type
+    n = len(col)
+    if pa.types.is_null(t):
+        return np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if t == pa.int64():
+        dtype: Any = np.int64
+    elif t == pa.float64():
+        dtype = np.float64
+    else:
+        return None
+    values, present = [], []
+    for chunk in col.chunks:
+        m = len(chunk)
+        if m == 0:
+            continue
+        validity, data = chunk.buffers()[:2]
+        v = np.frombuffer(data, dtype=dtype, count=chunk.offset + m)[chunk.offset:].astype(np.float64)
+        if chunk.null_count:
+            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+            ok = bits[chunk.offset:chunk.offset + m].astype(bool)
+            v[~ok] = np.nan
+        else:
+            ok = None
+        values.append(v)
+        present.append(ok)
+    if not values:
+        return np.empty(0), None
+    out = np.concatenate(values) if len(values) != 1 else values[0]
+    if all(p is None for p in present):
+        return out, None
+    mask = np.concatenate([np.ones(len(v), dtype=bool) if p is None else p for v, p in zip(values, present)])
+    return out, mask
+
+
+def read_json_block(raw: bytes) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], int] | None:
+    """A block of whole JSON lines (as ``readers.base.iter_line_blocks`` gives them, already checked to be
+    UTF-8) as float64 columns with their masks of present cells, and the row count; None where the block
+    holds anything ``json.loads`` line by line would read differently: a line that is not exactly one flat
+    object of numbers (blank, torn, two objects, nested, text, booleans, duplicate keys: pyarrow refuses or
+    the counts below differ), and the few literals pyarrow reads and json does not or not alike (``Inf``,
+    ``-NaN``, integer ``-0``, integers past the double range, escapes, a BOM mid-block)."""
+    pa = _pyarrow_json()
+    if pa is None:
+        return None
+    if raw.startswith(_BOM):
+        raw = raw[len(_BOM):]
+    if not raw.isascii() and _BOM in raw:
+        return None
+    # every line starts with its object's brace, so none is blank (json skips those, pyarrow too): then
+    # rows == lines below means exactly one object on every line (numpy finds the newlines 4x faster than
+    # bytes.count finds "\n{")
+    chars = np.frombuffer(raw, dtype=np.uint8)
+    newlines = np.flatnonzero(chars == 10)
+    ends_with_newline = raw.endswith(b"\n")
+    lines = newlines.size + (0 if ends_with_newline else 1)
+    followed = newlines[:-1] if ends_with_newline else newlines  # newlines with another line after them
+    if not raw.startswith(b"{") or not bool((chars[followed + 1] == 123).all()):  # 123: "{"
+        return None
+    # single-byte tests first (memchr): most blocks have none of these letters
+    if b"\\" in raw or (b"N" in raw and b"-NaN" in raw) or (
+            b"I" in raw and raw.count(b"Inf") != raw.count(b"Infinity")) or _NEGATIVE_ZERO_INT.search(raw):
+        return None
+    try:
+        table = pa.json.read_json(io.BytesIO(raw), read_options=pa.json.ReadOptions(block_size=JSON_BLOCK_BYTES))
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    if table.num_rows != lines:
+        return None
+    columns: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for name, col in zip(table.column_names, table.columns):
+        conv = _float_column(pa, col)
+        if conv is None:
+            return None
+        if np.isinf(conv[0]).any() and _OVERFLOWING_INT.search(raw):
+            return None  # an integer past the double range: pyarrow gives inf, json an int numpy refuses
+        columns[name] = conv
+    return columns, table.num_rows

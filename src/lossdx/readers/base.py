@@ -160,9 +160,21 @@ def iter_line_blocks(fh: BinaryIO, path: str, block: int = BLOCK_BYTES,
 
 
 def _cap_lines(body: bytes, max_line: int) -> bytes:
-    if len(body) <= max_line or max(map(len, body.split(b"\n"))) <= max_line:
+    if len(body) <= max_line or _no_line_longer(body, max_line) or max(map(len, body.split(b"\n"))) <= max_line:
         return body
     return b"\n".join(ln[:max_line] for ln in body.split(b"\n"))
+
+
+def _no_line_longer(body: bytes, max_line: int) -> bool:
+    """True when a newline falls in every window of max_line // 2 bytes: then no line is longer than max_line,
+    without splitting the block into lines (each ``find`` stops at the window's first newline)."""
+    half = max_line // 2
+    if half < 1:
+        return False
+    for start in range(0, len(body), half):
+        if body.find(b"\n", start, start + half) < 0:
+            return False
+    return True
 
 
 def looks_binary(head: bytes) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from typing import Any
 
 from .._version import version
@@ -70,5 +69,7 @@ class Report:
 
 def load_schema() -> dict[str, Any]:
     """The JSON Schema of the report, shipped inside the package."""
+    from importlib import resources  # ~15 ms of import (pathlib): only the schema check needs it
+
     schema: dict[str, Any] = json.loads(resources.files("lossdx.report").joinpath("schema.json").read_text("utf-8"))
     return schema
