@@ -100,7 +100,9 @@ def iter_blocks(fh: BinaryIO, path: str, block: int = BLOCK_BYTES) -> Iterator[b
                 nxt = pos  # the file system cannot tell: read on
             pos = nxt
         try:
-            data = _read_full(fh, block)
+            # asked for no more than the file holds (plus room to see it grow): an unbuffered read allocates all
+            # it is asked for, and 8 MB per small log was most of the cost of reading 20,000 of them (R19)
+            data = _read_full(fh, min(block, max(os.fstat(fd).st_size - pos, 0) + 65536))
         except OSError as err:
             raise InputError(f"cannot read {path}: {err.strerror or err}") from None
         if not data:
