@@ -616,6 +616,24 @@ def test_a_training_loss_that_turns_up_under_a_huge_weight_decay_is_over_regular
     assert rep.diagnoses[0].cause == "over_regularization", [(d.cause, d.confidence) for d in rep.diagnoses]
 
 
+
+def test_a_turn_up_under_weight_decay_says_only_what_was_logged():
+    """The same turn without a validation loss or an LR in the log: the evidence must not claim 'validation rising
+    alongside' or 'an LR that did not rise' (nothing was read to say so); and a loss that is NaN at most of its points
+    has no curve to turn (it once crashed the rule)."""
+    steps = np.arange(1, 41)
+    train = np.concatenate([0.97 - 0.33 * (1 - np.exp(-np.arange(20) / 6.0)) / (1 - np.exp(-19 / 6.0)),
+                            0.64 + 0.06 * np.arange(1, 21) / 20])
+    cfg = {"weight_decay": 15.0, "optimizer": "adamw", "lr": 1e-3}
+    rep = analyze(_run({"train/loss": (steps, train)}, cfg, fmt="csv"))
+    (turn,) = [e for d in rep.diagnoses if d.cause == "over_regularization" for e in d.evidence if "turned up" in e]
+    assert "validation rising" not in turn and "did not rise" not in turn, turn
+    assert "no validation loss logged" in turn and "no LR logged" in turn, turn
+    mostly_nan = train.copy()
+    mostly_nan[:36] = np.nan
+    rep = analyze(_run({"train/loss": (steps, mostly_nan)}, cfg, fmt="csv"))
+    assert not any("turned up" in e for d in rep.diagnoses for e in d.evidence)
+
 def test_an_excerpt_of_a_converged_classifier_has_no_scale_for_a_train_validation_gap():
     """A pasted excerpt (iterations 216-608) of a CNN classifier at ~99.5 % accuracy: per-batch losses ~0.003 and
     validation still improving 0.046 -> 0.032. Train 0.0025 against validation 0.032 is 12x, but both fits are

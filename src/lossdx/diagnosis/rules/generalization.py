@@ -249,29 +249,36 @@ def _train_turned_up(ev: Evidence) -> str | None:
         return None
     ok = np.isfinite(t.values)
     steps, vals = t.steps[ok], t.values[ok]
-    k = max(1, vals.size // 10)
-    n = vals.size // k
-    meds = np.array([float(np.median(vals[i * k:(i + 1) * k])) for i in range(n)])
+    if vals.size < 8:
+        return None  # (a loss that is NaN at most points has no curve to turn)
+    # tenths of the curve (single points below ten), the last one ending at the last point
+    parts = np.array_split(np.arange(vals.size), min(10, vals.size))
+    meds = np.array([float(np.median(vals[p])) for p in parts])
+    n = meds.size
     i = int(np.argmin(meds))
     low = float(meds[i])
     if low <= 0 or i < 1 or i > (2 * n) // 3 or float(meds[0]) < 1.1 * low:
         return None  # no fall first, or the minimum is in the last third
     if float(meds[-1]) < 1.05 * low or float(meds[-2]) < 1.02 * low or float(meds[-1]) < float(meds[-2]):
         return None  # not a steady rise to the end
-    at = int(steps[i * k + int(np.argmin(vals[i * k:(i + 1) * k]))])
+    at = int(steps[parts[i][int(np.argmin(vals[parts[i]]))]])
     lr = ev.series("train/lr")
+    lr_note = "with no LR logged to show the schedule"
     if lr is not None and len(lr) >= 2:
         before = lr.values[lr.steps <= at]
         if before.size and float(lr.values[-1]) > 1.01 * float(before[-1]):
             return None  # the LR rose again (a restart, a cyclic schedule): the rise is the LR's
+        if before.size:
+            lr_note = "at an LR that did not rise"
     v = ev.series("val/loss")
+    val_note = "no validation loss logged" if v is None or not len(v) else f"only {len(v)} evaluation(s) logged"
     if v is not None and len(v) >= 3:
         vv = v.values[np.isfinite(v.values)]
         if vv.size < 3 or float(vv[-1]) < float(np.min(vv)) * 1.02:
             return None  # validation still at its best: a different story
+        val_note = "validation rising alongside"
     return (f"train loss turned up after its minimum {num(low)} near step {at}: {num(float(meds[-1]))} at the end "
-            f"(+{100 * (float(meds[-1]) / low - 1):.0f}%), validation rising alongside, at an LR that did not rise: "
-            "the decay pulls the fit back")
+            f"(+{100 * (float(meds[-1]) / low - 1):.0f}%), {val_note}, {lr_note}: the decay pulls the fit back")
 
 
 #: config keys that give the width of a model's hidden layer (MLPs, RNNs, transformers)
