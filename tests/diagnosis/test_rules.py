@@ -432,6 +432,18 @@ def test_an_epoch_log_nan_from_its_first_row_reads_bad_input_rows_first_with_its
     assert hot is None or hot.confidence <= 0.25
 
 
+def test_an_epoch_log_nan_from_its_first_row_does_not_claim_float32_over_an_amp_switch():
+    """A config with use_amp: true names reduced precision in a way the dtype reading does not map: the evidence
+    must not say 'no float16/AMP option: float32 is the default' (nor gain confidence from it)."""
+    plain = causes(_epoch_log_nan_from_the_start())["nan_in_input"]
+    assert any("float32 is the default" in e for e in plain.evidence)
+    run = _epoch_log_nan_from_the_start()
+    run.meta["config_raw"]["use_amp"] = True
+    amp = causes(run)["nan_in_input"]
+    assert not any("float32" in e for e in amp.evidence), amp.evidence
+    assert amp.confidence < plain.confidence
+
+
 def _short_sgd_log(weight_decay, tail):
     """27 window means of a char-level LSTM at SGD lr 20 (word_language_model's log every 20 batches) from the start
     of training: the loss falls 4.5 -> 3.85 in two points, then follows ``tail``."""

@@ -314,9 +314,10 @@ def nan_from_first_epoch(ev: Evidence) -> Hit | None:
     elif dtype:
         hit.confidence += 0.1
         hit.evidence.append(f"dtype {ev.cfg('dtype')}: not a float16 overflow")
-    elif len(ev.raw_config) >= 5:
+    elif len(ev.raw_config) >= 5 and not _precision_keys(ev.raw_config):
         # reduced precision is opt-in (a dtype, fp16 or AMP setting): a config that lists the run's settings without
-        # one trained in float32
+        # one trained in float32 (one that names AMP in a way the dtype reading does not map, use_amp: true, says
+        # nothing of the kind)
         hit.confidence += 0.05
         hit.evidence.append(f"the config sets {len(ev.raw_config)} values and no float16/AMP option: float32 is "
                             "the default")
@@ -336,6 +337,22 @@ def nan_from_first_epoch(ev: Evidence) -> Hit | None:
                    "of the data, a loss that climbs into it is a blow-up",
                    "assert torch.isfinite(batch).all() in the data loader"]
     return hit
+
+
+#: words of a config key that set reduced precision (use_amp, autocast, fp16, half, mixed_precision, precision)
+_PRECISION_WORDS = ("amp", "autocast", "fp16", "float16", "half", "mixed", "precision", "dtype")
+
+
+def _precision_keys(raw: dict) -> list[str]:
+    """The keys of a (nested) config that name a precision setting, whatever their value."""
+    out: list[str] = []
+    for k, v in raw.items():
+        words = str(k).lower().replace("-", "_").split("_")
+        if any(w in _PRECISION_WORDS for w in words):
+            out.append(str(k))
+        if isinstance(v, dict):
+            out += _precision_keys(v)
+    return out
 
 
 def _lr_note(ev: Evidence, ratio: float) -> str:
