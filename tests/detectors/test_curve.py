@@ -244,3 +244,32 @@ def test_a_classifier_excerpt_with_two_near_perfect_fits_is_no_memorisation():
     assert not [f for f in near.findings if f.kind == "overfitting" and f.severity != "info"]
     far = analyze(_classifier_excerpt(0.4))
     assert [f.severity for f in far.findings if f.kind == "overfitting"] == ["warning"]
+
+
+def _stall_at_peak(lr_during):
+    """A GPT-2-vocabulary model from scratch whose loss sits at 7.0 (0.65 ln V) from step 100 to 1500 and falls to 6.0
+    as the LR decays to 0 over the last quarter; `lr_during(steps)` is the LR (as a share of its peak) in between."""
+    from lossdx.detectors.base import Context
+    from lossdx.detectors.curve import PeakLRStallDetector
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 2000, 5)
+    mid = lr_during(steps)
+    share = np.where(steps < 100, steps / 100, np.where(steps < 1500, mid, mid[steps == 1500][0] * (2000 - steps) / 500))
+    loss = np.where(steps < 100, 10.8 - 3.8 * steps / 100, np.where(steps < 1500, 7.0, 7.0 - (steps - 1500) / 500))
+    loss = loss * (1 + 0.003 * rng.standard_normal(steps.size))
+    run = Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, 1e-3 * share)},
+              config={"vocab_size": 50257, "n_layer": 4, "n_embd": 256, "lr": 1e-3, "optimizer": "adamw"})
+    run.source["format"] = "nanogpt"
+    return PeakLRStallDetector().detect(run, Context.from_run(run))
+
+
+def test_a_stall_at_the_peak_lr_is_judged_only_while_the_lr_stays_near_its_peak():
+    """A constant LR at its peak over the stall: the finding, its LR band as logged. A cyclic LR that dips to a fifth
+    of its peak between crests (every 400 steps) is not 'within 30 % of its peak' over the stall, which the finding
+    said (steps 106-1380) before the stretch ended at the first dip."""
+    (f,) = _stall_at_peak(lambda s: np.ones(s.size))
+    assert f.evidence["type"] == "peak_lr_stall" and "within 30% of its peak" in f.message
+    cyclic = _stall_at_peak(lambda s: 0.6 + 0.4 * np.cos(2 * np.pi * (s - 100) / 400))
+    assert not cyclic, [g.message for g in cyclic]

@@ -980,10 +980,13 @@ class PeakLRStallDetector(WholeRunDetector):
             return []  # (no decay after the peak: nothing to compare the peak stretch with)
         s, v = smoothed(ts, tv)
         a, b = float(s[0]), float(s[-1])
-        # from the end of any warmup (the LR within 5 % of its peak) to the last step within 30 % of it
-        high = ls[lv >= self.at_peak * float(lv.max())]
+        # from the end of any warmup (the LR within 5 % of its peak) to the last step within 30 % of it before the LR
+        # first leaves that band (a cyclic schedule that dips to a fifth of its peak between its crests is not 'near
+        # its peak' over the dips)
         start = max(float(ls[int(np.argmax(lv >= 0.95 * float(lv.max())))]), a + 0.05 * (b - a))
-        end = float(high[-1])
+        dips = np.flatnonzero((ls >= start) & (lv < self.at_peak * float(lv.max())))
+        end = float(ls[dips[0] - 1]) if dips.size and dips[0] > 0 else \
+            float(ls[lv >= self.at_peak * float(lv.max())][-1])
         inside = v[(s >= start) & (s <= end)]
         if end - start < self.min_share * (b - a) or inside.size < 8 or end > b - 0.1 * (b - a):
             return []
