@@ -491,3 +491,24 @@ def test_a_four_unit_lstm_whose_loss_still_falls_gets_the_width_as_advice():
     d = {x.cause: x for x in rep.diagnoses}["capacity_too_small"]
     assert rep.verdict == "healthy" and d.confidence <= 0.3 and d.checks
     assert "capacity_too_small" not in causes(run_of(64))
+
+
+def test_the_narrow_width_advice_says_the_loss_falls_only_where_it_does():
+    """With no stall in the findings, a narrow LM's width is advice; 'the loss is still falling' is said of a loss
+    lower over its last third than its middle one, not of one that climbs (the rule once said it of any curve)."""
+    from lossdx.diagnosis.engine import Evidence
+    from lossdx.diagnosis.rules.generalization import capacity_too_small
+    from lossdx.model import Run
+
+    steps = np.arange(0, 2000, 10)
+    cfg = {"vocab_size": 65, "n_embd": 16, "n_layer": 2, "lr": 1e-3, "optimizer": "adamw"}
+    said = {}
+    for name, loss in (("falling", 1.5 + 2.7 * np.exp(-steps / 300)), ("climbing", 2.0 + steps / 1000)):
+        run = Run({"train/loss": Series("train/loss", steps, loss)}, config=dict(cfg))
+        run.meta["config_raw"] = dict(cfg)
+        run.source["format"] = "nanogpt"
+        hit = capacity_too_small(Evidence(run, [], {}))
+        assert hit is not None and not hit.curve_backed
+        said[name] = " ".join(hit.evidence)
+    assert "still falling" in said["falling"]
+    assert "still falling" not in said["climbing"], said["climbing"]

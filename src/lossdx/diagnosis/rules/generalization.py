@@ -131,11 +131,21 @@ def _narrow_lm_advice(ev: Evidence) -> Hit | None:
         return None
     hit = Hit(0.3, [f"hidden width {ev.raw_key('n_embd') or 'n_embd'} = {int(width)}: the next-token logits are a linear "
                     f"map of {int(width)} numbers, fewer than the dozens of characters (or thousands of tokens) they "
-                    "must rank", "the loss is still falling: the log cannot tell yet whether the width or the steps "
-                    "limit it"], curve_backed=False)
+                    "must rank", ("the loss is still falling" if _still_falling(ev) else "the curve shows no stall")
+                    + ": the log cannot tell yet whether the width or the steps limit it"], curve_backed=False)
     hit.checks.append(f"train the same run {max(128, 8 * int(width))} wide for the same steps: a much lower loss "
                       "confirms capacity")
     return hit
+
+
+def _still_falling(ev: Evidence) -> bool:
+    """The finite training loss is lower over the last third of the log than over the middle third."""
+    t = ev.series("train/loss")
+    v = t.values[np.isfinite(t.values)] if t is not None else np.empty(0)
+    if v.size < 6:
+        return False
+    n = v.size // 3
+    return float(np.median(v[-n:])) < float(np.median(v[n:2 * n]))
 
 
 def capacity_too_small(ev: Evidence) -> Hit | None:
