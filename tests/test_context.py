@@ -137,3 +137,10 @@ def test_a_log_without_step_numbers_starting_epochs_in_is_an_excerpt(tmp_path):
     f.write_text("".join(f"{{'loss': {5.5 - 0.1 * i}, 'learning_rate': 0.0002, 'epoch': {0.05 * (i + 1):.2f}}}\n"
                          for i in range(6)))
     assert profile_run(read(str(f))).covers_start
+
+
+def test_a_loss_nan_at_every_one_of_a_hundred_points_has_no_tails_and_no_crash():
+    """The heavy-tail check counted the logged points (>= 96) and then took the minimum of the finite ones: none
+    (a JSONL of 130 NaN losses was an internal error of `lossdx analyze`)."""
+    prof = profile_run(_run(np.full(130, np.nan), fmt="jsonl"))
+    assert not prof.heavy_tailed

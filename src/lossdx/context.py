@@ -250,6 +250,8 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     if s is None or len(s) < 96:
         return False, 1.0, 0.0
     v = s.values[np.isfinite(s.values)]
+    if not v.size:
+        return False, 1.0, 0.0  # (a loss NaN at every point has no tails)
     start = float(np.min(v[:5]))  # the early level; a median would already include a blow-up
     v = v[v.size // 2:]
     if start > 0 and float(np.median(v)) > 1.5 * start:
