@@ -161,3 +161,21 @@ def test_a_loss_flattening_near_a_uniform_guess_while_the_lr_anneals_is_still_st
     rep = analyze(_run(series, cfg))
     assert [f for f in _serious(rep) if f.kind == "plateau"], [f.message for f in rep.findings]
     assert _causes(rep)[:1] == ["capacity_too_small"], [(d.cause, d.confidence) for d in rep.diagnoses]
+
+
+def test_a_creeping_loss_at_a_configured_tiny_lr_says_where_it_stands_once():
+    """The creep of the test above with its config read (lr 3e-6 for a byte-level model): where the loss stands
+    against its start is said once (it was said twice, against two different starts), and the held-out loss's run of
+    falls is counted as falls between evaluations (7 over 8 evaluations, not 'at each of its 8')."""
+    steps = np.arange(5, 401, 5)
+    rng = np.random.default_rng(1)
+    loss = 5.545 - 0.19 * (1 - np.exp(-steps / 150)) + 0.012 * rng.standard_normal(steps.size)
+    lr = 3e-6 * np.minimum(1.0, steps / 40) * 0.5 * (1 + np.cos(np.pi * steps / 400))
+    ev = np.arange(50, 401, 50)
+    series = {"train/loss": (steps, loss), "train/lr": (steps, lr), "train/grad_norm": (steps, 3.5 + 0 * steps),
+              "val/loss": (ev, 5.545 - 0.125 * (1 - np.exp(-ev / 130)))}
+    rep = analyze(_run(series, {"vocab_size": 256, "lr": 3e-6, "optimizer": "adamw"}))
+    d = rep.diagnoses[0]
+    assert d.cause == "lr_too_low" and d.confidence >= 0.7, [(x.cause, x.confidence) for x in rep.diagnoses]
+    assert sum(e.startswith("the loss is still at") for e in d.evidence) == 1, d.evidence
+    assert any("fell 7 times in a row over its 8 evaluations" in e for e in d.evidence), d.evidence

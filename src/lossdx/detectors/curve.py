@@ -205,8 +205,8 @@ class PlateauDetector(WholeRunDetector):
                         f"{metric} stopped improving at ~{fmt_num(final)}: it changed {-100 * imp:+.1f}% over the last "
                         f"{100 * self.tail:.0f}% of the run and has stayed near that level since step {int(start)} "
                         f"({100 * share:.0f}% of the run)" + (
-                            f"; the held-out loss fell at each of its {held.size} evaluations since "
-                            f"({fmt_num(float(held[0]))} -> {fmt_num(float(held[-1]))})" if steady else ""),
+                            f"; the held-out loss fell {held.size - 1} times in a row over its {held.size} evaluations "
+                            f"since ({fmt_num(float(held[0]))} -> {fmt_num(float(held[-1]))})" if steady else ""),
                         {"level": final, "tail_improvement": imp, "two_thirds_improvement": long_imp,
                          "flat_since": int(start), "flat_share": share, "first": first,
                          "uniform_classes": uniform, "steady_descent": steady})]

@@ -248,8 +248,9 @@ def lr_too_low(ev: Evidence) -> Hit | None:
     first = ev.facts.get("train_loss_first")
     if p is not None and lr and low > 1 and first and p.evidence["level"] > 0.8 * first:
         hit.confidence = max(hit.confidence, 0.7)
-        hit.evidence.append(f"the loss is still at {num(p.evidence['level'])}, {100 * p.evidence['level'] / first:.0f}% of "
-                            f"its start {num(first)}: with this LR the weights barely move")
+        if p is not creep:  # (the creep's evidence said where the loss is against its start already)
+            hit.evidence.append(f"the loss is still at {num(p.evidence['level'])}, {100 * p.evidence['level'] / first:.0f}% "
+                                f"of its start {num(first)}: with this LR the weights barely move")
     sat = ev.typed("grad_norm", "clip_saturation")
     if sat:
         hit.evidence.append(f"gradient norm {num(sat[0].evidence['median_norm'])} stays above the clip "
