@@ -39,7 +39,67 @@ def _runs():
     return runs
 
 
-RUNS = _runs()
+def _crafted():
+    """Runs that make this session's new branches fire (checked: each raises its finding), so both paths walk them:
+    a stall at the peak LR, a per-step Inf gradient norm under a finite loss (skipped step), SGDR warm restarts, an
+    epoch-level log NaN from its first row, a mid-run spike in a short log, a spike in an excerpt, clipping while
+    the losses fall, per-step losses with an epoch counter."""
+    import numpy as np
+
+    from lossdx.model import Run, Series
+
+    def mk(series, config, fmt):
+        run = Run({k: Series(k, np.asarray(s, dtype=np.int64), np.asarray(v, dtype=float)) for k, (s, v) in series.items()},
+                  config=dict(config))
+        run.source["format"] = fmt
+        return run
+
+    rng = np.random.default_rng(0)
+    st = np.arange(3000)
+    loss = 2 + 8 * np.exp(-st / 300) + 0.02 * rng.standard_normal(st.size)
+    gn = 1 + 0.1 * rng.standard_normal(st.size)
+    gn[1500], gn[2200:2202] = np.inf, np.nan
+    lr = 1e-3 * 0.5 * (1 + np.cos(np.pi * (st % 750) / 750))
+    s2 = np.arange(0, 2000, 5)
+    lr2 = 1e-3 * np.where(s2 < 100, s2 / 100, np.where(s2 < 1500, 1.0, (2000 - s2) / 500))
+    l2 = np.where(s2 < 100, 10.8 - 3.8 * s2 / 100, np.where(s2 < 1500, 7.0, 7.0 - (s2 - 1500) / 500))
+    es = np.arange(11, 441, 11)
+    s3 = np.arange(0, 500, 10)
+    l3 = 2.2 + 3.3 * np.exp(-s3 / 40.0)
+    l3[25] = 7.88
+    s4 = np.arange(5000, 5600, 10)
+    l4 = 1.5 + 0.05 * rng.standard_normal(s4.size)
+    l4[30] = 2.5
+    return [
+        ("crafted:grad_inf_skip", mk({"train/loss": (st, loss), "train/grad_norm": (st, gn)}, {}, "jsonl")),
+        ("crafted:sgdr", mk({"train/loss": (st, loss), "train/lr": (st, lr), "val/loss": (st[::100], loss[::100])},
+                            {"lr": 1e-3}, "jsonl")),
+        ("crafted:peak_lr_stall", mk({"train/loss": (s2, l2 * (1 + 0.003 * rng.standard_normal(s2.size))),
+                                      "train/lr": (s2, lr2)}, {"vocab_size": 50257, "lr": 1e-3}, "nanogpt")),
+        ("crafted:epoch_nan", mk({"train/loss": (es, np.full(es.size, np.nan)), "train/epoch": (es, np.arange(1.0, 41.0))},
+                                 {"lr": 1e-3}, "")),
+        ("crafted:short_spike", mk({"train/loss": (s3, l3)}, {}, "nanogpt")),
+        ("crafted:excerpt_spike", mk({"train/loss": (s4, l4), "train/lr": (s4, np.full(s4.size, 1e-4))}, {}, "nanogpt")),
+        ("crafted:clip_learning", mk({"train/loss": (st, loss), "train/grad_norm": (st, 5 + rng.random(st.size)),
+                                      "val/loss": (st[::300], loss[::300] * 1.05)}, {"grad_clip": 1.0}, "jsonl")),
+        ("crafted:epoch_counter", mk({"train/loss": (st, loss), "train/epoch": (st, st / 400.0)}, {}, "jsonl")),
+    ]
+
+
+RUNS = _runs() + _crafted()
+
+
+def test_the_crafted_runs_walk_the_new_branches():
+    """Each crafted run raises what it was made for (else the parity test above would not cover that branch)."""
+    found = {label: [f for d in default_detectors() for f in d.detect(run, Context.from_run(run))]
+             for label, run in RUNS if label.startswith("crafted:")}
+    assert any(f.evidence.get("type") == "peak_lr_stall" for f in found["crafted:peak_lr_stall"])
+    assert any(f.kind == "nan" and "skipped" in f.message for f in found["crafted:grad_inf_skip"])
+    assert any(f.evidence.get("type") == "restart" and f.severity == "info" for f in found["crafted:sgdr"])
+    assert any(f.kind == "spike" for f in found["crafted:short_spike"])
+    assert any(f.kind == "spike" for f in found["crafted:excerpt_spike"])
+    assert any(f.evidence.get("type") == "clip_saturation" and "still learned" in f.message
+               for f in found["crafted:clip_learning"])
 
 
 @pytest.mark.parametrize("name", DETECTORS)
