@@ -250,6 +250,27 @@ def test_hard_restarts_at_the_end_of_each_anneal_that_leave_the_loss_alone_are_b
     assert f.severity == "warning" and rep.diagnoses[0].cause == "lr_schedule_bug"
 
 
+
+def test_warm_restarts_by_design_claim_no_rise_only_after_the_restarts_the_log_shows_both_sides_of():
+    """SGDR restarts every 750 steps in a log that ends 2 steps after the third: the loss cannot say what followed
+    it, so 'no rise of the loss after them' is said of the two it shows both sides of, not of all three."""
+    from lossdx.detectors.base import Context
+    from lossdx.detectors.schedule import LRScheduleDetector
+
+    rng = np.random.default_rng(0)
+    said = {}
+    for end in (3000, 2252):
+        st = np.arange(end)
+        lr = 1e-3 * 0.5 * (1 + np.cos(np.pi * (st % 750) / 750))
+        run = Run({"train/loss": Series("train/loss", st, 2 + 8 * np.exp(-st / 300) + 0.02 * rng.standard_normal(end)),
+                   "train/lr": Series("train/lr", st, lr)}, config={"lr": 1e-3})
+        run.source["format"] = "jsonl"
+        (f,) = [f for f in LRScheduleDetector().detect(run, Context.from_run(run)) if f.evidence.get("type") == "restart"]
+        assert f.evidence["by_design"] and f.evidence["restarts"] == 3
+        said[end] = f.message
+    assert "no rise of the loss after them" in said[3000]
+    assert "after them" not in said[2252] and "after the 2 the log shows both sides of" in said[2252], said[2252]
+
 def _lr_excerpt(lr_of_step, start=400, end=680):
     run, _ = make_curve("healthy", n=end + 1, seed=0)
     steps = np.arange(start, end + 1, 4)

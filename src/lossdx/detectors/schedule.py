@@ -186,8 +186,9 @@ def unharmed_warm_restarts(steps: np.ndarray, lr: np.ndarray, peak: float, jump:
             return ""
     if not judged:
         return ""
+    after = "them" if judged == up.size else f"the {judged} the log shows both sides of"
     return (f"{up.size} hard restart(s), each at the end of a full anneal (to <= {100 * ANNEALED:.0f}% of the peak), "
-            "with no rise of the loss after them: cosine annealing with warm restarts, restarts by design")
+            f"with no rise of the loss after {after}: cosine annealing with warm restarts, restarts by design")
 
 
 class ClipSaturationDetector(WholeRunDetector):
