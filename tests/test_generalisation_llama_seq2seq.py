@@ -7,18 +7,14 @@ import math
 import numpy as np
 
 from lossdx.analyze import analyze
-from lossdx.model import Run, Series
+from lossdx.model import Run
+
+from .test_generalisation import _run as _run_of_format
+from .test_generalisation import _serious
 
 
 def _run(series: dict, config: dict | None = None, fmt: str = "hf_trainer_state") -> Run:
-    run = Run({k: Series(k, np.asarray(s, dtype=np.int64), np.asarray(v, dtype=float)) for k, (s, v) in series.items()},
-              config=dict(config or {}))
-    run.source["format"] = fmt
-    return run
-
-
-def _serious(rep):
-    return [f for f in rep.findings if f.severity in ("warning", "error")]
+    return _run_of_format(series, config, fmt)
 
 
 def _causes(rep):
