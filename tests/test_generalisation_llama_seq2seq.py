@@ -81,10 +81,9 @@ def test_a_first_window_mean_the_loss_only_falls_from_is_the_start_of_a_slow_run
     assert _causes(rep)[:1] == ["lr_too_low"]
 
 
-def test_a_loss_stuck_near_its_start_while_the_held_out_loss_falls_at_every_evaluation_is_a_tiny_step():
-    """A byte-level LLaMA at lr 3e-6, no config: the train loss creeps 5.54 -> 5.36 (a plateau of the whole run to
-    the detector) while the eval loss falls at each of its 8 evaluations (5.54 -> 5.42). Targets that do not match
-    their inputs would not carry over to held-out text; a tiny step does: LR too low, not label misalignment."""
+def _creep_series() -> dict:
+    """A byte-level LLaMA at lr 3e-6: the train loss creeps 5.54 -> 5.36 while the eval loss falls at each of its 8
+    evaluations (5.54 -> 5.42)."""
     steps = np.arange(5, 401, 5)
     rng = np.random.default_rng(1)
     loss = 5.545 - 0.19 * (1 - np.exp(-steps / 150)) + 0.012 * rng.standard_normal(steps.size)
@@ -92,7 +91,14 @@ def test_a_loss_stuck_near_its_start_while_the_held_out_loss_falls_at_every_eval
     ev = np.arange(50, 401, 50)
     series = {"train/loss": (steps, loss), "train/lr": (steps, lr), "train/grad_norm": (steps, 3.5 + 0 * steps),
               "val/loss": (ev, 5.545 - 0.125 * (1 - np.exp(-ev / 130)))}
-    rep = analyze(_run(series))
+    return series
+
+
+def test_a_loss_stuck_near_its_start_while_the_held_out_loss_falls_at_every_evaluation_is_a_tiny_step():
+    """A byte-level LLaMA at lr 3e-6, no config: the train loss creeps 5.54 -> 5.36 (a plateau of the whole run to
+    the detector) while the eval loss falls at each of its 8 evaluations (5.54 -> 5.42). Targets that do not match
+    their inputs would not carry over to held-out text; a tiny step does: LR too low, not label misalignment."""
+    rep = analyze(_run(_creep_series()))
     assert rep.verdict != "healthy"
     assert _causes(rep)[0] == "lr_too_low", [(d.cause, d.confidence) for d in rep.diagnoses]
     assert rep.diagnoses[0].confidence >= 0.5
@@ -163,14 +169,7 @@ def test_a_creeping_loss_at_a_configured_tiny_lr_says_where_it_stands_once():
     """The creep of the test above with its config read (lr 3e-6 for a byte-level model): where the loss stands
     against its start is said once (it was said twice, against two different starts), and the held-out loss's run of
     falls is counted as falls between evaluations (7 over 8 evaluations, not 'at each of its 8')."""
-    steps = np.arange(5, 401, 5)
-    rng = np.random.default_rng(1)
-    loss = 5.545 - 0.19 * (1 - np.exp(-steps / 150)) + 0.012 * rng.standard_normal(steps.size)
-    lr = 3e-6 * np.minimum(1.0, steps / 40) * 0.5 * (1 + np.cos(np.pi * steps / 400))
-    ev = np.arange(50, 401, 50)
-    series = {"train/loss": (steps, loss), "train/lr": (steps, lr), "train/grad_norm": (steps, 3.5 + 0 * steps),
-              "val/loss": (ev, 5.545 - 0.125 * (1 - np.exp(-ev / 130)))}
-    rep = analyze(_run(series, {"vocab_size": 256, "lr": 3e-6, "optimizer": "adamw"}))
+    rep = analyze(_run(_creep_series(), {"vocab_size": 256, "lr": 3e-6, "optimizer": "adamw"}))
     d = rep.diagnoses[0]
     assert d.cause == "lr_too_low" and d.confidence >= 0.7, [(x.cause, x.confidence) for x in rep.diagnoses]
     assert sum(e.startswith("the loss is still at") for e in d.evidence) == 1, d.evidence
