@@ -254,6 +254,12 @@ def test_evidence_is_true_to_the_run(reports):
                 for step in re.findall(r"at step (\d+)", e):
                     lo, hi = rep.run["steps"]
                     assert lo <= int(step) <= hi, where
+                # what the held-out loss or the LR did is said only of a run that logged one
+                metrics = set(rep.run.get("metrics", []))
+                if any(p in e for p in ("held-out loss fell", "held-out loss falls", "validation rising alongside")):
+                    assert any(m.startswith(("val/", "eval")) for m in metrics), (where, metrics)
+                if any(p in e for p in ("an LR that did not rise", "while the LR stayed")):
+                    assert "train/lr" in metrics, (where, metrics)
             # a fix or a config patch moves the value the way its cause says: never a 'raise' that lowers it
             for fix in d.fixes:
                 m = re.search(r"\b(raise|lower|halve)\b[^:]*: ([-\d.e+]+) -> ([-\d.e+]+)", fix)
