@@ -273,3 +273,16 @@ def test_a_stall_at_the_peak_lr_is_judged_only_while_the_lr_stays_near_its_peak(
     assert f.evidence["type"] == "peak_lr_stall" and "within 30% of its peak" in f.message
     cyclic = _stall_at_peak(lambda s: 0.6 + 0.4 * np.cos(2 * np.pi * (s - 100) / 400))
     assert not cyclic, [g.message for g in cyclic]
+
+
+def test_a_plateau_judged_on_the_last_four_points_of_a_sparse_log_says_the_share_it_measured():
+    """Evaluations at 600, 650, 900 and 1000 of a 1000-step run: the last third holds two, so the change is measured
+    from step 600, over the last 40 % of the run, which the message says (it said 'the last 33%' whatever it measured)."""
+    from lossdx.model import Run
+
+    vs = np.array([0, 100, 200, 300, 400, 500, 600, 650, 900, 1000])
+    vv = np.array([3.0, 2.2, 2.05, 2.01, 2.0, 2.0, 1.999, 1.999, 1.998, 1.998])
+    run = Run({"val/loss": Series("val/loss", vs, vv)})
+    run.source["format"] = "jsonl"
+    (p,) = [f for f in analyze(run).findings if f.kind == "plateau"]
+    assert "over the last 40% of the run" in p.message, p.message

@@ -203,7 +203,7 @@ class PlateauDetector(WholeRunDetector):
         steady = bool(held.size >= 4 and np.all(np.diff(held) < 0))
         return [Finding("plateau", metric, int(start), int(b), sev,
                         f"{metric} stopped improving at ~{fmt_num(final)}: it changed {-100 * imp:+.1f}% over the last "
-                        f"{100 * self.tail:.0f}% of the run and has stayed near that level since step {int(start)} "
+                        f"{100 * (b - tail_start) / (b - a):.0f}% of the run and has stayed near that level since step {int(start)} "
                         f"({100 * share:.0f}% of the run)" + (
                             f"; the held-out loss fell {held.size - 1} times in a row over its {held.size} evaluations "
                             f"since ({fmt_num(float(held[0]))} -> {fmt_num(float(held[-1]))})" if steady else ""),
