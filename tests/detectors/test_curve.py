@@ -286,3 +286,23 @@ def test_a_plateau_judged_on_the_last_four_points_of_a_sparse_log_says_the_share
     run.source["format"] = "jsonl"
     (p,) = [f for f in analyze(run).findings if f.kind == "plateau"]
     assert "over the last 40% of the run" in p.message, p.message
+
+
+def test_slow_convergence_says_where_it_measured_the_early_fall():
+    """A logged warmup over the first 20 % moves the point the early fall is measured at to its end: the message says
+    20 % and why (it said 'after 10% of the run' whatever it measured); without a warmup it is 10 %."""
+    from lossdx.detectors.base import Context
+    from lossdx.detectors.curve import SlowConvergenceDetector
+    from lossdx.model import Run
+
+    st = np.arange(0, 2001, 10)
+    said = []
+    for warmup in (400, 1):
+        run = Run({"train/loss": Series("train/loss", st, 10.8 - 4.5 * st / 2000),
+                   "train/lr": Series("train/lr", st, 3e-4 * np.minimum(1.0, np.maximum(st, 1) / warmup))},
+                  config={"vocab_size": 50257, "lr": 3e-4})
+        run.source["format"] = "nanogpt"
+        (f,) = SlowConvergenceDetector().detect(run, Context.from_run(run))
+        said.append(f.message)
+    assert said[0].startswith("after 20% of the run (the end of the LR warmup) the loss had fallen only 8%"), said[0]
+    assert said[1].startswith("after 10% of the run the loss had fallen only"), said[1]

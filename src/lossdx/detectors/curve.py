@@ -345,7 +345,9 @@ class SlowConvergenceDetector(WholeRunDetector):
             return []  # (a loss that rose at first is a blow-up, judged by the spike/divergence detectors)
         early_drop = max(early_drop, 0.0)  # a point-to-point wobble above the start is no fall, and no rise either
         return [Finding("slow_convergence", "train/loss", int(a), int(b), "warning",
-                        f"after {100 * self.early_share:.0f}% of the run the loss had fallen only "
+                        f"after {100 * (early_at - a) / (b - a):.0f}% of the run"
+                        + (" (the end of the LR warmup)" if early_at > a + self.early_share * (b - a) else "")
+                        + f" the loss had fallen only "
                         f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
                         f"their first 5-10% of steps) and it is still falling ({100 * tail_imp:.1f}% over the last "
                         f"third): the run is far from converged at {fmt_num(last)}",
