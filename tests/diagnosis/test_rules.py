@@ -512,3 +512,20 @@ def test_the_narrow_width_advice_says_the_loss_falls_only_where_it_does():
         said[name] = " ".join(hit.evidence)
     assert "still falling" in said["falling"]
     assert "still falling" not in said["climbing"], said["climbing"]
+
+
+def test_capacity_says_the_tokens_per_parameter_it_computed():
+    """100,000 tokens for 500,000 parameters is 0.2 tokens per parameter, which the evidence said as '0'."""
+    from lossdx.diagnosis.engine import Evidence
+    from lossdx.diagnosis.rules.generalization import capacity_too_small
+    from lossdx.findings import Finding
+    from lossdx.model import Run
+
+    steps = np.arange(0, 1000, 10)
+    run = Run({"train/loss": Series("train/loss", steps, 2.0 + 2.0 * np.exp(-steps / 100))},
+              config={"n_layer": 2, "n_embd": 64})
+    plateau = Finding("plateau", "train/loss", 500, 990, "warning", "train/loss stopped improving at ~2",
+                      {"level": 2.0, "flat_since": 500, "flat_share": 0.5})
+    hit = capacity_too_small(Evidence(run, [plateau], {"n_params": 500_000, "tokens_seen": 100_000,
+                                                       "train_loss_first": 4.0}))
+    assert hit is not None and any("(0.2 tokens per parameter" in e for e in hit.evidence), hit.evidence

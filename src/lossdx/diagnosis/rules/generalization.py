@@ -165,7 +165,7 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
     per_param = tokens / n if n else 0
     if per_param < 20 and n >= 1e6:
         return None
-    size = (f"{n:,} parameters for {tokens:,} tokens ({per_param:.0f} tokens per parameter; Chinchilla-optimal is "
+    size = (f"{n:,} parameters for {tokens:,} tokens ({num(per_param)} tokens per parameter; Chinchilla-optimal is "
             "~20): the model, not the data, is the limit") if tokens else \
         f"{n:,} parameters (tokens seen unknown: give batch size and sequence length to compare with the data)"
     hit = Hit(0.55, [f"loss flat at ~{num(p.evidence['level'])} since step {p.start_step}", size])
@@ -176,7 +176,7 @@ def capacity_too_small(ev: Evidence) -> Hit | None:
         # fewer tokens than compute-optimal for this size: the model has more parameters than its data has trained,
         # so its size does not explain the stall (a bigger one would be trained even less); only a reading
         hit.confidence = 0.3
-        hit.evidence[1] = (f"{n:,} parameters for {tokens:,} tokens ({per_param:.0f} tokens per parameter, under the ~20 "
+        hit.evidence[1] = (f"{n:,} parameters for {tokens:,} tokens ({num(per_param)} tokens per parameter, under the ~20 "
                            "of a compute-optimal run): the data seen, not the size, limits this model")
         hit.checks.append("train the same model 3x longer (or a 4x smaller one as long): a capacity limit keeps the "
                           "loss where it is, an under-trained model goes lower")
