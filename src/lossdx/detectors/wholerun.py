@@ -8,7 +8,7 @@ by construction.
 from __future__ import annotations
 
 import threading
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -19,10 +19,16 @@ from .base import Context, Detector, PointBuffer
 
 class WholeRunDetector(Detector):
     requires: tuple[str, ...] = ("train/loss",)
+    # (links, not running state: see share_point_buffers) the pool of buffers shared with the other whole-run
+    # detectors fed the same steps, and the metrics whose shared buffer another detector of it appends to; a
+    # detector given a state without a reset buffers for itself
+    _pool: dict[str, PointBuffer] | None = None
+    _reads: set[str] | frozenset[str] = frozenset()
 
     def reset(self, context: Context | None = None) -> None:
         super().reset(context)
         self.buffers_: dict[str, PointBuffer] = {}
+        self._pool, self._reads = None, frozenset()  # (unlinked: see share_point_buffers)
 
     def update(self, step: int, values: Mapping[str, float]) -> list[Finding]:
         for m in self.requires:
@@ -30,7 +36,17 @@ class WholeRunDetector(Detector):
             if v is not None:
                 buf = self.buffers_.get(m)
                 if buf is None:
+                    pool = self._pool
+                    if pool is not None and m in pool:
+                        # another detector of the pool saw this metric first and appended this step's value
+                        self.buffers_[m] = pool[m]
+                        self._reads = self._reads | {m}
+                        continue
                     buf = self.buffers_[m] = PointBuffer()
+                    if pool is not None:
+                        pool[m] = buf
+                elif m in self._reads:
+                    continue
                 buf.append(step, v)
         return []
 
@@ -44,6 +60,29 @@ class WholeRunDetector(Detector):
 
     def analyze(self, series: dict[str, Series]) -> list[Finding]:
         raise NotImplementedError
+
+
+def share_point_buffers(detectors: Iterable[Detector]) -> None:
+    """Let the whole-run detectors of one live watcher keep one point buffer per metric between them.
+
+    Each buffers every point of what it requires until ``finalize``: some twenty copies of the loss curve in a live
+    guard (over 400 bytes a step, 0.4 GB over a million steps). Fed the same steps in the same order, the first
+    detector to see a metric appends to its buffer and the others read that very buffer. Call it after ``reset``
+    and again after any ``load_state_dict`` (a restored state holds copies; the first detector's becomes the
+    shared one, their contents being equal). Reset the detectors of a pool together, then share again.
+    """
+    pool: dict[str, PointBuffer] = {}
+    for det in detectors:
+        if not isinstance(det, WholeRunDetector):
+            continue
+        reads: set[str] = set()
+        for m, buf in det.buffers_.items():
+            if m in pool:
+                det.buffers_[m] = pool[m]
+                reads.add(m)
+            else:
+                pool[m] = buf
+        det._pool, det._reads = pool, frozenset(reads)
 
 
 class _Caches(threading.local):

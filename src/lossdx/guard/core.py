@@ -20,6 +20,7 @@ import numpy as np
 
 from ..detectors import Detector, default_detectors
 from ..detectors.base import Context, PointBuffer
+from ..detectors.wholerun import share_point_buffers
 from ..findings import Finding
 from ..keys import GRAD_NORM, LOSS_SCALE, LR, TRAIN_LOSS
 from ..model import Run, Series
@@ -146,6 +147,7 @@ class Guard:
                                      max_steps=self.config.get("max_steps"))
         for det in self.detectors:
             det.reset(ctx)
+        share_point_buffers(self.detectors)  # one buffer per metric, not one per whole-run detector
         self.findings: list[Finding] = []  # everything the detectors emitted live (plus finalize at the end)
         self.records: list[dict[str, Any]] = []  # spike records, as written to guard_events.jsonl
         self.notes: list[str] = []  # what the guard did, for the report
@@ -259,6 +261,7 @@ class Guard:
         states, n_rows, _seen, _n_findings, _lr = self.checkpoints[int(step)]
         for det, st in zip(self.detectors, states):
             det.load_state_dict(st)
+        share_point_buffers(self.detectors)
         self.history.truncate(n_rows)
         self._history_written = min(self._history_written, n_rows)
         self.rollbacks += 1
