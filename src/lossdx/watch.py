@@ -200,6 +200,7 @@ class Watcher:
 
     def __init__(self, path: str, fmt: str | None = None, config: Mapping[str, Any] | None = None) -> None:
         from .detectors import Context, default_detectors
+        from .detectors.wholerun import share_point_buffers
 
         self.tail = Tail(path, fmt)
         self.detectors = default_detectors()
@@ -207,6 +208,7 @@ class Watcher:
         self.context = ctx
         for d in self.detectors:
             d.reset(ctx)
+        share_point_buffers(self.detectors)  # (one buffer per metric, not one per whole-run detector)
         self.last_step: int | None = None
         self.steps_seen = 0
         self.late_points = 0
@@ -224,8 +226,11 @@ class Watcher:
         return out
 
     def _start_over(self) -> None:
+        from .detectors.wholerun import share_point_buffers
+
         for d in self.detectors:
             d.reset(self.context)
+        share_point_buffers(self.detectors)
         self.last_step = None
         self._reported.clear()
         self._nonfinite.clear()
