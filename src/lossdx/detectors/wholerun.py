@@ -73,8 +73,8 @@ def share_point_buffers(detectors: Iterable[Detector]) -> None:
     """
     pool: dict[str, PointBuffer] = {}
     for det in detectors:
-        if not isinstance(det, WholeRunDetector):
-            continue
+        if not isinstance(det, WholeRunDetector) or type(det).update is not WholeRunDetector.update:
+            continue  # (a detector that buffers its own way keeps its own buffers)
         reads: set[str] = set()
         for m, buf in det.buffers_.items():
             if m in pool:
