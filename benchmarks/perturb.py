@@ -15,7 +15,8 @@ Every variant is deterministic and built from ``benchmarks/families/labels.json`
 
 Healthy runs: false alarms (verdict != healthy). Faulty runs: only variants that can still contain the fault:
 a fault labelled with steps must have every labelled step inside the kept window (and, thinned, its nearest logged
-point kept); a fault without steps (lr_too_low, overfitting ...) is a property of the whole run and is scored only
+point kept; not in an excerpt entry cut again: its reader may number steps otherwise than the label); a fault
+without steps (lr_too_low, overfitting ...) is a property of the whole run and is scored only
 in ``noconfig`` and ``thin*``. For those: flagged (verdict != healthy) and top cause in ``accept`` (strength
 established/by_symptom only, as in generalisation.py). Variants that leave fewer than 5 train loss points are skipped.
 """
@@ -111,6 +112,8 @@ def fault_visible(lab: dict, variant: str, run: Run, ref: Series) -> bool:
     if not steps:
         return variant == "noconfig" or variant.startswith("thin")
     lo, hi = run.meta.get("perturb_window", (None, None))
+    if (lo is not None or hi is not None) and lab.get("excerpt_from_step") is not None:
+        return False  # an excerpt's steps may be numbered otherwise than its label's (epochs counted from 1)
     if lo is not None and min(steps) < lo:
         return False
     if hi is not None and max(steps) > hi:
