@@ -369,3 +369,52 @@ def test_one_inf_gradient_norm_under_a_finite_loss_in_a_per_step_log_is_a_skippe
     assert [f.severity for f in skipped] == ["info"] and "skipped" in skipped[0].message
     assert analyze(run_of(False)).verdict == "healthy"
     assert analyze(run_of(True)).verdict == "problem"
+
+
+def test_a_short_excerpts_second_point_within_its_scatter_is_no_rise_above_a_baseline():
+    """A 40-point excerpt (every 10 steps from step 3000) of a loss scattering by ~30 % around 2.5: too short for the
+    heavy-tail measure, but its own scatter says how much one point can differ from the first. Its second point at 2x
+    the first is that scatter; a second point at 10x the first is still a spike."""
+    def run_of(second):
+        rng = np.random.default_rng(3)
+        steps = np.arange(3000, 3400, 10)
+        loss = 2.5 * np.exp(rng.normal(0, 0.3, steps.size))
+        loss[0], loss[1] = 2.2, second
+        return Run({"train/loss": Series("train/loss", steps, loss)}, config={})
+
+    assert [f for f in findings(run_of(4.4), "spike") if f.severity != "info"] == []
+    assert [f.start_step for f in findings(run_of(22.0), "spike") if f.severity != "info"] == [3010]
+
+
+def test_a_rise_after_an_excerpts_calm_first_points_is_judged_against_the_whole_excerpts_noise():
+    """Eight calm points (0.19-0.22) open an excerpt whose loss then scatters by 15 % around 0.25: a point at 0.4 is
+    2x their scatter's 8 sigma but within 8 sigma of the noise the whole excerpt shows, so it is no event."""
+    rng = np.random.default_rng(8)
+    steps = np.arange(5000, 5200)
+    loss = 0.25 * np.exp(rng.normal(0, 0.15, steps.size))
+    loss[:8] = [0.2, 0.21, 0.19, 0.22, 0.2, 0.21, 0.19, 0.2]
+    loss[10] = 0.4
+    run = Run({"train/loss": Series("train/loss", steps, loss)}, config={})
+    assert [f for f in findings(run, "spike") if f.severity != "info"] == []
+
+
+def test_a_converged_classifier_excerpts_batch_below_chance_level_is_per_sample_noise():
+    """A classifier excerpt (accuracy logged, classes unknown) near zero loss (~0.003), logged every 10 steps: a batch
+    at 0.35 nats (below ln 2: still predicted better than a guess) that is gone the next point, and a last point at
+    0.12, are a few misclassified samples (info); a garbage batch at 31.8 nats is still a warning."""
+    def run_of(peak):
+        rng = np.random.default_rng(5)
+        steps = np.arange(2000, 2500, 10)
+        loss = 0.003 * np.exp(rng.normal(0, 0.6, steps.size))
+        loss[2], loss[-1] = peak, 0.12
+        vsteps = np.arange(2000, 2500, 100)
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", vsteps, np.full(vsteps.size, 0.05)),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(vsteps.size, 0.98))}, config={})
+
+    quiet = analyze(run_of(0.35))
+    assert [f.message for f in quiet.findings if f.kind == "spike" and f.severity != "info"] == []
+    assert quiet.verdict == "healthy"
+    assert any("below chance level, ln 2 = 0.6931 nats" in f.message for f in quiet.findings if f.kind == "spike")
+    loud = [f for f in findings(run_of(31.8), "spike") if f.severity != "info"]
+    assert [f.start_step for f in loud] == [2020]

@@ -125,6 +125,16 @@ class BlockEventDetector(Detector):
         if ev.get("within_noise") and recovered_step is not None and ev["n"] <= 3:
             severity = "info"
             msg += " (within the point-to-point noise of the first logged points)"
+        # a classifier excerpt near zero loss: a batch whose loss stays below chance level (ln C, ln 2 when C is not
+        # known) was still predicted better than a guess, so its jump is a few confidently misclassified samples
+        # (per-sample noise of a converged classifier), not a broken batch (garbage inputs or labels reach chance
+        # level or beyond); a point still high where the log ends is no more than one such batch
+        floor = self._untrained_floor()
+        if floor and ev["peak"] < floor and severity != "info" and (ev["n"] <= 3 if recovered_step is not None
+                                                                    else ev["n"] == 1):
+            severity = "info"
+            msg += (f" (below chance level, ln {self.context_.profile.n_classes or 2} = {fmt_num(floor)} nats: "
+                    "the batch was still predicted better than a guess)")
         # a cross-entropy in nats is a log-probability: a near-perfect fit (an excerpt that starts at ~0, where the
         # first value is no scale) jumping from 1e-4 to 0.015 still gives the targets >= 95 % probability
         if ev["peak"] < self.near_zero_nats and self.context_.profile.kind in _CROSS_ENTROPY_KINDS:
@@ -155,6 +165,8 @@ class BlockEventDetector(Detector):
         if not self.context_.profile.covers_start and recent.size >= self.recent:
             level = float(np.median(recent))
             sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
+            # eight points can look calm by chance: the noise the whole excerpt shows is the better measure
+            sigma = max(sigma, self.context_.profile.rel_noise * abs(level))
             return self._new_event(step, x, level, sigma) if x > self._threshold(level, sigma) else None
         if seen < self.block or recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
             ev = self._new_event(step, x, first, 0.0, early=True)
