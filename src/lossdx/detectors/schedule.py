@@ -29,6 +29,16 @@ class LRScheduleDetector(WholeRunDetector):
         out = []
         peak = float(lr.max())
         p = int(np.argmax(lr >= 0.98 * peak))  # the first time the schedule reaches its peak (restarts repeat it)
+        if not self.context_.profile.covers_start:
+            # an excerpt may begin after the schedule's peak, and then its highest LR is the restart itself: a rise
+            # counts from the first fall below the LR logged before it (the decay the excerpt shows), once the excerpt
+            # shows four points of that decay before the rise: fewer cannot tell a restart by design from a bug
+            fell = np.flatnonzero(lr[1:] < 0.98 * np.maximum.accumulate(lr)[:-1])
+            if fell.size and int(fell[0]) < p:
+                q = int(fell[0])
+                up = np.flatnonzero(lr[q:] - np.minimum.accumulate(lr[q:]) > self.jump * peak)
+                if up.size and int(up[0]) >= 4:
+                    p = q
         first, last = float(lr[0]), float(lr[-1])
         run_len = float(steps[-1] - steps[0]) or 1.0
         decays = last < 0.7 * peak

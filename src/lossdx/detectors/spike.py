@@ -83,7 +83,11 @@ class BlockEventDetector(Detector):
         # the start of training the first loss is the untrained model's, the same for every batch; in an excerpt it
         # is one draw of the noisy curve itself, so the rise is a difference of two noisy points: sqrt(2) x the noise
         tails = min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0
-        noise = prof.rel_noise * (1.0 if prof.covers_start else math.sqrt(2))
+        if not prof.covers_start:
+            # both points are draws of a positive, skewed per-batch loss: its scatter is a factor, so four sigmas
+            # of the difference is a ratio of e^(4 sqrt2 sigma) (0.043 -> 0.29 is within a 40 % scatter's reach)
+            return max(self.early_rise, math.expm1(4.0 * prof.rel_noise * math.sqrt(2))) * tails
+        noise = prof.rel_noise
         return max(self.early_rise, 4.0 * noise) * tails
 
     def _recover_level(self, med: float, sigma: float) -> float:
@@ -130,8 +134,7 @@ class BlockEventDetector(Detector):
         # (per-sample noise of a converged classifier), not a broken batch (garbage inputs or labels reach chance
         # level or beyond); a point still high where the log ends is no more than one such batch
         floor = self._untrained_floor()
-        if floor and ev["peak"] < floor and severity != "info" and (ev["n"] <= 3 if recovered_step is not None
-                                                                    else ev["n"] == 1):
+        if floor and ev["peak"] < floor and severity != "info" and (recovered_step is not None or ev["n"] == 1):
             severity = "info"
             msg += (f" (below chance level, ln {self.context_.profile.n_classes or 2} = {fmt_num(floor)} nats: "
                     "the batch was still predicted better than a guess)")
