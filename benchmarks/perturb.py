@@ -87,7 +87,8 @@ def make_variant(raw: Run, config: str | None, variant: str) -> tuple[Run, Serie
         cut = int(ref.steps[int(int(variant[7:]) / 100 * len(ref))])
         _window(run, lambda st: st >= cut)
         run.config = {}  # the header lines that printed the settings are not in a mid-run excerpt
-        run.meta.pop("steps_are_record_numbers", None)  # steps are global, not counted from the excerpt's start
+        # (a log without step numbers keeps its record numbers and says so: the context tells an excerpt of it by
+        # its epoch counter, as it would for a pasted one)
         run.meta["perturb_window"] = (cut, None)
     elif variant == "noconfig":
         pass
