@@ -244,3 +244,26 @@ def test_a_classifier_excerpt_with_two_near_perfect_fits_is_no_memorisation():
     assert not [f for f in near.findings if f.kind == "overfitting" and f.severity != "info"]
     far = analyze(_classifier_excerpt(0.4))
     assert [f.severity for f in far.findings if f.kind == "overfitting"] == ["warning"]
+
+
+def test_a_slow_start_in_a_run_still_going_is_judged_by_its_planned_length():
+    """A 4-class classifier from scratch (ln 4 = 1.386) that sits at its start for 50 steps and then falls, logged to
+    step 120 of a planned 300 (max_steps in the config): "10 % of the run" is step 30 of 300, and how far from converged
+    the run ends the log cannot show yet, so the slow start is info. The same log as a finished 120-step run (no
+    max_steps) is still a warning."""
+    from lossdx.model import Run
+
+    steps = np.arange(1, 121)
+    loss = np.where(steps < 50, np.log(4), np.log(4) * np.exp(-(steps - 50) / 150.0))
+    loss = loss + 0.004 * np.sin(steps)
+    acc_steps = np.arange(30, 121, 30)
+
+    def run_of(cfg):
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", acc_steps, np.interp(acc_steps, steps, loss)),
+                    "val/accuracy": Series("val/accuracy", acc_steps, np.full(acc_steps.size, 0.5))}, config=cfg)
+
+    going = [f for f in analyze(run_of({"max_steps": 300})).findings if f.kind == "slow_convergence"]
+    assert [f.severity for f in going] == ["info"] and "still going (step 120 of 300)" in going[0].message
+    done = [f for f in analyze(run_of({})).findings if f.kind == "slow_convergence"]
+    assert [f.severity for f in done] == ["warning"]
