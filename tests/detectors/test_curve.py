@@ -267,3 +267,22 @@ def test_a_slow_start_in_a_run_still_going_is_judged_by_its_planned_length():
     assert [f.severity for f in going] == ["info"] and "still going (step 120 of 300)" in going[0].message
     done = [f for f in analyze(run_of({})).findings if f.kind == "slow_convergence"]
     assert [f.severity for f in done] == ["warning"]
+
+
+def test_a_checkpoints_trainer_state_says_how_long_the_run_is_planned(tmp_path):
+    """A trainer_state.json saved mid-run (global_step 120 of max_steps 300) states the planned length itself: the
+    same slow start as above is judged as a run still going, without a config."""
+    import json
+
+    from lossdx.analyze import analyze_path
+
+    steps = np.arange(1, 121)
+    loss = np.where(steps < 50, np.log(4), np.log(4) * np.exp(-(steps - 50) / 150.0)) + 0.004 * np.sin(steps)
+    rows = [{"step": int(s), "epoch": float(s) / 250, "loss": float(v), "learning_rate": 2e-4, "grad_norm": 1.0}
+            for s, v in zip(steps, loss)]
+    rows += [{"step": int(s), "epoch": float(s) / 250, "eval_loss": float(np.interp(s, steps, loss)),
+              "eval_accuracy": 0.5} for s in (30, 60, 90, 120)]
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"global_step": 120, "max_steps": 300, "logging_steps": 1, "log_history": rows}))
+    found = [f for f in analyze_path(str(path)).findings if f.kind == "slow_convergence"]
+    assert [f.severity for f in found] == ["info"] and "step 120 of 300" in found[0].message
