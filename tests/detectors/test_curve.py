@@ -286,3 +286,25 @@ def test_a_checkpoints_trainer_state_says_how_long_the_run_is_planned(tmp_path):
     path.write_text(json.dumps({"global_step": 120, "max_steps": 300, "logging_steps": 1, "log_history": rows}))
     found = [f for f in analyze_path(str(path)).findings if f.kind == "slow_convergence"]
     assert [f.severity for f in found] == ["info"] and "step 120 of 300" in found[0].message
+
+
+def test_a_train_validation_gap_with_validation_still_at_its_best_is_no_memorisation():
+    """A classifier excerpt (steps 269-439) whose train loss reaches 0.004 while validation, evaluated four times, is at
+    its best (0.084) at its last evaluation: 20x apart, but validation is still learning and "has not improved since"
+    would be untrue. Once validation's best is behind it, the same gap is memorisation."""
+    from lossdx.model import Run
+
+    steps = np.arange(269, 440, 10)
+    loss = 0.09 * np.exp(-(steps - 269) / 55.0) + 0.002 + 0.001 * np.sin(steps)
+    vsteps = np.array([307, 351, 395, 439])
+
+    def run_of(val):
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", vsteps, np.array(val)),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(4, 0.97)),
+                    "train/epoch": Series("train/epoch", steps, steps / 44.0)}, config={})
+
+    improving = [f for f in analyze(run_of([0.121, 0.091, 0.098, 0.084])).findings if f.kind == "overfitting"]
+    assert [f for f in improving if f.severity != "info"] == []
+    stalled = [f for f in analyze(run_of([0.121, 0.084, 0.098, 0.091])).findings if f.kind == "overfitting"]
+    assert [f.severity for f in stalled] == ["warning"] and "not improved since step 351" in stalled[0].message

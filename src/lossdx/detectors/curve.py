@@ -499,7 +499,9 @@ def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray,
     stalled = v_end >= v_min and int(np.argmin(vv)) < vv.size - 1 and float(tv[-1]) < float(tv[0])
     # a gap that matters on the loss's own scale: 0.0013 against 0.014 is two near-perfect fits
     meaningful = v_end - t_end >= 0.1 * max(abs(float(tv[0])), abs(float(vv[0])), scale_floor)
-    if not meaningful or not ((ratio >= 2.0 and stalled) or ratio >= 10.0):
+    # (a validation loss at its best at its last evaluation is still learning: a gap alone, 10x, is memorisation
+    # only once validation stopped improving, else the message's "has not improved since" would be untrue)
+    if not meaningful or not ((ratio >= 2.0 and stalled) or (ratio >= 10.0 and int(np.argmin(vv)) < vv.size - 1)):
         return []
     i = int(np.argmin(vv))
     return [Finding("overfitting", "val/loss", int(vs[i]), int(vs[-1]), "warning",
