@@ -308,3 +308,24 @@ def test_a_train_validation_gap_with_validation_still_at_its_best_is_no_memorisa
     assert [f for f in improving if f.severity != "info"] == []
     stalled = [f for f in analyze(run_of([0.121, 0.084, 0.098, 0.091])).findings if f.kind == "overfitting"]
     assert [f.severity for f in stalled] == ["warning"] and "not improved since step 351" in stalled[0].message
+
+
+def test_a_few_evaluations_rising_while_the_training_loss_no_longer_falls_are_no_memorisation():
+    """A label-smoothed classifier excerpt: the training loss sits at its floor (~0.52) while four evaluations go
+    0.1285 -> 0.142; with no noise of their own measurable and nothing fitted further, the 9 % rise is no
+    overfitting. The same evaluations while the training loss still falls 0.6 -> 0.45 are."""
+    from lossdx.model import Run
+
+    steps = np.arange(528, 873, 10)
+    vsteps = np.array([608, 696, 784, 872])
+
+    def run_of(train):
+        return Run({"train/loss": Series("train/loss", steps, train + 0.004 * np.sin(steps)),
+                    "val/loss": Series("val/loss", vsteps, np.array([0.1285, 0.1419, 0.1396, 0.1409])),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(4, 0.96)),
+                    "train/epoch": Series("train/epoch", steps, steps / 88.0)}, config={})
+
+    flat = [f for f in analyze(run_of(np.full(steps.size, 0.52))).findings if f.kind == "overfitting"]
+    assert [f for f in flat if f.severity != "info"] == []
+    falling = [f for f in analyze(run_of(np.linspace(0.6, 0.45, steps.size))).findings if f.kind == "overfitting"]
+    assert [f.severity for f in falling] == ["warning"]

@@ -411,6 +411,10 @@ class OverfittingDetector(WholeRunDetector):
             t_end = float(sv[-1])
             if t_end > t_at_min * 1.05:
                 return []  # training loss rose too: that is divergence, not overfitting
+            if vv.size < 6 and t_end > t_at_min * 0.99:
+                # a few evaluations measure no noise of their own, and a training loss that no longer falls (a
+                # label-smoothed floor) fits the training set no further: nothing explains the rise as memorisation
+                return self._gap_widening(series, vs, vv)
             train_note = f" while train loss went {fmt_num(t_at_min)} -> {fmt_num(t_end)}"
         sev = "error" if rise >= self.error_rise else "warning"
         return [Finding("overfitting", "val/loss", int(vs[i]), int(vs[-1]), sev,
