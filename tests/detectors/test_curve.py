@@ -329,3 +329,24 @@ def test_a_few_evaluations_rising_while_the_training_loss_no_longer_falls_are_no
     assert [f for f in flat if f.severity != "info"] == []
     falling = [f for f in analyze(run_of(np.linspace(0.6, 0.45, steps.size))).findings if f.kind == "overfitting"]
     assert [f.severity for f in falling] == ["warning"]
+
+
+def test_a_short_validation_curve_rising_within_the_excursions_it_showed_before_is_no_overfitting():
+    """Eight evaluations of an excerpt (steps 150-500): validation wandered 2.10 -> 2.29 -> 2.06 before its minimum
+    2.00, so a rise to 2.15 / 2.11 is within what it showed; the robust median of seven differences (0.05) missed
+    those excursions. A validation that falls steadily and then climbs 2.0 -> 2.4 is still overfitting."""
+    from lossdx.model import Run
+
+    steps = np.arange(150, 501, 10)
+    train = 2.5 - 0.6 * (steps - 150) / 350 + 0.01 * np.sin(steps)
+    vsteps = np.array([150, 200, 250, 300, 350, 400, 450, 499])
+
+    def run_of(val):
+        return Run({"train/loss": Series("train/loss", steps, train),
+                    "val/loss": Series("val/loss", vsteps, np.array(val))}, config={})
+
+    wander = [f for f in analyze(run_of([2.0986, 2.2871, 2.0614, 2.0129, 1.9987, 2.1189, 2.1502, 2.1059])).findings
+              if f.kind == "overfitting"]
+    assert [f for f in wander if f.severity != "info"] == []
+    climb = [f for f in analyze(run_of([2.3, 2.2, 2.1, 2.05, 2.0, 2.15, 2.3, 2.4])).findings if f.kind == "overfitting"]
+    assert [f.severity for f in climb] == ["error"]

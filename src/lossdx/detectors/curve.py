@@ -393,6 +393,13 @@ class OverfittingDetector(WholeRunDetector):
             return self._gap_widening(series, vs, vv)
         # a noisy validation curve (small eval sets, BatchNorm) wanders: the rise must stand out of that
         noise = diff_sigma(vv)
+        if vv.size < 10:
+            # a median of a few differences misses the excursions a short curve does show (an excerpt's 8
+            # evaluations wandering by 10 % and back): the root mean square of those up to the minimum (not the
+            # rise being judged) is the noise it has shown
+            pre = np.diff(vv[: i + 1])
+            if pre.size:
+                noise = max(noise, float(np.sqrt(np.mean(pre ** 2) / 2.0)))
         if end - vmin < 2.0 * noise:
             return self._gap_widening(series, vs, vv)
         ts, tv = clean(series.get("train/loss"))
