@@ -350,3 +350,28 @@ def test_a_short_validation_curve_rising_within_the_excursions_it_showed_before_
     assert [f for f in wander if f.severity != "info"] == []
     climb = [f for f in analyze(run_of([2.3, 2.2, 2.1, 2.05, 2.0, 2.15, 2.3, 2.4])).findings if f.kind == "overfitting"]
     assert [f.severity for f in climb] == ["error"]
+
+
+def test_a_training_fall_within_the_scatter_of_a_coarse_noisy_log_is_no_fitting_going_on():
+    """An excerpt of a regressor trained for 60 epochs: validation flat over the last third while the per-batch
+    training loss, printed every 2 steps and scattering by 30 %, "fell 5 %" on a line fitted through that scatter:
+    no fall the points can resolve, so no stalled-validation overfitting. The same 5 % fall on a calm training loss
+    is."""
+    from lossdx.model import Run
+
+    steps = np.arange(218, 361, 2)
+    trend = 0.42 * (1 - 0.08 * (steps - 218) / 142)
+    vsteps = np.arange(222, 361, 6)
+    val = 0.547 - 0.014 * np.minimum(1.0, (vsteps - 222) / 90.0)
+
+    def run_of(scatter):
+        rng = np.random.default_rng(2)
+        train = trend * np.exp(rng.normal(0, scatter, steps.size))
+        return Run({"train/loss": Series("train/loss", steps, train),
+                    "val/loss": Series("val/loss", vsteps, val),
+                    "train/epoch": Series("train/epoch", steps, steps / 6.0)}, config={})
+
+    noisy = [f for f in analyze(run_of(0.3)).findings if f.kind == "overfitting"]
+    assert [f for f in noisy if f.severity != "info"] == []
+    calm = [f for f in analyze(run_of(0.005)).findings if f.kind == "overfitting"]
+    assert [f.evidence.get("type") for f in calm if f.severity == "warning"] == ["stalled_repeated"]

@@ -27,6 +27,20 @@ def _span_improvement(steps: np.ndarray, values: np.ndarray, a: float, b: float)
     return float((start - end) / level)
 
 
+def _span_improvement_se(steps: np.ndarray, values: np.ndarray, a: float, b: float) -> float:
+    """Standard error of :func:`_span_improvement`: the robust scatter of the points in [a, b] around their linear
+    fit, through the fit's slope, over the span, relative to the level (inf for fewer than 4 points)."""
+    sel = (steps >= a) & (steps <= b)
+    if sel.sum() < 4:
+        return math.inf
+    s, v = steps[sel].astype(float), values[sel]
+    slope, icpt = np.polyfit(s, v, 1)
+    sigma = MAD_TO_SIGMA * float(np.median(np.abs(v - (slope * s + icpt))))
+    spread = float(np.std(s)) * math.sqrt(s.size)
+    level = abs(float(np.median(v))) or 1.0
+    return sigma * (b - a) / spread / level if spread > 0 else math.inf
+
+
 class PhaseDetector(WholeRunDetector):
     """Fast descent, steady descent and convergence, with the share of the run each takes."""
 
@@ -461,7 +475,11 @@ class OverfittingDetector(WholeRunDetector):
         # loss of 1e-4 (an LR decayed to 0) or 1 % of a label-smoothed floor at 0.51 is no fitting going on
         scale = max(abs(float(tv[0])), abs(float(vv[0])))
         t_fall = float(np.interp(tail, ss, sv)) - float(sv[-1])
-        if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp and t_fall >= 0.01 * scale:
+        # the fall must stand out of the training loss's own scatter: a coarse log of noisy batch losses (a point
+        # every few steps scattering by 30 %) fits a tail slope of +-20 %, and a 5 % "fall" there is no fitting
+        resolved = train_imp > 2 * _span_improvement_se(ss, sv, tail, b)
+        if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp and t_fall >= 0.01 * scale \
+                and resolved:
             return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                             f"validation stopped improving ({100 * val_imp:+.1f}% over the last third) after "
                             f"{epochs:.0f} epochs over the data, while training loss still fell {100 * train_imp:.0f}%",
@@ -470,7 +488,7 @@ class OverfittingDetector(WholeRunDetector):
         gap = self._large_gap(ts, tv, vs, vv)
         if gap:
             return gap
-        if val_imp >= 0.01 or train_imp < 0.03:
+        if val_imp >= 0.01 or train_imp < 0.03 or not resolved:
             return []
         gap = vv - np.interp(vs, ss, sv)
         g0 = float(np.interp(tail, vs, gap))
