@@ -375,3 +375,19 @@ def test_a_training_fall_within_the_scatter_of_a_coarse_noisy_log_is_no_fitting_
     assert [f for f in noisy if f.severity != "info"] == []
     calm = [f for f in analyze(run_of(0.005)).findings if f.kind == "overfitting"]
     assert [f.evidence.get("type") for f in calm if f.severity == "warning"] == ["stalled_repeated"]
+
+
+def test_a_coarse_logs_first_points_are_not_its_start():
+    """A GRU language model from scratch (first loss 5.5) logged every 50 steps: the first five points already reach
+    2.0, so their median is no starting level; judged against the first point, a flat end at ~1.7 (0.31 of the start)
+    is convergence as far as the log can tell (info), not "far above what the run should reach"."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(9)
+    steps = np.concatenate([[1], np.arange(50, 2001, 50)])
+    loss = 1.7 + 3.8 * np.exp(-steps / 40.0) + rng.normal(0, 0.03, steps.size)
+    run = Run({"train/loss": Series("train/loss", steps, loss)},
+              config={"model_type": "GRU", "optimizer": "adam", "lr": 0.01})
+    plateaus = [f for f in analyze(run).findings if f.kind == "plateau"]
+    assert plateaus and all(f.severity == "info" for f in plateaus)
+    assert plateaus[0].evidence["first"] == loss[0]

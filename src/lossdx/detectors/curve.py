@@ -169,7 +169,10 @@ class PlateauDetector(WholeRunDetector):
         prof = self.context_.profile
         # the starting level: the median of the first train losses (robust to one heavy-tailed first batch), or the
         # first point of a sparse validation curve
-        first = float(np.median(tv[:5])) if tv.size >= 5 else float(vals[0])
+        # (only points within the first 2 % of the log stand for the start: five points of a coarse log already
+        # reach far down the fast descent)
+        k_first = int(np.sum(ts <= ts[0] + 0.02 * (ts[-1] - ts[0]))) if tv.size else 0
+        first = float(np.median(tv[:max(1, min(5, k_first))])) if tv.size >= 5 else float(vals[0])
         expected = prof.expected_init_loss
         # the first loss is a yardstick only where it is a uniform guess: token-level models from scratch
         scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown")
