@@ -232,7 +232,7 @@ class ClipSaturationDetector(WholeRunDetector):
             severity = "info"
             msg += ("; the per-point losses are heavy-tailed (tiny batches), whose gradient norms are that much "
                     "larger by nature")
-        learned = _learned_under_clipping(series)
+        learned = _learned_under_clipping(series, prof)
         if severity == "warning" and learned:
             # the curve is the witness: clipped steps that took the loss to a quarter of its start and the held-out
             # loss to under half of its first evaluation did not hold training back (a seq2seq model leaving its
@@ -243,11 +243,19 @@ class ClipSaturationDetector(WholeRunDetector):
                         {"type": "clip_saturation", "clip": clip, "share_clipped": frac, "median_norm": med})]
 
 
-def _learned_under_clipping(series: dict[str, Series]) -> str:
+def _learned_under_clipping(series: dict[str, Series], prof=None) -> str:
     """How far the losses fell where they fell a long way (train to under 1/4 of its first points, held-out loss
-    to under 1/2 of its first evaluation and still near its best at the end), or "" otherwise."""
+    to under 1/2 of its first evaluation and still near its best at the end), or "" otherwise. A from-scratch run
+    whose untrained loss is known (ln V, ln C) learned a long way once its training loss is under half of it with
+    the held-out loss falling too: a language model converges at ~0.3-0.45 ln V, never at 1/4 of its start."""
     ts, tv = clean(series.get("train/loss"))
     vs, vv = clean(series.get("val/loss"))
+    expected = getattr(prof, "expected_init_loss", None)
+    if expected and prof.first_is_initial and tv.size >= 20 and vv.size >= 2 and float(vv[-1]) < float(vv[0]):
+        last = float(np.median(tv[-max(3, tv.size // 10):]))
+        if 0 < last < 0.5 * expected:
+            return (f"the training loss fell to {fmt_num(last)}, under half of the untrained {prof.init_basis} = "
+                    f"{fmt_num(expected)}, and the held-out loss {fmt_num(float(vv[0]))} -> {fmt_num(float(vv[-1]))}")
     if tv.size < 20 or vv.size < 3:
         return ""
     first, last = float(np.median(tv[:5])), float(np.median(tv[-max(3, tv.size // 10):]))
