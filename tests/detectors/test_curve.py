@@ -391,3 +391,24 @@ def test_a_coarse_logs_first_points_are_not_its_start():
     plateaus = [f for f in analyze(run).findings if f.kind == "plateau"]
     assert plateaus and all(f.severity == "info" for f in plateaus)
     assert plateaus[0].evidence["first"] == loss[0]
+
+
+def test_a_few_evaluations_rising_while_a_noisy_training_loss_falls_less_than_its_scatter_is_no_overfitting():
+    """An excerpt (steps 300-499) with five evaluations 2.013, 1.999, 2.119, 2.150, 2.106 and a per-step training loss
+    scattering by 15 % whose fit falls ~2 % over that span, less than its own scatter resolves: nothing shows the
+    training set being fitted further. A training loss falling cleanly 2.2 -> 1.8 over the same span does."""
+    from lossdx.model import Run
+
+    steps = np.arange(300, 500)
+    vsteps = np.array([300, 350, 400, 450, 499])
+    val = np.array([2.0129, 1.9987, 2.1189, 2.1502, 2.1059])
+
+    def run_of(train):
+        return Run({"train/loss": Series("train/loss", steps, train), "val/loss": Series("val/loss", vsteps, val)},
+                   config={})
+
+    rng = np.random.default_rng(4)
+    noisy = 2.21 * (1 - 0.02 * (steps - 300) / 200) * np.exp(rng.normal(0, 0.15, steps.size))
+    assert [f for f in analyze(run_of(noisy)).findings if f.kind == "overfitting" and f.severity != "info"] == []
+    clean_fall = np.linspace(2.2, 1.8, steps.size)
+    assert [f.severity for f in analyze(run_of(clean_fall)).findings if f.kind == "overfitting"] == ["warning"]

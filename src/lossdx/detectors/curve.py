@@ -435,9 +435,12 @@ class OverfittingDetector(WholeRunDetector):
             t_end = float(sv[-1])
             if t_end > t_at_min * 1.05:
                 return []  # training loss rose too: that is divergence, not overfitting
-            if vv.size < 6 and t_end > t_at_min * 0.99:
+            fell = _span_improvement(ss, sv, float(vs[i]), float(vs[-1]))
+            if vv.size < 6 and (t_end > t_at_min * 0.99 or fell is None
+                                or fell <= 2 * _span_improvement_se(ss, sv, float(vs[i]), float(vs[-1]))):
                 # a few evaluations measure no noise of their own, and a training loss that no longer falls (a
-                # label-smoothed floor) fits the training set no further: nothing explains the rise as memorisation
+                # label-smoothed floor), or not by more than its own scatter can resolve, fits the training set no
+                # further: nothing explains the rise as memorisation
                 return self._gap_widening(series, vs, vv)
             train_note = f" while train loss went {fmt_num(t_at_min)} -> {fmt_num(t_end)}"
         sev = "error" if rise >= self.error_rise else "warning"
