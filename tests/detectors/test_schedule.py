@@ -289,3 +289,18 @@ def test_clipping_on_most_steps_of_a_language_model_that_learned_most_of_the_way
     assert [f.severity for f in learned] == ["info"] and "under half of the untrained ln(V=256)" in learned[0].message
     stuck = [f for f in analyze(run_of(4.5)).findings if f.evidence.get("type") == "clip_saturation"]
     assert [f.severity for f in stuck] == ["warning"]
+
+
+def test_a_slow_stretch_whose_last_point_is_back_near_the_old_level_did_not_stay():
+    """Step times of ~11.7 ms (3 % scatter), then 14.3, 16.0, 16.7, 15.5 ms and a last point back at 12.7: the log
+    ends on the way back, so the machine did not get slower and stay there. Ending at 15.9 it did."""
+    rng = np.random.default_rng(5)
+    base = 11.7 * np.exp(rng.normal(0, 0.03, 50))
+
+    def change(last):
+        dt = np.concatenate([base, [14.3, 16.0, 16.7, 15.5, last]])
+        return step_change({"perf/step_time": Series("perf/step_time", np.arange(182, 182 + 7 * dt.size, 7), dt)})
+
+    assert change(12.7) == []
+    (f,) = change(15.9)
+    assert f.evidence["type"] == "step_change" and f.severity == "warning"

@@ -377,6 +377,8 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
         scatter = MAD_TO_SIGMA * float(np.median(resid))
         if shift < STEP_CHANGE_SIGMAS * scatter or float(after.min()) <= float(np.quantile(before, 0.9)):
             continue
+        if float(x[-1]) < float(np.median(before)) + shift / 2:
+            continue  # the last point is back nearer the old level: a slow stretch that ended, not one that stayed
         early, late = float(np.exp(sign * np.median(before))), float(np.exp(sign * np.median(after)))
         unit = " ms" if metric == "perf/step_time" else ""
         return [Finding("throughput", metric, int(steps[cut]), int(steps[-1]), "warning",
