@@ -150,7 +150,8 @@ def main() -> int:
     labels = json.load(open(os.path.join(FAMILIES, "labels.json")))
     results = []
     for name, lab in sorted(labels.items()):
-        if lab.get("split") != "tune" or lab["verdict"] == "unknown" or (families and lab.get("family") not in families):
+        if lab.get("split") != "tune" or lab["verdict"] == "unknown" or \
+                (families and lab.get("family") not in families):
             continue
         try:
             raw = read(os.path.join(FAMILIES, name))

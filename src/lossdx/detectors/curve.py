@@ -376,8 +376,9 @@ class SlowConvergenceDetector(WholeRunDetector):
                         f"after {100 * self.early_share:.0f}% of the run the loss had fallen only "
                         f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
                         f"their first 5-10% of steps) and it is still falling ({100 * tail_imp:.1f}% over the last "
-                        f"third): " + (f"the run is still going (step {int(steps[-1])} of {int(planned)}), at {fmt_num(last)}"
-                                        if going else f"the run is far from converged at {fmt_num(last)}"),
+                        f"third): " + (f"the run is still going (step {int(steps[-1])} of {int(planned)}), at "
+                                        f"{fmt_num(last)}" if going else
+                                        f"the run is far from converged at {fmt_num(last)}"),
                         {"first": first, "early_drop": early_drop, "last": last, "tail_improvement": tail_imp})]
 
 
