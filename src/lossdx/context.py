@@ -281,6 +281,27 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     return (1.6 <= factor <= 8.0 or per_sample) and window <= 1, factor, mad
 
 
+def _excerpt_noise(run: Run) -> float:
+    """The point-to-point noise of a short excerpt (too short for :func:`_tails`), relative to its level: its first
+    point is one draw of that noise, not a baseline, and this is the only measure of the noise a short paste has.
+    Blocks of 8 points around their median; an excerpt is past the fast descent, so the trend inside a block is
+    small against the noise."""
+    s = run.series.get("train/loss")
+    if s is None:
+        return 0.0
+    v = s.values[np.isfinite(s.values)]
+    k = 8
+    n = v.size // k * k
+    if n < 2 * k:
+        return 0.0
+    blocks = v[:n].reshape(-1, k)
+    level = np.median(blocks, axis=1, keepdims=True)
+    if float(np.median(np.abs(level))) < 0.05:
+        return 0.0  # near-zero losses: relative noise says nothing about the batches (as in _tails)
+    r = ((blocks - level) / np.maximum(np.abs(level), 1e-12)).ravel()
+    return MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
+
+
 def _epochs_before_first_record(run: Run) -> tuple[float, float, str] | None:
     """(first epoch, records before it) when a log numbered record by record (no step numbers: HF console dicts)
     starts more than two records' worth of epoch into the run. The epoch advance per record is measured over the
@@ -349,6 +370,8 @@ def profile_run(run: Run, log_window: int | None = None, log_interval: int | Non
     elif n_classes:
         expected, basis = math.log(n_classes), f"ln(C={n_classes})"
     heavy, tail, rel_noise = _tails(run, window)
+    if not covers and not rel_noise:
+        rel_noise = _excerpt_noise(run)
     if heavy:
         reasons.append(f"per-point loss noise is heavy-tailed (extremes {tail:.1f}x a Gaussian's): per-batch "
                        "losses of small batches; single outliers are ordinary")

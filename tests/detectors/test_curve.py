@@ -306,3 +306,171 @@ def test_slow_convergence_says_where_it_measured_the_early_fall():
         said.append(f.message)
     assert said[0].startswith("after 20% of the run (the end of the LR warmup) the loss had fallen only 8%"), said[0]
     assert said[1].startswith("after 10% of the run the loss had fallen only"), said[1]
+
+
+def test_a_slow_start_in_a_run_still_going_is_judged_by_its_planned_length():
+    """A 4-class classifier from scratch (ln 4 = 1.386) that sits at its start for 50 steps and then falls, logged to
+    step 120 of a planned 300 (max_steps in the config): "10 % of the run" is step 30 of 300, and how far from converged
+    the run ends the log cannot show yet, so the slow start is info. The same log as a finished 120-step run (no
+    max_steps) is still a warning."""
+    from lossdx.model import Run
+
+    steps = np.arange(1, 121)
+    loss = np.where(steps < 50, np.log(4), np.log(4) * np.exp(-(steps - 50) / 150.0))
+    loss = loss + 0.004 * np.sin(steps)
+    acc_steps = np.arange(30, 121, 30)
+
+    def run_of(cfg):
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", acc_steps, np.interp(acc_steps, steps, loss)),
+                    "val/accuracy": Series("val/accuracy", acc_steps, np.full(acc_steps.size, 0.5))}, config=cfg)
+
+    going = [f for f in analyze(run_of({"max_steps": 300})).findings if f.kind == "slow_convergence"]
+    assert [f.severity for f in going] == ["info"] and "still going (step 120 of 300)" in going[0].message
+    done = [f for f in analyze(run_of({})).findings if f.kind == "slow_convergence"]
+    assert [f.severity for f in done] == ["warning"]
+
+
+def test_a_checkpoints_trainer_state_says_how_long_the_run_is_planned(tmp_path):
+    """A trainer_state.json saved mid-run (global_step 120 of max_steps 300) states the planned length itself: the
+    same slow start as above is judged as a run still going, without a config."""
+    import json
+
+    from lossdx.analyze import analyze_path
+
+    steps = np.arange(1, 121)
+    loss = np.where(steps < 50, np.log(4), np.log(4) * np.exp(-(steps - 50) / 150.0)) + 0.004 * np.sin(steps)
+    rows = [{"step": int(s), "epoch": float(s) / 250, "loss": float(v), "learning_rate": 2e-4, "grad_norm": 1.0}
+            for s, v in zip(steps, loss)]
+    rows += [{"step": int(s), "epoch": float(s) / 250, "eval_loss": float(np.interp(s, steps, loss)),
+              "eval_accuracy": 0.5} for s in (30, 60, 90, 120)]
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"global_step": 120, "max_steps": 300, "logging_steps": 1, "log_history": rows}))
+    found = [f for f in analyze_path(str(path)).findings if f.kind == "slow_convergence"]
+    assert [f.severity for f in found] == ["info"] and "step 120 of 300" in found[0].message
+
+
+def test_a_train_validation_gap_with_validation_still_at_its_best_is_no_memorisation():
+    """A classifier excerpt (steps 269-439) whose train loss reaches 0.004 while validation, evaluated four times, is at
+    its best (0.084) at its last evaluation: 20x apart, but validation is still learning and "has not improved since"
+    would be untrue. Once validation's best is behind it, the same gap is memorisation."""
+    from lossdx.model import Run
+
+    steps = np.arange(269, 440, 10)
+    loss = 0.09 * np.exp(-(steps - 269) / 55.0) + 0.002 + 0.001 * np.sin(steps)
+    vsteps = np.array([307, 351, 395, 439])
+
+    def run_of(val):
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", vsteps, np.array(val)),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(4, 0.97)),
+                    "train/epoch": Series("train/epoch", steps, steps / 44.0)}, config={})
+
+    improving = [f for f in analyze(run_of([0.121, 0.091, 0.098, 0.084])).findings if f.kind == "overfitting"]
+    assert [f for f in improving if f.severity != "info"] == []
+    stalled = [f for f in analyze(run_of([0.121, 0.084, 0.098, 0.091])).findings if f.kind == "overfitting"]
+    assert [f.severity for f in stalled] == ["warning"] and "not improved since step 351" in stalled[0].message
+
+
+def test_a_few_evaluations_rising_while_the_training_loss_no_longer_falls_are_no_memorisation():
+    """A label-smoothed classifier excerpt: the training loss sits at its floor (~0.52) while four evaluations go
+    0.1285 -> 0.142; with no noise of their own measurable and nothing fitted further, the 9 % rise is no
+    overfitting. The same evaluations while the training loss still falls 0.6 -> 0.45 are."""
+    from lossdx.model import Run
+
+    steps = np.arange(528, 873, 10)
+    vsteps = np.array([608, 696, 784, 872])
+
+    def run_of(train):
+        return Run({"train/loss": Series("train/loss", steps, train + 0.004 * np.sin(steps)),
+                    "val/loss": Series("val/loss", vsteps, np.array([0.1285, 0.1419, 0.1396, 0.1409])),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(4, 0.96)),
+                    "train/epoch": Series("train/epoch", steps, steps / 88.0)}, config={})
+
+    flat = [f for f in analyze(run_of(np.full(steps.size, 0.52))).findings if f.kind == "overfitting"]
+    assert [f for f in flat if f.severity != "info"] == []
+    falling = [f for f in analyze(run_of(np.linspace(0.6, 0.45, steps.size))).findings if f.kind == "overfitting"]
+    assert [f.severity for f in falling] == ["warning"]
+
+
+def test_a_short_validation_curve_rising_within_the_excursions_it_showed_before_is_no_overfitting():
+    """Eight evaluations of an excerpt (steps 150-500): validation wandered 2.10 -> 2.29 -> 2.06 before its minimum
+    2.00, so a rise to 2.15 / 2.11 is within what it showed; the robust median of seven differences (0.05) missed
+    those excursions. A validation that falls steadily and then climbs 2.0 -> 2.4 is still overfitting."""
+    from lossdx.model import Run
+
+    steps = np.arange(150, 501, 10)
+    train = 2.5 - 0.6 * (steps - 150) / 350 + 0.01 * np.sin(steps)
+    vsteps = np.array([150, 200, 250, 300, 350, 400, 450, 499])
+
+    def run_of(val):
+        return Run({"train/loss": Series("train/loss", steps, train),
+                    "val/loss": Series("val/loss", vsteps, np.array(val))}, config={})
+
+    wander = [f for f in analyze(run_of([2.0986, 2.2871, 2.0614, 2.0129, 1.9987, 2.1189, 2.1502, 2.1059])).findings
+              if f.kind == "overfitting"]
+    assert [f for f in wander if f.severity != "info"] == []
+    climb = [f for f in analyze(run_of([2.3, 2.2, 2.1, 2.05, 2.0, 2.15, 2.3, 2.4])).findings if f.kind == "overfitting"]
+    assert [f.severity for f in climb] == ["error"]
+
+
+def test_a_training_fall_within_the_scatter_of_a_coarse_noisy_log_is_no_fitting_going_on():
+    """An excerpt of a regressor trained for 60 epochs: validation flat over the last third while the per-batch
+    training loss, printed every 2 steps and scattering by 30 %, "fell 5 %" on a line fitted through that scatter:
+    no fall the points can resolve, so no stalled-validation overfitting. The same 5 % fall on a calm training loss
+    is."""
+    from lossdx.model import Run
+
+    steps = np.arange(218, 361, 2)
+    trend = 0.42 * (1 - 0.08 * (steps - 218) / 142)
+    vsteps = np.arange(222, 361, 6)
+    val = 0.547 - 0.014 * np.minimum(1.0, (vsteps - 222) / 90.0)
+
+    def run_of(scatter):
+        rng = np.random.default_rng(2)
+        train = trend * np.exp(rng.normal(0, scatter, steps.size))
+        return Run({"train/loss": Series("train/loss", steps, train),
+                    "val/loss": Series("val/loss", vsteps, val),
+                    "train/epoch": Series("train/epoch", steps, steps / 6.0)}, config={})
+
+    noisy = [f for f in analyze(run_of(0.3)).findings if f.kind == "overfitting"]
+    assert [f for f in noisy if f.severity != "info"] == []
+    calm = [f for f in analyze(run_of(0.005)).findings if f.kind == "overfitting"]
+    assert [f.evidence.get("type") for f in calm if f.severity == "warning"] == ["stalled_repeated"]
+
+
+def test_a_coarse_logs_first_points_are_not_its_start():
+    """A GRU language model from scratch (first loss 5.5) logged every 50 steps: the first five points already reach
+    2.0, so their median is no starting level; judged against the first point, a flat end at ~1.7 (0.31 of the start)
+    is convergence as far as the log can tell (info), not "far above what the run should reach"."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(9)
+    steps = np.concatenate([[1], np.arange(50, 2001, 50)])
+    loss = 1.7 + 3.8 * np.exp(-steps / 40.0) + rng.normal(0, 0.03, steps.size)
+    run = Run({"train/loss": Series("train/loss", steps, loss)},
+              config={"model_type": "GRU", "optimizer": "adam", "lr": 0.01})
+    plateaus = [f for f in analyze(run).findings if f.kind == "plateau"]
+    assert plateaus and all(f.severity == "info" for f in plateaus)
+    assert plateaus[0].evidence["first"] == loss[0]
+
+
+def test_a_few_evaluations_rising_while_a_noisy_training_loss_falls_less_than_its_scatter_is_no_overfitting():
+    """An excerpt (steps 300-499) with five evaluations 2.013, 1.999, 2.119, 2.150, 2.106 and a per-step training loss
+    scattering by 15 % whose fit falls ~2 % over that span, less than its own scatter resolves: nothing shows the
+    training set being fitted further. A training loss falling cleanly 2.2 -> 1.8 over the same span does."""
+    from lossdx.model import Run
+
+    steps = np.arange(300, 500)
+    vsteps = np.array([300, 350, 400, 450, 499])
+    val = np.array([2.0129, 1.9987, 2.1189, 2.1502, 2.1059])
+
+    def run_of(train):
+        return Run({"train/loss": Series("train/loss", steps, train), "val/loss": Series("val/loss", vsteps, val)},
+                   config={})
+
+    rng = np.random.default_rng(4)
+    noisy = 2.21 * (1 - 0.02 * (steps - 300) / 200) * np.exp(rng.normal(0, 0.15, steps.size))
+    assert [f for f in analyze(run_of(noisy)).findings if f.kind == "overfitting" and f.severity != "info"] == []
+    clean_fall = np.linspace(2.2, 1.8, steps.size)
+    assert [f.severity for f in analyze(run_of(clean_fall)).findings if f.kind == "overfitting"] == ["warning"]

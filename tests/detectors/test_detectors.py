@@ -369,3 +369,120 @@ def test_one_inf_gradient_norm_under_a_finite_loss_in_a_per_step_log_is_a_skippe
     assert [f.severity for f in skipped] == ["info"] and "skipped" in skipped[0].message
     assert analyze(run_of(False)).verdict == "healthy"
     assert analyze(run_of(True)).verdict == "problem"
+
+
+def test_a_short_excerpts_second_point_within_its_scatter_is_no_rise_above_a_baseline():
+    """A 40-point excerpt (every 10 steps from step 3000) of a loss scattering by ~30 % around 2.5: too short for the
+    heavy-tail measure, but its own scatter says how much one point can differ from the first. Its second point at 2x
+    the first is that scatter; a second point at 10x the first is still a spike."""
+    def run_of(second):
+        rng = np.random.default_rng(3)
+        steps = np.arange(3000, 3400, 10)
+        loss = 2.5 * np.exp(rng.normal(0, 0.3, steps.size))
+        loss[0], loss[1] = 2.2, second
+        return Run({"train/loss": Series("train/loss", steps, loss)}, config={})
+
+    assert [f for f in findings(run_of(4.4), "spike") if f.severity != "info"] == []
+    assert [f.start_step for f in findings(run_of(22.0), "spike") if f.severity != "info"] == [3010]
+
+
+def test_a_rise_after_an_excerpts_calm_first_points_is_judged_against_the_whole_excerpts_noise():
+    """Eight calm points (0.19-0.22) open an excerpt whose loss then scatters by 15 % around 0.25: a point at 0.4 is
+    2x their scatter's 8 sigma but within 8 sigma of the noise the whole excerpt shows, so it is no event."""
+    rng = np.random.default_rng(8)
+    steps = np.arange(5000, 5200)
+    loss = 0.25 * np.exp(rng.normal(0, 0.15, steps.size))
+    loss[:8] = [0.2, 0.21, 0.19, 0.22, 0.2, 0.21, 0.19, 0.2]
+    loss[10] = 0.4
+    run = Run({"train/loss": Series("train/loss", steps, loss)}, config={})
+    assert [f for f in findings(run, "spike") if f.severity != "info"] == []
+
+
+def test_a_converged_classifier_excerpts_batch_below_chance_level_is_per_sample_noise():
+    """A classifier excerpt (accuracy logged, classes unknown) near zero loss (~0.003), logged every 10 steps: a batch
+    at 0.35 nats (below ln 2: still predicted better than a guess) that is gone the next point, and a last point at
+    0.12, are a few misclassified samples (info); a garbage batch at 31.8 nats is still a warning."""
+    def run_of(peak):
+        rng = np.random.default_rng(5)
+        steps = np.arange(2000, 2500, 10)
+        loss = 0.003 * np.exp(rng.normal(0, 0.6, steps.size))
+        loss[2], loss[-1] = peak, 0.12
+        vsteps = np.arange(2000, 2500, 100)
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", vsteps, np.full(vsteps.size, 0.05)),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(vsteps.size, 0.98))}, config={})
+
+    quiet = analyze(run_of(0.35))
+    assert [f.message for f in quiet.findings if f.kind == "spike" and f.severity != "info"] == []
+    assert quiet.verdict == "healthy"
+    assert any("below chance level, ln 2 = 0.6931 nats" in f.message for f in quiet.findings if f.kind == "spike")
+    loud = [f for f in findings(run_of(31.8), "spike") if f.severity != "info"]
+    assert [f.start_step for f in loud] == [2020]
+
+
+def test_an_excerpts_rise_above_a_low_first_point_is_measured_as_a_factor_of_its_scatter():
+    """Per-batch losses near 0.1 that scatter by a factor (log-normal, sigma 0.5: a relative noise of ~0.4), pasted
+    from mid-run: the first point is a low draw (0.043) and the second a high one (0.29), 6.7x apart, within
+    e^(4 sqrt2 x 0.4) of each other; a second point at 3.0 (70x) is still a spike."""
+    def run_of(second):
+        rng = np.random.default_rng(11)
+        steps = np.arange(4000, 4000 + 6 * 170, 6)
+        loss = 0.1 * np.exp(rng.normal(0, 0.5, steps.size))
+        loss[0], loss[1] = 0.043, second
+        return Run({"train/loss": Series("train/loss", steps, loss)}, config={})
+
+    assert [f.message for f in findings(run_of(0.29), "spike") if f.severity != "info"] == []
+    assert [f.start_step for f in findings(run_of(3.0), "spike") if f.severity != "info"] == [4006]
+
+
+def test_a_converged_classifier_excerpts_stretch_below_chance_level_that_recovers_is_no_event():
+    """Four points at 0.3-0.48 nats in a classifier excerpt otherwise at ~0.005: still below ln 2 and gone again,
+    harder batches of a model that still predicts them better than a guess (info); the same stretch at 3 nats
+    (above chance level) is a warning."""
+    def run_of(level):
+        rng = np.random.default_rng(6)
+        steps = np.arange(2000, 2500, 10)
+        loss = 0.005 * np.exp(rng.normal(0, 0.5, steps.size))
+        loss[20:24] = np.array([0.48, 0.47, 0.40, 0.30]) * level / 0.48
+        vsteps = np.arange(2000, 2500, 100)
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", vsteps, np.full(vsteps.size, 0.05)),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(vsteps.size, 0.98))}, config={})
+
+    assert [f.message for f in findings(run_of(0.48), "spike") if f.severity != "info"] == []
+    assert [f.start_step for f in findings(run_of(3.0), "spike") if f.severity != "info"] == [2200]
+
+
+def test_an_excerpt_that_begins_after_the_lr_peak_still_shows_a_restart():
+    """An excerpt of a StepLR run (0.005, then 0.0005) in which a resumed job restarts the LR at 0.05, ten times
+    anything logged before: the excerpt's highest LR is the restart itself, still a jump back up after a decay. An
+    excerpt that shows only two points of the decay before the jump cannot tell SGDR from a bug: no warning."""
+    steps = np.arange(400, 750, 10)
+    lr = np.where(steps < 520, 0.005, np.where(steps < 610, 0.0005, 0.05))
+    loss = np.full(steps.size, 0.01) + 0.001 * np.sin(steps)
+    run = Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, lr)},
+              config={})
+    (f,) = [f for f in findings(run, "lr_schedule") if f.evidence.get("type") == "restart"]
+    assert f.severity == "warning" and f.evidence["at"] == 610 and "0.0005 at step" in f.message
+    short = np.where(steps < 420, 3e-5 * (1 - (steps - 400) / 25), 0.0005 * np.cos((steps - 420) / 400))
+    cosine = Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, short)},
+                 config={})
+    assert [f for f in findings(cosine, "lr_schedule") if f.severity != "info"] == []
+
+
+def test_a_near_perfect_classifier_excerpt_wobbling_above_its_best_is_no_instability():
+    """A classifier excerpt (accuracy logged, classes unknown) already at ~0.012 nats: six blocks at ~0.018 are 44 %
+    above its best, but measured against the least informed guess (ln 2), not the excerpt's first block (no untrained
+    loss), that is a wobble of a near-perfect fit. A stretch at 0.5 nats that comes back is still an excursion."""
+    def run_of(level):
+        rng = np.random.default_rng(12)
+        steps = np.arange(1000, 1000 + 16 * 20)
+        loss = 0.012 * np.exp(rng.normal(0, 0.1, steps.size))
+        loss[16 * 10: 16 * 16] = level * np.exp(rng.normal(0, 0.1, 96))
+        vsteps = np.arange(1000, steps[-1], 40)
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "val/loss": Series("val/loss", vsteps, np.full(vsteps.size, 0.03)),
+                    "val/accuracy": Series("val/accuracy", vsteps, np.full(vsteps.size, 0.99))}, config={})
+
+    assert [f.message for f in findings(run_of(0.018), "instability") if f.severity != "info"] == []
+    assert [f.severity for f in findings(run_of(0.5), "instability")] == ["warning"]

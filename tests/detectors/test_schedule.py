@@ -289,3 +289,39 @@ def test_an_excerpt_judges_the_time_at_the_lr_floor_against_the_whole_run_its_st
     short = _lr_excerpt(lambda s: 1e-5 + 1e-3 * 0.5 * (1 + np.cos(np.pi * min(s, 300) / 300)), start=250, end=500)
     (f,) = [f for f in short.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "short_decay"]
     assert f.severity == "warning"
+
+
+def test_clipping_on_most_steps_of_a_language_model_that_learned_most_of_the_way_is_info():
+    """A byte-level LM from scratch (V=256: ln V = 5.55), clip 1, its gradient norm ~1.6 on 95 % of the first 120
+    steps of a run still going: the training loss is at 2.3, under half of ln V, and the two evaluations fell 5.5 ->
+    2.4, so the clipped updates learned (info). Clipped the same while the loss is still at 4.5: a warning."""
+    def run_of(final):
+        steps = np.arange(0, 121)
+        loss = final + (5.5 - final) * np.exp(-steps / 15.0)
+        rng = np.random.default_rng(3)
+        grad = 1.6 * np.exp(rng.normal(0, 0.1, steps.size))
+        vsteps = np.array([0, 120])
+        return Run({"train/loss": Series("train/loss", steps, loss),
+                    "train/grad_norm": Series("train/grad_norm", steps, grad),
+                    "val/loss": Series("val/loss", vsteps, np.array([5.5, final + 0.1]))},
+                   config={"vocab_size": 256, "grad_clip": 1.0, "max_steps": 300})
+
+    learned = [f for f in analyze(run_of(2.3)).findings if f.evidence.get("type") == "clip_saturation"]
+    assert [f.severity for f in learned] == ["info"] and "under half of the untrained ln(V=256)" in learned[0].message
+    stuck = [f for f in analyze(run_of(4.5)).findings if f.evidence.get("type") == "clip_saturation"]
+    assert [f.severity for f in stuck] == ["warning"]
+
+
+def test_a_slow_stretch_whose_last_point_is_back_near_the_old_level_did_not_stay():
+    """Step times of ~11.7 ms (3 % scatter), then 14.3, 16.0, 16.7, 15.5 ms and a last point back at 12.7: the log
+    ends on the way back, so the machine did not get slower and stay there. Ending at 15.9 it did."""
+    rng = np.random.default_rng(5)
+    base = 11.7 * np.exp(rng.normal(0, 0.03, 50))
+
+    def change(last):
+        dt = np.concatenate([base, [14.3, 16.0, 16.7, 15.5, last]])
+        return step_change({"perf/step_time": Series("perf/step_time", np.arange(182, 182 + 7 * dt.size, 7), dt)})
+
+    assert change(12.7) == []
+    (f,) = change(15.9)
+    assert f.evidence["type"] == "step_change" and f.severity == "warning"

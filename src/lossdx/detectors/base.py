@@ -52,7 +52,8 @@ class Context:
         # context, so that analysing it offline gives exactly the findings raised live
         profile = pinned if isinstance(pinned, RunProfile) else profile_run(run, window, interval)
         return cls(config=dict(run.config), log_window=window, log_interval=interval,
-                   max_steps=run.config.get("max_steps"), profile=profile)
+                   # (an HF trainer_state.json states its planned max_steps itself, a checkpoint's mid-run too)
+                   max_steps=run.config.get("max_steps") or run.meta.get("hf_max_steps"), profile=profile)
 
     @property
     def points_averaged(self) -> int:

@@ -27,6 +27,20 @@ def _span_improvement(steps: np.ndarray, values: np.ndarray, a: float, b: float)
     return float((start - end) / level)
 
 
+def _span_improvement_se(steps: np.ndarray, values: np.ndarray, a: float, b: float) -> float:
+    """Standard error of :func:`_span_improvement`: the robust scatter of the points in [a, b] around their linear
+    fit, through the fit's slope, over the span, relative to the level (inf for fewer than 4 points)."""
+    sel = (steps >= a) & (steps <= b)
+    if sel.sum() < 4:
+        return math.inf
+    s, v = steps[sel].astype(float), values[sel]
+    slope, icpt = np.polyfit(s, v, 1)
+    sigma = MAD_TO_SIGMA * float(np.median(np.abs(v - (slope * s + icpt))))
+    spread = float(np.std(s)) * math.sqrt(s.size)
+    level = abs(float(np.median(v))) or 1.0
+    return sigma * (b - a) / spread / level if spread > 0 else math.inf
+
+
 class PhaseDetector(WholeRunDetector):
     """Fast descent, steady descent and convergence, with the share of the run each takes."""
 
@@ -155,7 +169,10 @@ class PlateauDetector(WholeRunDetector):
         prof = self.context_.profile
         # the starting level: the median of the first train losses (robust to one heavy-tailed first batch), or the
         # first point of a sparse validation curve
-        first = float(np.median(tv[:5])) if tv.size >= 5 else float(vals[0])
+        # (only points within the first 2 % of the log stand for the start: five points of a coarse log already
+        # reach far down the fast descent)
+        k_first = int(np.sum(ts <= ts[0] + 0.02 * (ts[-1] - ts[0]))) if tv.size else 0
+        first = float(np.median(tv[:max(1, min(5, k_first))])) if tv.size >= 5 else float(vals[0])
         expected = prof.expected_init_loss
         # the first loss is a yardstick only where it is a uniform guess: token-level models from scratch
         scratch = prof.first_is_initial and prof.kind in ("lm_pretrain", "rnn_lm", "unknown")
@@ -288,6 +305,11 @@ class PlateauDetector(WholeRunDetector):
                                                                       "pinned": True})]
 
 
+def _number(v) -> bool:
+    """A finite number (a config value may be anything: a string, None, a bool)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 class SlowConvergenceDetector(WholeRunDetector):
     """A from-scratch run whose loss is still falling but far slower than a healthy fast-descent phase."""
 
@@ -333,7 +355,10 @@ class SlowConvergenceDetector(WholeRunDetector):
         # a logged LR warmup (starting below half its peak) longer than the early window holds the step small by
         # design: the fast descent is judged at the warmup's end (a 20 % warmup has the run 10 % in at half the LR)
         lr_steps, lr = clean(series.get("train/lr"))
-        early_at = a + self.early_share * (b - a)
+        # a run still going (the log ends before its planned max_steps): "10 % of the run" is of the planned run
+        planned = self.context_.max_steps
+        span = max(b - a, float(planned) - a) if _number(planned) and planned > b else b - a
+        early_at = min(a + self.early_share * span, b)
         if lr.size >= 5 and float(lr.max()) > 0 and float(lr[0]) < 0.5 * float(lr.max()):
             early_at = min(max(early_at, float(lr_steps[int(np.argmax(lr >= 0.98 * float(lr.max())))])), b)
         at_early = float(np.interp(early_at, s, v))
@@ -344,13 +369,18 @@ class SlowConvergenceDetector(WholeRunDetector):
                 or tail_imp < 0.015:
             return []  # (a loss that rose at first is a blow-up, judged by the spike/divergence detectors)
         early_drop = max(early_drop, 0.0)  # a point-to-point wobble above the start is no fall, and no rise either
-        return [Finding("slow_convergence", "train/loss", int(a), int(b), "warning",
-                        f"after {100 * (early_at - a) / (b - a):.0f}% of the run"
-                        + (" (the end of the LR warmup)" if early_at > a + self.early_share * (b - a) else "")
+        # a run still going (the log ends before two thirds of its planned steps) is still falling by design: how far
+        # from converged it ends, the log cannot show yet; the slow start alone is a reading to watch
+        going = span > 1.5 * (b - a)
+        return [Finding("slow_convergence", "train/loss", int(a), int(b), "info" if going else "warning",
+                        f"after {100 * (early_at - a) / span:.0f}% of the run"
+                        + (" (the end of the LR warmup)" if early_at > a + self.early_share * span else "")
                         + f" the loss had fallen only "
                         f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
                         f"their first 5-10% of steps) and it is still falling ({100 * tail_imp:.1f}% over the last "
-                        f"third): the run is far from converged at {fmt_num(last)}",
+                        f"third): " + (f"the run is still going (step {int(steps[-1])} of {int(planned)}), at "
+                                        f"{fmt_num(last)}" if going else
+                                        f"the run is far from converged at {fmt_num(last)}"),
                         {"first": first, "early_drop": early_drop, "last": last, "tail_improvement": tail_imp})]
 
 
@@ -383,6 +413,13 @@ class OverfittingDetector(WholeRunDetector):
             return self._gap_widening(series, vs, vv)
         # a noisy validation curve (small eval sets, BatchNorm) wanders: the rise must stand out of that
         noise = diff_sigma(vv)
+        if vv.size < 10:
+            # a median of a few differences misses the excursions a short curve does show (an excerpt's 8
+            # evaluations wandering by 10 % and back): the root mean square of those up to the minimum (not the
+            # rise being judged) is the noise it has shown
+            pre = np.diff(vv[: i + 1])
+            if pre.size:
+                noise = max(noise, float(np.sqrt(np.mean(pre ** 2) / 2.0)))
         if end - vmin < 2.0 * noise:
             return self._gap_widening(series, vs, vv)
         ts, tv = clean(series.get("train/loss"))
@@ -401,6 +438,13 @@ class OverfittingDetector(WholeRunDetector):
             t_end = float(sv[-1])
             if t_end > t_at_min * 1.05:
                 return []  # training loss rose too: that is divergence, not overfitting
+            fell = _span_improvement(ss, sv, float(vs[i]), float(vs[-1]))
+            if vv.size < 6 and (t_end > t_at_min * 0.99 or fell is None
+                                or fell <= 2 * _span_improvement_se(ss, sv, float(vs[i]), float(vs[-1]))):
+                # a few evaluations measure no noise of their own, and a training loss that no longer falls (a
+                # label-smoothed floor), or not by more than its own scatter can resolve, fits the training set no
+                # further: nothing explains the rise as memorisation
+                return self._gap_widening(series, vs, vv)
             train_note = f" while train loss went {fmt_num(t_at_min)} -> {fmt_num(t_end)}"
         sev = "error" if rise >= self.error_rise else "warning"
         return [Finding("overfitting", "val/loss", int(vs[i]), int(vs[-1]), sev,
@@ -440,7 +484,11 @@ class OverfittingDetector(WholeRunDetector):
         # loss of 1e-4 (an LR decayed to 0) or 1 % of a label-smoothed floor at 0.51 is no fitting going on
         scale = max(abs(float(tv[0])), abs(float(vv[0])))
         t_fall = float(np.interp(tail, ss, sv)) - float(sv[-1])
-        if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp and t_fall >= 0.01 * scale:
+        # the fall must stand out of the training loss's own scatter: a coarse log of noisy batch losses (a point
+        # every few steps scattering by 30 %) fits a tail slope of +-20 %, and a 5 % "fall" there is no fitting
+        resolved = train_imp > 2 * _span_improvement_se(ss, sv, tail, b)
+        if epochs is not None and epochs >= 4 and val_imp < 0.02 and train_imp > val_imp and t_fall >= 0.01 * scale \
+                and resolved:
             return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                             f"validation stopped improving ({100 * val_imp:+.1f}% over the last third) after "
                             f"{epochs:.0f} epochs over the data, while training loss still fell {100 * train_imp:.0f}%",
@@ -449,7 +497,7 @@ class OverfittingDetector(WholeRunDetector):
         gap = self._large_gap(ts, tv, vs, vv)
         if gap:
             return gap
-        if val_imp >= 0.01 or train_imp < 0.03:
+        if val_imp >= 0.01 or train_imp < 0.03 or not resolved:
             return []
         gap = vv - np.interp(vs, ss, sv)
         g0 = float(np.interp(tail, vs, gap))
@@ -489,7 +537,9 @@ def _gap_finding(ts: np.ndarray, tv: np.ndarray, vs: np.ndarray, vv: np.ndarray,
     stalled = v_end >= v_min and int(np.argmin(vv)) < vv.size - 1 and float(tv[-1]) < float(tv[0])
     # a gap that matters on the loss's own scale: 0.0013 against 0.014 is two near-perfect fits
     meaningful = v_end - t_end >= 0.1 * max(abs(float(tv[0])), abs(float(vv[0])), scale_floor)
-    if not meaningful or not ((ratio >= 2.0 and stalled) or ratio >= 10.0):
+    # (a validation loss at its best at its last evaluation is still learning: a gap alone, 10x, is memorisation
+    # only once validation stopped improving, else the message's "has not improved since" would be untrue)
+    if not meaningful or not ((ratio >= 2.0 and stalled) or (ratio >= 10.0 and int(np.argmin(vv)) < vv.size - 1)):
         return []
     i = int(np.argmin(vv))
     return [Finding("overfitting", "val/loss", int(vs[i]), int(vs[-1]), "warning",

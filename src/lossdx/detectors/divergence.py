@@ -59,10 +59,19 @@ class DivergenceDetector(Detector):
         self.last_step_ = 0
         self.first_med_: float | None = None
 
+    def _floor(self, first_med: float) -> float:
+        """10 % of the first block's level; in a classifier excerpt, whose first block is no untrained loss, of the
+        least informed guess ln C (ln 2 when C is not known) where that is more."""
+        prof = self.context_.profile
+        untrained = 0.0
+        if prof.kind == "classifier" and not prof.covers_start:
+            untrained = math.log(prof.n_classes) if prof.n_classes and prof.n_classes >= 2 else math.log(2)
+        return 0.1 * max(abs(first_med), untrained)
+
     def _limit(self, best: float, frac: float) -> float:
         # measured against the best level, but never less than 10% of the first block's level: near zero
         # loss (a classifier) a doubling is a wobble, not a divergence
-        return best + frac * max(abs(best), 0.1 * abs(self.first_med_ or 0.0))
+        return best + frac * max(abs(best), self._floor(self.first_med_ or 0.0))
 
     def _on_block(self, start: int, end: int, med: float) -> list[Finding]:
         out: list[Finding] = []
@@ -150,7 +159,7 @@ class DivergenceDetector(Detector):
         # best level is the running minimum; without `patience` consecutive blocks above the limit of the
         # best before them, the block loop would report nothing.
         best = np.minimum.accumulate(meds)
-        floor = 0.1 * abs(float(meds[0]))
+        floor = self._floor(float(meds[0]))
         above = np.zeros(nb, dtype=bool)
         above[1:] = meds[1:] > best[:-1] + self._rise() * np.maximum(np.abs(best[:-1]), floor)
         if not _has_run(above, self.patience):

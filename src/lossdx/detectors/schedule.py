@@ -29,6 +29,16 @@ class LRScheduleDetector(WholeRunDetector):
         out = []
         peak = float(lr.max())
         p = int(np.argmax(lr >= 0.98 * peak))  # the first time the schedule reaches its peak (restarts repeat it)
+        if not self.context_.profile.covers_start:
+            # an excerpt may begin after the schedule's peak, and then its highest LR is the restart itself: a rise
+            # counts from the first fall below the LR logged before it (the decay the excerpt shows), once the excerpt
+            # shows four points of that decay before the rise: fewer cannot tell a restart by design from a bug
+            fell = np.flatnonzero(lr[1:] < 0.98 * np.maximum.accumulate(lr)[:-1])
+            if fell.size and int(fell[0]) < p:
+                q = int(fell[0])
+                up = np.flatnonzero(lr[q:] - np.minimum.accumulate(lr[q:]) > self.jump * peak)
+                if up.size and int(up[0]) >= 4:
+                    p = q
         first, last = float(lr[0]), float(lr[-1])
         run_len = float(steps[-1] - steps[0]) or 1.0
         decays = last < 0.7 * peak
@@ -223,7 +233,7 @@ class ClipSaturationDetector(WholeRunDetector):
             severity = "info"
             msg += ("; the per-point losses are heavy-tailed (tiny batches), whose gradient norms are that much "
                     "larger by nature")
-        learned = _learned_under_clipping(series)
+        learned = _learned_under_clipping(series, prof)
         if severity == "warning" and learned:
             # the curve is the witness: clipped steps that took the loss to a quarter of its start and the held-out
             # loss to under half of its first evaluation did not hold training back (a seq2seq model leaving its
@@ -234,11 +244,19 @@ class ClipSaturationDetector(WholeRunDetector):
                         {"type": "clip_saturation", "clip": clip, "share_clipped": frac, "median_norm": med})]
 
 
-def _learned_under_clipping(series: dict[str, Series]) -> str:
+def _learned_under_clipping(series: dict[str, Series], prof=None) -> str:
     """How far the losses fell where they fell a long way (train to under 1/4 of its first points, held-out loss
-    to under 1/2 of its first evaluation and still near its best at the end), or "" otherwise."""
+    to under 1/2 of its first evaluation and still near its best at the end), or "" otherwise. A from-scratch run
+    whose untrained loss is known (ln V, ln C) learned a long way once its training loss is under half of it with
+    the held-out loss falling too: a language model converges at ~0.3-0.45 ln V, never at 1/4 of its start."""
     ts, tv = clean(series.get("train/loss"))
     vs, vv = clean(series.get("val/loss"))
+    expected = getattr(prof, "expected_init_loss", None)
+    if expected and prof.first_is_initial and tv.size >= 20 and vv.size >= 2 and float(vv[-1]) < float(vv[0]):
+        last = float(np.median(tv[-max(3, tv.size // 10):]))
+        if 0 < last < 0.5 * expected:
+            return (f"the training loss fell to {fmt_num(last)}, under half of the untrained {prof.init_basis} = "
+                    f"{fmt_num(expected)}, and the held-out loss {fmt_num(float(vv[0]))} -> {fmt_num(float(vv[-1]))}")
     if tv.size < 20 or vv.size < 3:
         return ""
     first, last = float(np.median(tv[:5])), float(np.median(tv[-max(3, tv.size // 10):]))
@@ -360,6 +378,8 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
         scatter = MAD_TO_SIGMA * float(np.median(resid))
         if shift < STEP_CHANGE_SIGMAS * scatter or float(after.min()) <= float(np.quantile(before, 0.9)):
             continue
+        if float(x[-1]) < float(np.median(before)) + shift / 2:
+            continue  # the last point is back nearer the old level: a slow stretch that ended, not one that stayed
         early, late = float(np.exp(sign * np.median(before))), float(np.exp(sign * np.median(after)))
         unit = " ms" if metric == "perf/step_time" else ""
         return [Finding("throughput", metric, int(steps[cut]), int(steps[-1]), "warning",

@@ -83,7 +83,11 @@ class BlockEventDetector(Detector):
         # the start of training the first loss is the untrained model's, the same for every batch; in an excerpt it
         # is one draw of the noisy curve itself, so the rise is a difference of two noisy points: sqrt(2) x the noise
         tails = min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0
-        noise = prof.rel_noise * (1.0 if prof.covers_start else math.sqrt(2))
+        if not prof.covers_start:
+            # both points are draws of a positive, skewed per-batch loss: its scatter is a factor, so four sigmas
+            # of the difference is a ratio of e^(4 sqrt2 sigma) (0.043 -> 0.29 is within a 40 % scatter's reach)
+            return max(self.early_rise, math.expm1(4.0 * prof.rel_noise * math.sqrt(2))) * tails
+        noise = prof.rel_noise
         return max(self.early_rise, 4.0 * noise) * tails
 
     def _recover_level(self, med: float, sigma: float) -> float:
@@ -125,6 +129,15 @@ class BlockEventDetector(Detector):
         if ev.get("within_noise") and recovered_step is not None and ev["n"] <= 3:
             severity = "info"
             msg += " (within the point-to-point noise of the first logged points)"
+        # a classifier excerpt near zero loss: a batch whose loss stays below chance level (ln C, ln 2 when C is not
+        # known) was still predicted better than a guess, so its jump is a few confidently misclassified samples
+        # (per-sample noise of a converged classifier), not a broken batch (garbage inputs or labels reach chance
+        # level or beyond); a point still high where the log ends is no more than one such batch
+        floor = self._untrained_floor()
+        if floor and ev["peak"] < floor and severity != "info" and (recovered_step is not None or ev["n"] == 1):
+            severity = "info"
+            msg += (f" (below chance level, ln {self.context_.profile.n_classes or 2} = {fmt_num(floor)} nats: "
+                    "the batch was still predicted better than a guess)")
         # a cross-entropy in nats is a log-probability: a near-perfect fit (an excerpt that starts at ~0, where the
         # first value is no scale) jumping from 1e-4 to 0.015 still gives the targets >= 95 % probability
         if ev["peak"] < self.near_zero_nats and self.context_.profile.kind in _CROSS_ENTROPY_KINDS:
@@ -155,6 +168,8 @@ class BlockEventDetector(Detector):
         if not self.context_.profile.covers_start and recent.size >= self.recent:
             level = float(np.median(recent))
             sigma = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(recent)))) / math.sqrt(2.0)
+            # eight points can look calm by chance: the noise the whole excerpt shows is the better measure
+            sigma = max(sigma, self.context_.profile.rel_noise * abs(level))
             return self._new_event(step, x, level, sigma) if x > self._threshold(level, sigma) else None
         if seen < self.block or recent.size < 2 or prior_min > (1 - self.fresh_drop) * first:
             ev = self._new_event(step, x, first, 0.0, early=True)

@@ -1,0 +1,56 @@
+"""benchmarks/perturb.py builds its variants as documented: deterministic, the right window, config and points."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from lossdx.model import Run, Series
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "perturb.py"
+
+
+def _perturb():
+    spec = importlib.util.spec_from_file_location("perturb_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _raw():
+    steps = np.arange(0, 1000, 10)
+    vsteps = np.arange(0, 1000, 100)
+    return Run({"train/loss": Series("train/loss", steps, 3.0 * np.exp(-steps / 300.0) + 1.0),
+                "train/lr": Series("train/lr", steps, np.full(steps.size, 1e-3)),
+                "val/loss": Series("val/loss", vsteps, 3.0 * np.exp(-vsteps / 300.0) + 1.1)},
+               config={"lr": 1e-3}, meta={"steps_are_record_numbers": True})
+
+
+def test_variants_keep_the_documented_window_config_and_points():
+    p = _perturb()
+    raw = _raw()
+    ex, ref = p.make_variant(raw, None, "excerpt30")
+    assert int(ex.series["train/loss"].steps[0]) == 300 and int(ex.series["val/loss"].steps[0]) == 300
+    assert ex.config == {} and ex.meta["steps_are_record_numbers"] and len(ref) == 100
+    thin, _ = p.make_variant(raw, None, "thin10")
+    assert len(thin.series["train/loss"]) == 10 and len(thin.series["train/lr"]) == 10
+    assert len(thin.series["val/loss"]) == 10  # sparse series keep their points
+    first, _ = p.make_variant(raw, None, "first40")
+    assert int(first.series["train/loss"].steps[-1]) == 400 and int(first.series["val/loss"].steps[-1]) == 400
+    assert raw.config == {"lr": 1e-3} and len(raw.series["train/loss"]) == 100  # the raw run is not modified
+    again, _ = p.make_variant(raw, None, "thin10")
+    assert np.array_equal(again.series["train/loss"].values, thin.series["train/loss"].values)
+
+
+def test_a_fault_counts_only_where_the_variant_can_still_show_it():
+    p = _perturb()
+    raw = _raw()
+    ex, ref = p.make_variant(raw, None, "excerpt30")
+    assert not p.fault_visible({"steps": [100]}, "excerpt30", ex, ref)
+    assert p.fault_visible({"steps": [500]}, "excerpt30", ex, ref)
+    assert not p.fault_visible({"steps": [500], "excerpt_from_step": 50}, "excerpt30", ex, ref)
+    assert not p.fault_visible({"steps": []}, "excerpt30", ex, ref)  # a whole-run fault needs the whole run
+    thin, ref = p.make_variant(raw, None, "thin5")
+    assert p.fault_visible({"steps": [500]}, "thin5", thin, ref)  # step 500 is a kept point
+    assert not p.fault_visible({"steps": [510]}, "thin5", thin, ref)  # thinned away
+    assert p.fault_visible({"steps": []}, "thin5", thin, ref)
