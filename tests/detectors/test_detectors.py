@@ -486,3 +486,16 @@ def test_a_near_perfect_classifier_excerpt_wobbling_above_its_best_is_no_instabi
 
     assert [f.message for f in findings(run_of(0.018), "instability") if f.severity != "info"] == []
     assert [f.severity for f in findings(run_of(0.5), "instability")] == ["warning"]
+
+
+def test_an_excerpt_whose_loss_crosses_zero_by_hundreds_does_not_overflow_the_spike_margin(tmp_path):
+    # found by the CLI fuzz test: the relative noise of such a curve is huge, e^(4 sqrt2 sigma) overflowed
+    from lossdx import read
+
+    steps = [1000, 1001, 1002, 1003, 1004, 1005, 1006, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 1015, 1015]
+    vals = ["2.0000", "2.0000", "2.0000", "0.0117", "0.0117", "-2.0", "1.0000", "0.0117", "0.0117", "1.0000", "1.0000",
+            "1.0000", "1.0000", "171.0", "171.0", "-169", "1.0000", "171.0"]
+    f = tmp_path / "train.log"
+    f.write_text("".join(f"step {s:5d} | loss: {v} | lr 1.0000 | norm: 1.0000 | dt: 1.0000ms | tok/sec: 1000\n"
+                         for s, v in zip(steps, vals)))
+    assert analyze(read(str(f))).verdict in ("healthy", "warning", "problem")

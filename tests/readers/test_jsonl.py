@@ -304,3 +304,51 @@ def test_pyarrow_and_plain_paths_agree_on_every_stored_jsonl_log(monkeypatch):
         for a, b in zip(fast, slow):
             _same_runs(a, b)
     assert sum(t is not None for t in taken) > len(files) // 2, "pyarrow took too few chunks to compare anything"
+
+
+# --- one JSON document (json.dump of a Keras history or of a list of records)
+
+def test_keras_history_dumped_as_json_is_read_per_epoch(tmp_path):
+    import json as _json
+
+    f = tmp_path / "history.json"
+    f.write_text(_json.dumps({"loss": [2.3, 1.9, 1.7, 1.6], "val_loss": [2.2, 2.0, 1.9, 1.95],
+                              "accuracy": [0.1, 0.3, 0.4, 0.45]}, indent=2))
+    run = read(str(f))
+    assert run.source["format"] == "json" and run.meta["step_unit"] == "epoch"
+    assert run.series["train/loss"].points() == [(1, 2.3), (2, 1.9), (3, 1.7), (4, 1.6)]
+    assert run.series["val/loss"].points()[-1] == (4, 1.95)
+
+
+def test_json_list_of_records_and_history_under_a_key(tmp_path):
+    import json as _json
+
+    f = tmp_path / "metrics.json"
+    f.write_text(_json.dumps([{"step": 10 * i, "loss": 3 - 0.1 * i, "lr": 1e-3} for i in range(6)], indent=2))
+    run = read(str(f))
+    assert run.source["format"] == "json" and run.series["train/loss"].steps.tolist() == [0, 10, 20, 30, 40, 50]
+    g = tmp_path / "log.json"
+    g.write_text(_json.dumps({"history": {"train_loss": [3.0, 2.0, 1.5, 1.2], "val_loss": [2.9, 2.1]}}))
+    run = read(str(g))
+    assert run.series["train/loss"].points()[0] == (1, 3.0)
+    assert run.series["val/loss"].steps.tolist() == [2, 4]  # a shorter list spread over the longest, said in a note
+    assert any("different lengths" in n for n in run.meta["notes"])
+
+
+def test_json_documents_that_are_not_logs_are_not_read_as_logs(tmp_path):
+    import json as _json
+
+    from lossdx.readers import sniff
+
+    cfg = tmp_path / "config.json"  # a run's config holding a loss-named list
+    cfg.write_text(_json.dumps({"loss_weights": [1.0, 0.5], "lr": 3e-4}, indent=2))
+    assert sniff(str(cfg))[0] != "json"
+    line = tmp_path / "one.jsonl"  # one JSON object per line stays JSON lines
+    line.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n')
+    assert sniff(str(line))[0] == "jsonl"
+    notes = tmp_path / "labels.json"  # prose about losses, no values
+    notes.write_text(_json.dumps({"a.txt": {"evidence": "loss 8.72 -> 5.58", "steps": []}}, indent=1))
+    from lossdx.exceptions import InputError
+
+    with pytest.raises(InputError, match="JSON document"):
+        read(str(notes))

@@ -86,7 +86,8 @@ class BlockEventDetector(Detector):
         if not prof.covers_start:
             # both points are draws of a positive, skewed per-batch loss: its scatter is a factor, so four sigmas
             # of the difference is a ratio of e^(4 sqrt2 sigma) (0.043 -> 0.29 is within a 40 % scatter's reach)
-            return max(self.early_rise, math.expm1(4.0 * prof.rel_noise * math.sqrt(2))) * tails
+            # (capped: a relative noise of a loss that crosses zero can be any size; e^50 is beyond any rise)
+            return max(self.early_rise, math.expm1(min(4.0 * prof.rel_noise * math.sqrt(2), 50.0))) * tails
         noise = prof.rel_noise
         return max(self.early_rise, 4.0 * noise) * tails
 

@@ -22,6 +22,7 @@ from .base import FunctionReader, Reader, looks_binary, read_head
 READERS: tuple[Reader, ...] = (
     FunctionReader("tensorboard", tensorboard.sniff, tensorboard.read),
     FunctionReader("hf_trainer_state", hf_state.sniff, hf_state.read),
+    FunctionReader("json", jsonl.sniff_document, jsonl.read_document),
     FunctionReader("jsonl", jsonl.sniff, jsonl.read),
     FunctionReader("csv", delimited.sniff, delimited.read),
     FunctionReader("text", text.sniff, text.read),
@@ -31,7 +32,7 @@ _BY_NAME = {r.name: r for r in READERS}
 FORMAT_NAMES = tuple(list(_BY_NAME) + [f.name for f in text.FORMATS])
 
 # In a run directory holding the same run in several formats, prefer the richest one.
-_DIR_PREFERENCE = ("tensorboard", "jsonl", "csv", "hf_trainer_state", "text")
+_DIR_PREFERENCE = ("tensorboard", "jsonl", "csv", "hf_trainer_state", "json", "text")
 
 
 def sniff(path: str) -> tuple[str, float]:

@@ -24,6 +24,9 @@ GUIDE: tuple[FormatGuide, ...] = (
                 '{"best_metric": null, "global_step": 10, "log_history": [{"loss": 2.1, "step": 10}]}',
                 "log_history train rows, eval rows (eval_<set>_loss too), the run's max_steps, batch size, "
                 "eval/save steps; the closing summary row is not a training point"),
+    FormatGuide("json", "file", '{"loss": [2.31, 1.94, 1.72], "val_loss": [2.25, 2.01, 1.90]}',
+                "one JSON document: a Keras history (one value per epoch; a shorter list spread over the longest, "
+                "with a note), a list of {step, loss, ...} records, or either under one key"),
     FormatGuide("jsonl", "file", '{"step": 10, "loss": 3.21, "lr": 0.0006, "grad_norm": 1.4}',
                 "every numeric field per record (nested keys joined with /), step from step/iter/global_step/_step"),
     FormatGuide("csv", "file", "step,train_loss,val_loss,lr\n10,3.21,,0.0006",

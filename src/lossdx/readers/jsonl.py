@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,8 @@ class _Columns:
             col = [r.get(k) for r in rows]
             try:
                 arr = np.array(col, dtype=np.float64)  # None -> nan
+                if arr.ndim != 1:  # lists as values ({"loss": [..]}): no scalar per row
+                    raise ValueError(k)
             except (TypeError, ValueError):
                 conv = [_as_float(v) for v in col]
                 if all(v is None for v in conv):
@@ -226,6 +229,11 @@ def read(path: str) -> list[Run]:
     cols = _read_columns(path, bad)
     if cols.rows == 0:
         raise CorruptLog(f"{path}: no JSON object lines")
+    meta = {"notes": [f"{len(bad)} unparseable line(s) skipped"]} if bad else {}
+    return [_run_of_columns(cols, path, "jsonl", meta)]
+
+
+def _run_of_columns(cols: _Columns, path: str, fmt: str, meta: dict) -> Run:
     step_key = pick_step_name(sorted(cols.parts))
     if step_key:
         steps, step_present = cols.pop_column(step_key)
@@ -250,6 +258,89 @@ def read(path: str) -> list[Run]:
             s = Series.from_points(key, steps[ok], v[ok], repeats="mean")
         if key not in series or len(series[key]) < len(s):
             series[key] = s
-    meta = {"notes": [f"{len(bad)} unparseable line(s) skipped"]} if bad else {}
-    run = make_run(series, path, "jsonl", meta, already_canonical=True)
-    return [ensure_loss(run, path)]
+    run = make_run(series, path, fmt, meta, already_canonical=True)
+    return ensure_loss(run, path)
+
+
+# --- one JSON document: `json.dump(history.history, f)` (Keras: {"loss": [...], "val_loss": [...]}, one value per
+# epoch), `json.dump(records, f, indent=2)` (a list of {"step": .., "loss": ..} rows), or either under one key
+# ({"history": {...}}, {"log": [...]}). trainer_state.json has its own reader.
+_LOSS_LIST = re.compile(rb'"[^"\n]{0,80}loss[^"\n]{0,80}"\s*:\s*\[', re.I)
+_LOSS_NUMBER = re.compile(rb'"[^"\n]{0,80}loss[^"\n]{0,80}"\s*:\s*[-+0-9.NI]', re.I)
+#: read whole, so bounded: a log this large is written as JSON lines
+MAX_DOCUMENT_BYTES = 256 << 20
+
+
+def sniff_document(head: bytes, path: str) -> float:
+    from ..config.readers import _CONFIG_NAMES
+
+    if os.path.basename(path) in _CONFIG_NAMES:
+        return 0.0  # a run's config ("loss_weights": [...]) is read for the logs beside it, never as one
+    h = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if h.startswith(b"["):
+        return 0.95 if h[1:].lstrip().startswith(b"{") and _LOSS_NUMBER.search(head) else 0.0
+    if not h.startswith(b"{") or b'"log_history"' in head:
+        return 0.0
+    first = h.split(b"\n", 1)[0].strip()
+    try:
+        row = json.loads(first)
+        if isinstance(row, dict) and not any(isinstance(v, list) or isinstance(v, dict) and any(
+                isinstance(x, list) for x in v.values()) for v in row.values()):
+            return 0.0  # a line of JSON lines (a document on one line holds its lists, at most one key down)
+    except (ValueError, RecursionError):
+        pass
+    return 0.95 if _LOSS_LIST.search(head) else 0.0
+
+
+def _history_in(doc: Any) -> tuple[list[dict] | None, dict[str, list] | None]:
+    """(records, or columns of per-epoch lists) in the document or under one of its keys."""
+    for candidate in [doc] + (list(doc.values()) if isinstance(doc, dict) else []):
+        if isinstance(candidate, list) and candidate and all(isinstance(r, dict) for r in candidate):
+            return candidate, None
+        if isinstance(candidate, dict):
+            lists = {k: v for k, v in candidate.items() if isinstance(v, list) and v
+                     and all(_as_float(x) is not None or x is None for x in v)}
+            if any("loss" in k.lower() and len(v) >= 2 for k, v in lists.items()):
+                return None, lists
+    return None, None
+
+
+def read_document(path: str) -> list[Run]:
+    from .base import read_text
+
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    if size > MAX_DOCUMENT_BYTES:
+        raise CorruptLog(f"{path}: a JSON document of {size >> 20} MB is read whole; write logs this large as "
+                         f"JSON lines (one object per line)")
+    doc = json.loads(read_text(path, cap_lines=False))
+    records, lists = _history_in(doc)
+    cols = _Columns()
+    notes: list[str] = []
+    if records is not None:
+        for i in range(0, len(records), CHUNK_LINES):
+            cols.add_chunk(_flatten([r for r in records[i:i + CHUNK_LINES] if isinstance(r, dict)]))
+    elif lists is not None:
+        longest = max(len(v) for v in lists.values())
+        if any(k.lower() in ("step", "epoch", "global_step") for k in lists):
+            rows = [{k: (v[i] if i < len(v) else None) for k, v in lists.items()} for i in range(longest)]
+        else:
+            # Keras' history: one value per epoch, numbered from 1 like fit()'s "Epoch 1/N"; a shorter list
+            # (evaluated every few epochs) is spread evenly over the longest, which the notes say
+            rows = [{"step": i + 1} for i in range(longest)]
+            for k, v in lists.items():
+                for j, x in enumerate(v):
+                    rows[round((j + 1) * longest / len(v)) - 1][k] = x
+            if len({len(v) for v in lists.values()}) > 1:
+                notes.append("lists of different lengths: each spread evenly over the longest ("
+                             + ", ".join(f"{k} {len(v)}" for k, v in lists.items()) + ")")
+            notes.append("the document prints no step numbers, one value per epoch: steps are its epoch numbers")
+        cols.add_chunk(rows)
+    if cols.rows == 0:
+        raise CorruptLog(f"{path}: a JSON document with no list of records or of per-epoch values")
+    meta: dict = {"notes": notes} if notes else {}
+    if lists is not None and "step" not in {k.lower() for k in lists}:
+        meta["step_unit"] = "epoch"
+    return [_run_of_columns(cols, path, "json", meta)]

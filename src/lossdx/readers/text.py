@@ -10,14 +10,16 @@ OpenNMT, tqdm bars ...). Every parser turns a line into ``(step, {raw_name: valu
 from __future__ import annotations
 
 import codecs
+import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..exceptions import CorruptLog
+from ..exceptions import CorruptLog, InputError
 from ..keys import STEP_TIME, canonical
 from ..model import Run, SeriesBuilder
 from ._floats import parse_floats
@@ -991,6 +993,21 @@ def _runners_up(lines: list[str], name: str) -> list[str]:
     return [n for _s, n in sorted(scored, key=lambda sn: sn[0])]
 
 
+def _refuse_json_document(path: str, first_block: str) -> None:
+    """A whole JSON document is data, not printed lines: numbers in its prose ("loss 8.72 -> 5.58" in a notes
+    file) are no records. The JSON readers took every document form a log has; what they left is not a log."""
+    if not first_block.lstrip("\ufeff \t\r\n").startswith(("{", "[")):
+        return
+    try:
+        if os.path.getsize(path) > 8 * len(first_block) + (1 << 20):
+            return  # far larger than its first block: lines of records, not one document
+        json.loads(read_text(path, cap_lines=False).lstrip("\ufeff"))
+    except (ValueError, RecursionError, OSError, InputError):
+        return  # not one JSON document (JSON lines with prints between them, a pasted dict ...): read as text
+    raise CorruptLog(f"{path}: a JSON document in no form lossdx reads as a log (trainer_state.json, a list of "
+                     f"records, per-epoch lists of values)")
+
+
 def read(path: str, fmt_name: str | None = None) -> list[Run]:
     """Every run in a text log, streamed block by block (8 MB of whole lines at a time)."""
     name = fmt_name
@@ -1000,6 +1017,8 @@ def read(path: str, fmt_name: str | None = None) -> list[Run]:
     progress = Progress(path)
     for block in _blocks_of_lines(path):
         progress.advance(len(block))
+        if fmt_name is None and not early_blocks and parser is None:
+            _refuse_json_document(path, block)
         if parser is not None:
             _feed_block(parser, block)
             continue
