@@ -474,3 +474,27 @@ def test_a_few_evaluations_rising_while_a_noisy_training_loss_falls_less_than_it
     assert [f for f in analyze(run_of(noisy)).findings if f.kind == "overfitting" and f.severity != "info"] == []
     clean_fall = np.linspace(2.2, 1.8, steps.size)
     assert [f.severity for f in analyze(run_of(clean_fall)).findings if f.kind == "overfitting"] == ["warning"]
+
+
+def _dip_and_refill_run(end_norm, seed=0):
+    """A small seq2seq model from scratch (the first 280 steps of a 700-step run): the gradient norm falls from 2.6
+    to 0.4 by the end of warmup, then climbs to ``end_norm`` by step 100 and stays there while the loss falls."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, 281)
+    loss = 1.1 + 2.5 * np.exp(-steps / 40) + rng.normal(0, 0.03, steps.size)
+    gn = np.interp(steps, [1, 20, 100, 280], [2.6, 0.4, end_norm, end_norm]) * np.exp(rng.normal(0, 0.1, steps.size))
+    lr = 2e-3 * np.minimum(1.0, steps / 35)
+    return Run(series={"train/loss": Series("train/loss", steps, loss),
+                       "train/grad_norm": Series("train/grad_norm", steps, gn), "train/lr": Series("train/lr", steps, lr)},
+               config={"lr": 2e-3, "warmup_steps": 35, "batch_size": 32, "vocab_size": 16, "model_type": "t5"})
+
+
+def test_a_gradient_norm_that_climbs_back_to_its_initial_level_after_the_warmup_dip_is_no_warning():
+    rep = analyze(_dip_and_refill_run(3.0))
+    (f,) = [f for f in rep.findings if f.kind == "instability"]
+    assert f.severity == "info" and "first steps' " in f.message and rep.verdict == "healthy"
+    # climbing to three times the initial norm is growth past anything the run had seen: still a warning
+    (f,) = [f for f in analyze(_dip_and_refill_run(8.0)).findings if f.kind == "instability"]
+    assert f.severity == "warning" and "flat or falling" in f.message

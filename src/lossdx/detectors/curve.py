@@ -870,10 +870,17 @@ class InstabilityDetector(WholeRunDetector):
                 # alone, a growing gradient norm is common in healthy runs (small models, decaying LR, weight decay):
                 # information until the loss shows trouble with it (the rules promote it then) or it grows 5x
                 sev = "warning" if growth >= 5 * need / self.grad_growth else "info"
+                # a norm that dipped after the first steps and only climbed back to about the initial norm (a log
+                # that covers the start; within the growth this rule itself calls flat) is the dip refilling, not a
+                # norm growing past anything the run had seen
+                start = float(np.median(gv[:5])) if self.context_.profile.first_is_initial else math.inf
+                back = float(meds[j]) < need * start
+                sev = "info" if back else sev
                 out.append(Finding("instability", "train/grad_norm", int(mids[i]), int(mids[j]), sev,
                                    f"gradient norm grew {growth:.1f}x over training (median {fmt_num(float(meds[i]))} "
                                    f"around step {int(mids[i])} -> {fmt_num(float(meds[j]))} around step {int(mids[j])}); "
-                                   f"healthy runs see it flat or falling",
+                                   + (f"within {need:.1f}x of the first steps' {fmt_num(start)}: the dip after the start refilled" if back else
+                                      "healthy runs see it flat or falling"),
                                    {"growth": growth, "from": float(meds[i]), "to": float(meds[j]), "type": "grad_growth"}))
         ls, lv = clean(series.get("train/loss"))
         # each chunk's noise is a median of 16-point block noises: fewer than ~6 blocks a chunk and the estimator's
