@@ -498,3 +498,26 @@ def test_a_gradient_norm_that_climbs_back_to_its_initial_level_after_the_warmup_
     # climbing to three times the initial norm is growth past anything the run had seen: still a warning
     (f,) = [f for f in analyze(_dip_and_refill_run(8.0)).findings if f.kind == "instability"]
     assert f.severity == "warning" and "flat or falling" in f.message
+
+
+def test_a_gap_widening_over_a_last_third_that_starts_on_the_first_pass_is_no_memorisation():
+    """An HF classifier excerpt from epoch 0.4 to 1.2 (one record per 0.04 epoch): the last third starts at epoch
+    0.93, so the training loss's fall over it is mostly new data learned; validation merely levels off near its
+    best (0.232 -> 0.242). The same curves two epochs later (the last third on repeated data) still read as the
+    onset of overfitting."""
+    from lossdx.model import Run
+
+    ts = np.arange(9, 30)
+    train = np.array([0.596, 0.547, 0.476, 0.466, 0.417, 0.444, 0.416, 0.369, 0.358, 0.316, 0.297, 0.252, 0.282,
+                      0.266, 0.264, 0.236, 0.229, 0.231, 0.224, 0.205, 0.221])
+    val = np.array([0.552, 0.496, 0.458, 0.434, 0.418, 0.398, 0.377, 0.344, 0.316, 0.301, 0.274, 0.263, 0.255,
+                    0.25, 0.245, 0.239, 0.234, 0.232, 0.24, 0.244, 0.242])
+
+    def overfits(epoch0):
+        run = Run({"train/loss": Series("train/loss", ts, train), "val/loss": Series("val/loss", ts, val),
+                   "train/epoch": Series("train/epoch", ts, epoch0 + 0.04 * (ts - 9))})
+        run.source["format"] = "hf_trainer_state"
+        return [f.evidence.get("type") for f in analyze(run).findings if f.kind == "overfitting"]
+
+    assert overfits(0.4) == []
+    assert overfits(2.4) == ["gap_widening"]

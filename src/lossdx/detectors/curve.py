@@ -509,6 +509,11 @@ class OverfittingDetector(WholeRunDetector):
         # cannot have memorised
         if g1 < 0.04 * abs(float(vv[-1])) or (epochs is not None and epochs < 1):
             return []
+        # likewise the training fall it measures: where the last third begins on the first pass (an excerpt or a run
+        # of 1.2 epochs) part of that fall is new data learned, which generalises, not the repeated data memorised
+        at_tail = _epochs(self.context_, tail, series.get("train/epoch")) if epochs is not None else None
+        if at_tail is not None and at_tail < 1:
+            return []
         return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                         f"the train/validation gap widened from {fmt_num(g0)} to {fmt_num(g1)} over the last third: "
                         f"training loss fell {100 * train_imp:.0f}% while validation stopped improving "
