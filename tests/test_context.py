@@ -144,3 +144,19 @@ def test_a_loss_nan_at_every_one_of_a_hundred_points_has_no_tails_and_no_crash()
     (a JSONL of 130 NaN losses was an internal error of `lossdx analyze`)."""
     prof = profile_run(_run(np.full(130, np.nan), fmt="jsonl"))
     assert not prof.heavy_tailed
+
+
+def test_per_sample_losses_scattering_over_a_decade_are_heavy_tailed_not_a_run_above_its_start():
+    """A batch-size-1 classifier excerpt: losses scatter lognormally (sigma 1.2) around 0.12; the least of its first
+    five points (0.05) lies far below that median, as the sixth-lowest of any stretch of it does. Compared with the
+    later median it read as a run far above where it started, and its heavy tails went unseen."""
+    rng = np.random.default_rng(0)
+    v = 0.12 * np.exp(rng.normal(0, 1.2, 1120))
+    v[:5] = [0.85, 0.12, 0.34, 0.05, 0.2]
+    steps = np.arange(1680, 2800)
+    prof = profile_run(Run({"train/loss": Series("train/loss", steps, v)}))
+    assert prof.heavy_tailed and prof.rel_noise > 0.5
+    # the same noise around a level three times the start's is still a broken run, not noisy batches
+    w = v.copy()
+    w[560:] *= 6.0
+    assert not profile_run(Run({"train/loss": Series("train/loss", steps, w)})).heavy_tailed

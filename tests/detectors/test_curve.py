@@ -521,3 +521,26 @@ def test_a_gap_widening_over_a_last_third_that_starts_on_the_first_pass_is_no_me
 
     assert overfits(0.4) == []
     assert overfits(2.4) == ["gap_widening"]
+
+
+def _per_sample_losses(sigma_before, sigma_after, seed=0, n=1120):
+    """Per-sample losses of a batch-size-1 log around 0.12, scattering lognormally by ``sigma_before`` over the
+    first half and ``sigma_after`` over the second."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1680, 1680 + n)
+    sigma = np.where(steps >= 1680 + n // 2, sigma_after, sigma_before)
+    return Run({"train/loss": Series("train/loss", steps, 0.12 * np.exp(rng.normal(0, 1.0, n) * sigma))})
+
+
+def test_noise_growth_of_heavy_tailed_per_sample_losses_must_clear_their_tails():
+    """Heavy-tailed per-sample losses: a block's noise is a rough estimate of such a spread, and a 3-4x change of it
+    is within their ordinary swings (the spike margins widen by the same tail factor); calm losses whose noise
+    grows 7-9x are still instability."""
+    for seed in (0, 1):
+        rep = analyze(_per_sample_losses(0.8, 1.6, seed))
+        assert rep.run["context"]["heavy_tailed"]
+        assert not [f for f in rep.findings if f.kind == "instability" and f.severity != "info"]
+        rep = analyze(_per_sample_losses(0.05, 0.25, seed))
+        assert [f.evidence["type"] for f in rep.findings if f.kind == "instability"] == ["noise_growth"]
