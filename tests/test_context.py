@@ -160,3 +160,16 @@ def test_per_sample_losses_scattering_over_a_decade_are_heavy_tailed_not_a_run_a
     w = v.copy()
     w[560:] *= 6.0
     assert not profile_run(Run({"train/loss": Series("train/loss", steps, w)})).heavy_tailed
+
+
+def test_per_sample_losses_of_a_batch_size_one_run_are_heavy_tailed_before_their_tails_can_be_measured():
+    """150 points of a batch-size-1 classifier (every 10th of 1,500) scattering by ~35 % of their level: too few to
+    measure how heavy the extremes are, but every point is one sample's loss: heavy-tailed, as a longer log of the
+    same run measures. Without the config, or with gradient accumulation, the same points are not."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 1500, 10)
+    loss = (0.4 + 0.9 * np.exp(-steps / 300)) * rng.gamma(8.0, 1 / 8.0, steps.size)
+    prof = profile_run(_run(loss, steps=steps, config={"batch_size": 1}))
+    assert prof.heavy_tailed and prof.tail_factor >= 1.6 and prof.rel_noise >= 0.25
+    assert not profile_run(_run(loss, steps=steps)).heavy_tailed
+    assert not profile_run(_run(loss, steps=steps, config={"batch_size": 1, "grad_accum": 8})).heavy_tailed
