@@ -136,6 +136,22 @@ def fault_visible(lab: dict, variant: str, run: Run, ref: Series) -> bool:
     return True
 
 
+def tune_entries(set_name: str, families: set[str] | None = None) -> list[tuple[str, dict, str, str | None]]:
+    """(name, label, log path, config path) of every scored TUNE-half entry of ``set_name`` (families|realcorpus)."""
+    if set_name == "realcorpus":
+        base = os.path.join(SHARED, "realcorpus")
+        with open(os.path.join(base, "LABELS.json")) as fh:
+            labels = {name: dict(lab, split=_hash_split(name), config=None) for name, lab in json.load(fh).items()}
+    else:
+        base = FAMILIES
+        with open(os.path.join(base, "labels.json")) as fh:
+            labels = json.load(fh)
+    return [(name, lab, os.path.join(base, name), os.path.join(base, lab["config"]) if lab.get("config") else None)
+            for name, lab in sorted(labels.items())
+            if lab.get("split") == "tune" and lab["verdict"] != "unknown"
+            and not (families and lab.get("family") not in families)]
+
+
 def judge(run: Run) -> dict:
     rep = analyze(run)
     return {"verdict": rep.verdict, "top": rep.diagnoses[0].cause if rep.diagnoses else None,
@@ -157,23 +173,12 @@ def main() -> int:
     if bad:
         ap.error(f"unknown variant {bad[0]!r}; choose from {', '.join(VARIANTS)}")
     families = set(args.family.split(",")) if args.family else None
-    if args.set == "realcorpus":
-        base = os.path.join(SHARED, "realcorpus")
-        labels = {name: dict(lab, split=_hash_split(name), config=None)
-                  for name, lab in json.load(open(os.path.join(base, "LABELS.json"))).items()}
-    else:
-        base = FAMILIES
-        labels = json.load(open(os.path.join(base, "labels.json")))
     results = []
-    for name, lab in sorted(labels.items()):
-        if lab.get("split") != "tune" or lab["verdict"] == "unknown" or \
-                (families and lab.get("family") not in families):
-            continue
+    for name, lab, path, cfg in tune_entries(args.set, families):
         try:
-            raw = read(os.path.join(base, name))
+            raw = read(path)
         except InputError:
             continue
-        cfg = os.path.join(base, lab["config"]) if lab.get("config") else None
         for variant in variants:
             made = make_variant(raw, cfg, variant)
             if made is None:
