@@ -544,3 +544,28 @@ def test_noise_growth_of_heavy_tailed_per_sample_losses_must_clear_their_tails()
         assert not [f for f in rep.findings if f.kind == "instability" and f.severity != "info"]
         rep = analyze(_per_sample_losses(0.05, 0.25, seed))
         assert [f.evidence["type"] for f in rep.findings if f.kind == "instability"] == ["noise_growth"]
+
+
+def test_a_coarse_lr_log_that_stops_before_the_end_still_shows_the_decay_to_zero():
+    """A byte-level MLM from scratch (V=260) logged every 50 steps: the LR's last point is at step 360 (1.3e-4 and
+    falling 3.1e-6 a step), the evaluations go on to step 400, where the straight decay reaches ~0. Validation
+    flattening at 3.58 there is where this schedule converges, not a plateau far above ln V; the same curve with the
+    LR held at 1.3e-4 over its last points is still one."""
+    from lossdx.model import Run
+
+    ts = np.arange(10, 400, 50)
+    lr = np.array([1.125e-4, 7.375e-4, 9.094e-4, 7.531e-4, 5.969e-4, 4.407e-4, 2.844e-4, 1.282e-4])
+    train = np.array([5.524, 4.009, 3.522, 3.362, 3.357, 3.254, 3.257, 3.387])
+    vs = np.array([50, 100, 150, 200, 250, 300, 350, 400])
+    val = np.array([4.268, 3.706, 3.679, 3.65, 3.615, 3.6, 3.577, 3.592])
+
+    def plateau(lr_values):
+        run = Run({"train/loss": Series("train/loss", ts, train), "train/lr": Series("train/lr", ts, lr_values),
+                   "val/loss": Series("val/loss", vs, val)},
+                  config={"vocab_size": 260, "batch_size": 16, "seq_len": 64, "lr": 1e-3, "model_type": "bert"})
+        return [f.severity for f in analyze(run).findings if f.kind == "plateau"]
+
+    assert plateau(lr) in ([], ["info"])
+    held = lr.copy()
+    held[-3:] = 1.282e-4
+    assert plateau(held) in (["warning"], ["error"])

@@ -187,7 +187,13 @@ class PlateauDetector(WholeRunDetector):
         high = expected is not None and scratch and reached > frac * expected
         lr_s, lr_v = clean(series.get("train/lr"))
         tail_lr = lr_v[lr_s >= tail_start]
-        if high and tail_lr.size >= 3 and float(tail_lr[-1]) < 0.05 * float(lr_v.max()) and \
+        end_lr = float(tail_lr[-1]) if tail_lr.size else math.inf
+        if tail_lr.size >= 3 and float(lr_s[-1]) < b and float(tail_lr[-1]) < float(tail_lr[-2]):
+            # a coarse log whose last LR point comes before the end of the judged curve: the straight decay of its
+            # last two points carries on to that end (a linear / polynomial schedule reaching 0 at the last step)
+            rate = (float(tail_lr[-2]) - float(tail_lr[-1])) / float(lr_s[-1] - lr_s[-2])
+            end_lr = max(0.0, float(tail_lr[-1]) - rate * (b - float(lr_s[-1])))
+        if high and tail_lr.size >= 3 and end_lr < 0.05 * float(lr_v.max()) and \
                 bool(np.all(np.diff(tail_lr) <= 0)) and float(tail_lr[0]) > float(tail_lr[-1]):
             # the schedule anneals the LR to ~0 over the tail (linear / cosine to zero): the steps shrink toward
             # nothing, and a loss that flattens while they do is where this schedule converges, whatever the yardstick
