@@ -569,3 +569,26 @@ def test_a_coarse_lr_log_that_stops_before_the_end_still_shows_the_decay_to_zero
     held = lr.copy()
     held[-3:] = 1.282e-4
     assert plateau(held) in (["warning"], ["error"])
+
+
+def _short_lm(loss):
+    """A from-scratch byte-level LM (V=260) logged at every one of its first steps, its LR warmed up over 2 steps."""
+    from lossdx.model import Run
+
+    steps = np.arange(loss.size)
+    lr = 1e-3 * np.minimum(1.0, (steps + 1) / 3.0)
+    return Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, lr)},
+               config={"vocab_size": 260})
+
+
+def test_the_early_window_of_a_short_log_is_not_two_steps():
+    """The first 23 steps of a run still going (max_steps unknown): '10 % of the run' was step 2.2, where the loss
+    had fallen 14 % (5.52 -> 4.85) only because two optimizer steps move no model far; by step 10 it had fallen
+    47 %. A loss that is still at 90 % of its start by step 10 is slow whatever the log's length."""
+    fast = 2.97 - 0.008 * np.arange(23) + 2.55 * np.exp(-np.arange(23) / 3.0)
+    fast[:3] = [5.522, 5.242, 4.846]
+    rep = analyze(_short_lm(fast))
+    assert not [f for f in rep.findings if f.kind == "slow_convergence"], [f.message for f in rep.findings]
+    slow = 5.522 - 0.04 * np.arange(23)
+    (f,) = [f for f in analyze(_short_lm(slow)).findings if f.kind == "slow_convergence"]
+    assert "(the end of the LR warmup)" not in f.message

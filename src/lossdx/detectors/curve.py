@@ -364,7 +364,11 @@ class SlowConvergenceDetector(WholeRunDetector):
         # a run still going (the log ends before its planned max_steps): "10 % of the run" is of the planned run
         planned = self.context_.max_steps
         span = max(b - a, float(planned) - a) if _number(planned) and planned > b else b - a
-        early_at = min(a + self.early_share * span, b)
+        # (the fast descent takes optimizer steps, not a share of however short a log is: 10 % of a 22-step log
+        # is two steps, in which no model falls far; the early window is never shorter than 10 % of the shortest
+        # run this rule judges)
+        early_span = self.early_share * max(span, float(self.min_steps))
+        early_at = min(a + early_span, b)
         if lr.size >= 5 and float(lr.max()) > 0 and float(lr[0]) < 0.5 * float(lr.max()):
             early_at = min(max(early_at, float(lr_steps[int(np.argmax(lr >= 0.98 * float(lr.max())))])), b)
         at_early = float(np.interp(early_at, s, v))
@@ -380,7 +384,7 @@ class SlowConvergenceDetector(WholeRunDetector):
         going = span > 1.5 * (b - a)
         return [Finding("slow_convergence", "train/loss", int(a), int(b), "info" if going else "warning",
                         f"after {100 * (early_at - a) / span:.0f}% of the run"
-                        + (" (the end of the LR warmup)" if early_at > a + self.early_share * span else "")
+                        + (" (the end of the LR warmup)" if early_at > a + early_span else "")
                         + f" the loss had fallen only "
                         f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
                         f"their first 5-10% of steps) and it is still falling ({100 * tail_imp:.1f}% over the last "
