@@ -1,10 +1,15 @@
 """Perturbation benchmark: the families TUNE half read the way users often paste logs.
 
     $ python benchmarks/perturb.py [--variant excerpt30,thin5,...] [--family gpt,rnn] [--show] [--json out.json]
+    $ python benchmarks/perturb.py --set realcorpus [--show]     # the same variants of the real logs' TUNE half
 
 The rules were tuned on whole logs with their config; the untuned half holds many mid-run excerpts, logs without
 config and coarse logs. Variations of the TUNE half show the same over-fitting without looking at the holdout.
-Every variant is deterministic and built from ``benchmarks/families/labels.json`` entries with ``split == "tune"``:
+Every variant is deterministic and built from ``benchmarks/families/labels.json`` entries with ``split == "tune"``
+(``--set families``, the default) or, with ``--set realcorpus``, from the ``../shared/realcorpus/LABELS.json`` entries
+of the TUNE half by the hash rule of ``benchmarks/generalisation.py`` (real logs pasted in issue threads are often
+excerpts already: their variants are the nearest stand-in for unseen real logs; they have no config file, so there
+``noconfig`` is the log as stored):
 
 - ``excerpt30``, ``excerpt60``: only the points from 30 % / 60 % of the train loss's points on (steps stay global, as
   in a pasted mid-run excerpt), no config file and none of the log's own header settings;
@@ -40,6 +45,9 @@ from lossdx.analyze import analyze, attach_config  # noqa: E402
 from lossdx.exceptions import InputError  # noqa: E402
 from lossdx.model import Run, Series  # noqa: E402
 from lossdx.readers import read  # noqa: E402
+
+sys.path.insert(0, HERE)
+from generalisation import SHARED, _hash_split  # noqa: E402  (one split rule for both benchmarks)
 
 FAMILIES = os.path.join(HERE, "families")
 STRONG = ("established", "by_symptom")
@@ -128,6 +136,22 @@ def fault_visible(lab: dict, variant: str, run: Run, ref: Series) -> bool:
     return True
 
 
+def tune_entries(set_name: str, families: set[str] | None = None) -> list[tuple[str, dict, str, str | None]]:
+    """(name, label, log path, config path) of every scored TUNE-half entry of ``set_name`` (families|realcorpus)."""
+    if set_name == "realcorpus":
+        base = os.path.join(SHARED, "realcorpus")
+        with open(os.path.join(base, "LABELS.json")) as fh:
+            labels = {name: dict(lab, split=_hash_split(name), config=None) for name, lab in json.load(fh).items()}
+    else:
+        base = FAMILIES
+        with open(os.path.join(base, "labels.json")) as fh:
+            labels = json.load(fh)
+    return [(name, lab, os.path.join(base, name), os.path.join(base, lab["config"]) if lab.get("config") else None)
+            for name, lab in sorted(labels.items())
+            if lab.get("split") == "tune" and lab["verdict"] != "unknown"
+            and not (families and lab.get("family") not in families)]
+
+
 def judge(run: Run) -> dict:
     rep = analyze(run)
     return {"verdict": rep.verdict, "top": rep.diagnoses[0].cause if rep.diagnoses else None,
@@ -138,7 +162,9 @@ def judge(run: Run) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variant", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
-    ap.add_argument("--family", default=None, help="only these model families (comma-separated)")
+    ap.add_argument("--set", default="families", choices=["families", "realcorpus"],
+                    help="whose TUNE half to perturb: the generated families (default) or the real logs")
+    ap.add_argument("--family", default=None, help="only these model families (comma-separated; --set families)")
     ap.add_argument("--show", action="store_true", help="list every false alarm, missed fault and wrong cause")
     ap.add_argument("--json", help="write every result to this file")
     args = ap.parse_args()
@@ -147,17 +173,12 @@ def main() -> int:
     if bad:
         ap.error(f"unknown variant {bad[0]!r}; choose from {', '.join(VARIANTS)}")
     families = set(args.family.split(",")) if args.family else None
-    labels = json.load(open(os.path.join(FAMILIES, "labels.json")))
     results = []
-    for name, lab in sorted(labels.items()):
-        if lab.get("split") != "tune" or lab["verdict"] == "unknown" or \
-                (families and lab.get("family") not in families):
-            continue
+    for name, lab, path, cfg in tune_entries(args.set, families):
         try:
-            raw = read(os.path.join(FAMILIES, name))
+            raw = read(path)
         except InputError:
             continue
-        cfg = os.path.join(FAMILIES, lab["config"]) if lab.get("config") else None
         for variant in variants:
             made = make_variant(raw, cfg, variant)
             if made is None:

@@ -144,3 +144,32 @@ def test_a_loss_nan_at_every_one_of_a_hundred_points_has_no_tails_and_no_crash()
     (a JSONL of 130 NaN losses was an internal error of `lossdx analyze`)."""
     prof = profile_run(_run(np.full(130, np.nan), fmt="jsonl"))
     assert not prof.heavy_tailed
+
+
+def test_per_sample_losses_scattering_over_a_decade_are_heavy_tailed_not_a_run_above_its_start():
+    """A batch-size-1 classifier excerpt: losses scatter lognormally (sigma 1.2) around 0.12; the least of its first
+    five points (0.05) lies far below that median, as the sixth-lowest of any stretch of it does. Compared with the
+    later median it read as a run far above where it started, and its heavy tails went unseen."""
+    rng = np.random.default_rng(0)
+    v = 0.12 * np.exp(rng.normal(0, 1.2, 1120))
+    v[:5] = [0.85, 0.12, 0.34, 0.05, 0.2]
+    steps = np.arange(1680, 2800)
+    prof = profile_run(Run({"train/loss": Series("train/loss", steps, v)}))
+    assert prof.heavy_tailed and prof.rel_noise > 0.5
+    # the same noise around a level three times the start's is still a broken run, not noisy batches
+    w = v.copy()
+    w[560:] *= 6.0
+    assert not profile_run(Run({"train/loss": Series("train/loss", steps, w)})).heavy_tailed
+
+
+def test_per_sample_losses_of_a_batch_size_one_run_are_heavy_tailed_before_their_tails_can_be_measured():
+    """150 points of a batch-size-1 classifier (every 10th of 1,500) scattering by ~35 % of their level: too few to
+    measure how heavy the extremes are, but every point is one sample's loss: heavy-tailed, as a longer log of the
+    same run measures. Without the config, or with gradient accumulation, the same points are not."""
+    rng = np.random.default_rng(0)
+    steps = np.arange(0, 1500, 10)
+    loss = (0.4 + 0.9 * np.exp(-steps / 300)) * rng.gamma(8.0, 1 / 8.0, steps.size)
+    prof = profile_run(_run(loss, steps=steps, config={"batch_size": 1}))
+    assert prof.heavy_tailed and prof.tail_factor >= 1.6 and prof.rel_noise >= 0.25
+    assert not profile_run(_run(loss, steps=steps)).heavy_tailed
+    assert not profile_run(_run(loss, steps=steps, config={"batch_size": 1, "grad_accum": 8})).heavy_tailed

@@ -54,3 +54,25 @@ def test_a_fault_counts_only_where_the_variant_can_still_show_it():
     assert p.fault_visible({"steps": [500]}, "thin5", thin, ref)  # step 500 is a kept point
     assert not p.fault_visible({"steps": [510]}, "thin5", thin, ref)  # thinned away
     assert p.fault_visible({"steps": []}, "thin5", thin, ref)
+
+
+def test_the_realcorpus_set_is_the_tune_half_of_generalisation_py():
+    import hashlib
+    import json
+    import os
+
+    import pytest
+
+    p = _perturb()
+    labels_path = os.path.join(p.SHARED, "realcorpus", "LABELS.json")
+    if not os.path.exists(labels_path):
+        pytest.skip("../shared/realcorpus is not beside the repository")
+    with open(labels_path) as fh:
+        labels = json.load(fh)
+    got = p.tune_entries("realcorpus")
+    want = {n for n, lab in labels.items() if lab["verdict"] != "unknown"
+            and int(hashlib.sha1(n.encode()).hexdigest(), 16) % 2 == 0}
+    assert {name for name, *_ in got} == want and want
+    assert all(cfg is None and path.startswith(os.path.join(p.SHARED, "realcorpus")) for _, _, path, cfg in got)
+    fam = p.tune_entries("families")
+    assert fam and all(lab["split"] == "tune" for _, lab, _, _ in fam)

@@ -254,7 +254,9 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
         return False, 1.0, 0.0  # (a loss NaN at every point has no tails)
     start = float(np.min(v[:5]))  # the early level; a median would already include a blow-up
     v = v[v.size // 2:]
-    if start > 0 and float(np.median(v)) > 1.5 * start:
+    # like against like: the least of five points is about the sixth-lowest of a noisy curve (per-sample losses
+    # scattering over a decade put it far below their median), so the later level is its sixth-lowest as well
+    if start > 0 and float(np.quantile(v, 1 / 6)) > 1.5 * start:
         return False, 1.0, 0.0  # a loss far above where it started is a broken run, not noisy batches
     k = 16
     n = v.size // k * k
@@ -268,16 +270,23 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     mad = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
     if mad <= 0:
         return False, 1.0, 0.0
+    one_sample = mad >= 0.25 and _int_cfg(run, "batch_size") == 1 and (_int_cfg(run, "grad_accum") or 1) == 1 \
+        and window <= 1
     if len(s) < 200 or n < 96:
         # three blocks measure the size of the noise (a short per-step log, an excerpt: its first point is one
-        # draw of that noise), not yet how heavy its extremes are
+        # draw of that noise), not yet how heavy its extremes are; unless every point is one sample's loss (batch
+        # size 1 without accumulation in the config) and the curve shows that spread (a quarter of the level or
+        # more): per-sample losses are skewed, with extremes at least the 1.6x of the smallest batches'
+        if one_sample:
+            factor = float(np.quantile(np.abs(r), 0.99)) / mad / 2.58
+            return True, min(8.0, max(1.6, factor)), mad
         return False, 1.0, mad
     factor = float(np.quantile(np.abs(r), 0.99)) / mad / 2.58
     # 1.6-8x a Gaussian's extremes is what per-sample losses look like (skewed, exponential-like tails); far beyond
     # that the extremes are events (spikes of a broken run), not the noise of a small batch
     # a per-point spread as large as half the level itself is per-sample noise (batch 1 near convergence: most
     # losses ~0.01-0.1, a misclassified sample a few nats): its extremes reach further and are still ordinary
-    per_sample = mad >= 0.5 and factor <= 30.0
+    per_sample = (mad >= 0.5 or one_sample) and factor <= 30.0
     return (1.6 <= factor <= 8.0 or per_sample) and window <= 1, factor, mad
 
 

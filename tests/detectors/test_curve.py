@@ -474,3 +474,121 @@ def test_a_few_evaluations_rising_while_a_noisy_training_loss_falls_less_than_it
     assert [f for f in analyze(run_of(noisy)).findings if f.kind == "overfitting" and f.severity != "info"] == []
     clean_fall = np.linspace(2.2, 1.8, steps.size)
     assert [f.severity for f in analyze(run_of(clean_fall)).findings if f.kind == "overfitting"] == ["warning"]
+
+
+def _dip_and_refill_run(end_norm, seed=0):
+    """A small seq2seq model from scratch (the first 280 steps of a 700-step run): the gradient norm falls from 2.6
+    to 0.4 by the end of warmup, then climbs to ``end_norm`` by step 100 and stays there while the loss falls."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, 281)
+    loss = 1.1 + 2.5 * np.exp(-steps / 40) + rng.normal(0, 0.03, steps.size)
+    gn = np.interp(steps, [1, 20, 100, 280], [2.6, 0.4, end_norm, end_norm]) * np.exp(rng.normal(0, 0.1, steps.size))
+    lr = 2e-3 * np.minimum(1.0, steps / 35)
+    return Run(series={"train/loss": Series("train/loss", steps, loss),
+                       "train/grad_norm": Series("train/grad_norm", steps, gn), "train/lr": Series("train/lr", steps, lr)},
+               config={"lr": 2e-3, "warmup_steps": 35, "batch_size": 32, "vocab_size": 16, "model_type": "t5"})
+
+
+def test_a_gradient_norm_that_climbs_back_to_its_initial_level_after_the_warmup_dip_is_no_warning():
+    rep = analyze(_dip_and_refill_run(3.0))
+    (f,) = [f for f in rep.findings if f.kind == "instability"]
+    assert f.severity == "info" and "first steps' " in f.message and rep.verdict == "healthy"
+    # climbing to three times the initial norm is growth past anything the run had seen: still a warning
+    (f,) = [f for f in analyze(_dip_and_refill_run(8.0)).findings if f.kind == "instability"]
+    assert f.severity == "warning" and "flat or falling" in f.message
+
+
+def test_a_gap_widening_over_a_last_third_that_starts_on_the_first_pass_is_no_memorisation():
+    """An HF classifier excerpt from epoch 0.4 to 1.2 (one record per 0.04 epoch): the last third starts at epoch
+    0.93, so the training loss's fall over it is mostly new data learned; validation merely levels off near its
+    best (0.232 -> 0.242). The same curves two epochs later (the last third on repeated data) still read as the
+    onset of overfitting."""
+    from lossdx.model import Run
+
+    ts = np.arange(9, 30)
+    train = np.array([0.596, 0.547, 0.476, 0.466, 0.417, 0.444, 0.416, 0.369, 0.358, 0.316, 0.297, 0.252, 0.282,
+                      0.266, 0.264, 0.236, 0.229, 0.231, 0.224, 0.205, 0.221])
+    val = np.array([0.552, 0.496, 0.458, 0.434, 0.418, 0.398, 0.377, 0.344, 0.316, 0.301, 0.274, 0.263, 0.255,
+                    0.25, 0.245, 0.239, 0.234, 0.232, 0.24, 0.244, 0.242])
+
+    def overfits(epoch0):
+        run = Run({"train/loss": Series("train/loss", ts, train), "val/loss": Series("val/loss", ts, val),
+                   "train/epoch": Series("train/epoch", ts, epoch0 + 0.04 * (ts - 9))})
+        run.source["format"] = "hf_trainer_state"
+        return [f.evidence.get("type") for f in analyze(run).findings if f.kind == "overfitting"]
+
+    assert overfits(0.4) == []
+    assert overfits(2.4) == ["gap_widening"]
+
+
+def _per_sample_losses(sigma_before, sigma_after, seed=0, n=1120):
+    """Per-sample losses of a batch-size-1 log around 0.12, scattering lognormally by ``sigma_before`` over the
+    first half and ``sigma_after`` over the second."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1680, 1680 + n)
+    sigma = np.where(steps >= 1680 + n // 2, sigma_after, sigma_before)
+    return Run({"train/loss": Series("train/loss", steps, 0.12 * np.exp(rng.normal(0, 1.0, n) * sigma))})
+
+
+def test_noise_growth_of_heavy_tailed_per_sample_losses_must_clear_their_tails():
+    """Heavy-tailed per-sample losses: a block's noise is a rough estimate of such a spread, and a 3-4x change of it
+    is within their ordinary swings (the spike margins widen by the same tail factor); calm losses whose noise
+    grows 7-9x are still instability."""
+    for seed in (0, 1):
+        rep = analyze(_per_sample_losses(0.8, 1.6, seed))
+        assert rep.run["context"]["heavy_tailed"]
+        assert not [f for f in rep.findings if f.kind == "instability" and f.severity != "info"]
+        rep = analyze(_per_sample_losses(0.05, 0.25, seed))
+        assert [f.evidence["type"] for f in rep.findings if f.kind == "instability"] == ["noise_growth"]
+
+
+def test_a_coarse_lr_log_that_stops_before_the_end_still_shows_the_decay_to_zero():
+    """A byte-level MLM from scratch (V=260) logged every 50 steps: the LR's last point is at step 360 (1.3e-4 and
+    falling 3.1e-6 a step), the evaluations go on to step 400, where the straight decay reaches ~0. Validation
+    flattening at 3.58 there is where this schedule converges, not a plateau far above ln V; the same curve with the
+    LR held at 1.3e-4 over its last points is still one."""
+    from lossdx.model import Run
+
+    ts = np.arange(10, 400, 50)
+    lr = np.array([1.125e-4, 7.375e-4, 9.094e-4, 7.531e-4, 5.969e-4, 4.407e-4, 2.844e-4, 1.282e-4])
+    train = np.array([5.524, 4.009, 3.522, 3.362, 3.357, 3.254, 3.257, 3.387])
+    vs = np.array([50, 100, 150, 200, 250, 300, 350, 400])
+    val = np.array([4.268, 3.706, 3.679, 3.65, 3.615, 3.6, 3.577, 3.592])
+
+    def plateau(lr_values):
+        run = Run({"train/loss": Series("train/loss", ts, train), "train/lr": Series("train/lr", ts, lr_values),
+                   "val/loss": Series("val/loss", vs, val)},
+                  config={"vocab_size": 260, "batch_size": 16, "seq_len": 64, "lr": 1e-3, "model_type": "bert"})
+        return [f.severity for f in analyze(run).findings if f.kind == "plateau"]
+
+    assert plateau(lr) in ([], ["info"])
+    held = lr.copy()
+    held[-3:] = 1.282e-4
+    assert plateau(held) in (["warning"], ["error"])
+
+
+def _short_lm(loss):
+    """A from-scratch byte-level LM (V=260) logged at every one of its first steps, its LR warmed up over 2 steps."""
+    from lossdx.model import Run
+
+    steps = np.arange(loss.size)
+    lr = 1e-3 * np.minimum(1.0, (steps + 1) / 3.0)
+    return Run({"train/loss": Series("train/loss", steps, loss), "train/lr": Series("train/lr", steps, lr)},
+               config={"vocab_size": 260})
+
+
+def test_the_early_window_of_a_short_log_is_not_two_steps():
+    """The first 23 steps of a run still going (max_steps unknown): '10 % of the run' was step 2.2, where the loss
+    had fallen 14 % (5.52 -> 4.85) only because two optimizer steps move no model far; by step 10 it had fallen
+    47 %. A loss that is still at 90 % of its start by step 10 is slow whatever the log's length."""
+    fast = 2.97 - 0.008 * np.arange(23) + 2.55 * np.exp(-np.arange(23) / 3.0)
+    fast[:3] = [5.522, 5.242, 4.846]
+    rep = analyze(_short_lm(fast))
+    assert not [f for f in rep.findings if f.kind == "slow_convergence"], [f.message for f in rep.findings]
+    slow = 5.522 - 0.04 * np.arange(23)
+    (f,) = [f for f in analyze(_short_lm(slow)).findings if f.kind == "slow_convergence"]
+    assert "(the end of the LR warmup)" not in f.message

@@ -499,3 +499,27 @@ def test_an_excerpt_whose_loss_crosses_zero_by_hundreds_does_not_overflow_the_sp
     f.write_text("".join(f"step {s:5d} | loss: {v} | lr 1.0000 | norm: 1.0000 | dt: 1.0000ms | tok/sec: 1000\n"
                          for s, v in zip(steps, vals)))
     assert analyze(read(str(f))).verdict in ("healthy", "warning", "problem")
+
+
+def _per_sample_run_with_grad_norm_bursts(burst, loss_sigma, seed=0):
+    """A batch-size-1 log without config: per-sample losses scattering by ~40 % of their level with heavy tails,
+    per-sample gradient norms, and two single-point gradient-norm bursts ``burst`` times the level."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, 1201)
+    level = 0.3 + 0.8 * np.exp(-steps / 300)
+    loss = level * rng.lognormal(0.0, loss_sigma, steps.size) / np.exp(loss_sigma ** 2 / 2)
+    gn = 4.0 * rng.lognormal(0.0, 0.3, steps.size)
+    gn[[500, 800]] *= burst
+    return Run(series={"train/loss": Series("train/loss", steps, loss),
+                       "train/grad_norm": Series("train/grad_norm", steps, gn)})
+
+
+def test_brief_grad_norm_bursts_of_a_per_sample_log_are_routine():
+    """One hard sample is the whole batch at batch size 1: a 25x norm that is back the next step is ordinary there,
+    while the same burst under a quiet loss, or an 80x one, is still a warning."""
+    rep = analyze(_per_sample_run_with_grad_norm_bursts(25, 0.45))
+    assert rep.run["context"]["heavy_tailed"] and rep.run["context"]["rel_noise"] >= 0.25
+    gn = [f for f in rep.findings if f.kind == "grad_norm"]
+    assert len(gn) == 2 and {f.severity for f in gn} == {"info"} and rep.verdict == "healthy"
+    assert "grad_norm" in kinds(_per_sample_run_with_grad_norm_bursts(80, 0.45))
+    assert "grad_norm" in kinds(_per_sample_run_with_grad_norm_bursts(25, 0.05))

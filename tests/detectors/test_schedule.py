@@ -59,6 +59,21 @@ def test_scattered_slow_steps_and_load_noise_are_no_step_change():
     assert step_change({"perf/step_time": Series("perf/step_time", np.arange(2000), dt)}) == []
 
 
+def test_a_slow_stretch_that_scatters_as_widely_as_its_step_is_no_new_level():
+    """A quiet run whose last few steps are slower but scatter by 10-15 % among themselves (a machine loaded at the
+    end of a short log, or a thinned one): the 'after' side shows no steady slower level to call a slower machine."""
+    rng = np.random.default_rng(3)
+    dt = np.concatenate([10.5 * np.exp(rng.normal(0, 0.05, 94)), [14.2, 18.5, 14.4, 15.9, 17.5, 17.0]])
+    assert step_change({"perf/step_time": Series("perf/step_time", np.arange(0, 500, 5), dt)}) == []
+    # four points, the last two slower by 6 % but 8 % apart (every 5th point of a short excerpt)
+    dt = [14.92, 14.82, 14.66, 14.64, 14.95, 16.18]
+    assert step_change({"perf/step_time": Series("perf/step_time", np.arange(202, 808, 101), np.array(dt))}) == []
+    # the same slower level held steadily is still a step change
+    dt = np.concatenate([10.5 * np.exp(rng.normal(0, 0.05, 94)), 16.0 * np.exp(rng.normal(0, 0.01, 6))])
+    (f,) = step_change({"perf/step_time": Series("perf/step_time", np.arange(0, 500, 5), dt)})
+    assert f.start_step == 470
+
+
 def test_tokens_per_second_falling_to_a_lower_level_counts_as_well():
     rng = np.random.default_rng(2)
     tps = 50_000.0 * np.exp(rng.normal(0, 0.003, 600))

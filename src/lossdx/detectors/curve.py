@@ -187,7 +187,13 @@ class PlateauDetector(WholeRunDetector):
         high = expected is not None and scratch and reached > frac * expected
         lr_s, lr_v = clean(series.get("train/lr"))
         tail_lr = lr_v[lr_s >= tail_start]
-        if high and tail_lr.size >= 3 and float(tail_lr[-1]) < 0.05 * float(lr_v.max()) and \
+        end_lr = float(tail_lr[-1]) if tail_lr.size else math.inf
+        if tail_lr.size >= 3 and float(lr_s[-1]) < b and float(tail_lr[-1]) < float(tail_lr[-2]):
+            # a coarse log whose last LR point comes before the end of the judged curve: the straight decay of its
+            # last two points carries on to that end (a linear / polynomial schedule reaching 0 at the last step)
+            rate = (float(tail_lr[-2]) - float(tail_lr[-1])) / float(lr_s[-1] - lr_s[-2])
+            end_lr = max(0.0, float(tail_lr[-1]) - rate * (b - float(lr_s[-1])))
+        if high and tail_lr.size >= 3 and end_lr < 0.05 * float(lr_v.max()) and \
                 bool(np.all(np.diff(tail_lr) <= 0)) and float(tail_lr[0]) > float(tail_lr[-1]):
             # the schedule anneals the LR to ~0 over the tail (linear / cosine to zero): the steps shrink toward
             # nothing, and a loss that flattens while they do is where this schedule converges, whatever the yardstick
@@ -358,7 +364,11 @@ class SlowConvergenceDetector(WholeRunDetector):
         # a run still going (the log ends before its planned max_steps): "10 % of the run" is of the planned run
         planned = self.context_.max_steps
         span = max(b - a, float(planned) - a) if _number(planned) and planned > b else b - a
-        early_at = min(a + self.early_share * span, b)
+        # (the fast descent takes optimizer steps, not a share of however short a log is: 10 % of a 22-step log
+        # is two steps, in which no model falls far; the early window is never shorter than 10 % of the shortest
+        # run this rule judges)
+        early_span = self.early_share * max(span, float(self.min_steps))
+        early_at = min(a + early_span, b)
         if lr.size >= 5 and float(lr.max()) > 0 and float(lr[0]) < 0.5 * float(lr.max()):
             early_at = min(max(early_at, float(lr_steps[int(np.argmax(lr >= 0.98 * float(lr.max())))])), b)
         at_early = float(np.interp(early_at, s, v))
@@ -374,7 +384,7 @@ class SlowConvergenceDetector(WholeRunDetector):
         going = span > 1.5 * (b - a)
         return [Finding("slow_convergence", "train/loss", int(a), int(b), "info" if going else "warning",
                         f"after {100 * (early_at - a) / span:.0f}% of the run"
-                        + (" (the end of the LR warmup)" if early_at > a + self.early_share * span else "")
+                        + (" (the end of the LR warmup)" if early_at > a + early_span else "")
                         + f" the loss had fallen only "
                         f"{100 * early_drop:.0f}% from {fmt_num(first)} (healthy from-scratch runs lose most of it in "
                         f"their first 5-10% of steps) and it is still falling ({100 * tail_imp:.1f}% over the last "
@@ -508,6 +518,11 @@ class OverfittingDetector(WholeRunDetector):
         # must matter on the loss's scale, and before one epoch every training batch is new data the model
         # cannot have memorised
         if g1 < 0.04 * abs(float(vv[-1])) or (epochs is not None and epochs < 1):
+            return []
+        # likewise the training fall it measures: where the last third begins on the first pass (an excerpt or a run
+        # of 1.2 epochs) part of that fall is new data learned, which generalises, not the repeated data memorised
+        at_tail = _epochs(self.context_, tail, series.get("train/epoch")) if epochs is not None else None
+        if at_tail is not None and at_tail < 1:
             return []
         return [Finding("overfitting", "val/loss", int(tail), int(b), "warning",
                         f"the train/validation gap widened from {fmt_num(g0)} to {fmt_num(g1)} over the last third: "
@@ -870,10 +885,17 @@ class InstabilityDetector(WholeRunDetector):
                 # alone, a growing gradient norm is common in healthy runs (small models, decaying LR, weight decay):
                 # information until the loss shows trouble with it (the rules promote it then) or it grows 5x
                 sev = "warning" if growth >= 5 * need / self.grad_growth else "info"
+                # a norm that dipped after the first steps and only climbed back to about the initial norm (a log
+                # that covers the start; within the growth this rule itself calls flat) is the dip refilling, not a
+                # norm growing past anything the run had seen
+                start = float(np.median(gv[:5])) if self.context_.profile.first_is_initial else math.inf
+                back = float(meds[j]) < need * start
+                sev = "info" if back else sev
                 out.append(Finding("instability", "train/grad_norm", int(mids[i]), int(mids[j]), sev,
                                    f"gradient norm grew {growth:.1f}x over training (median {fmt_num(float(meds[i]))} "
                                    f"around step {int(mids[i])} -> {fmt_num(float(meds[j]))} around step {int(mids[j])}); "
-                                   f"healthy runs see it flat or falling",
+                                   + (f"within {need:.1f}x of the first steps' {fmt_num(start)}: the dip after the start refilled" if back else
+                                      "healthy runs see it flat or falling"),
                                    {"growth": growth, "from": float(meds[i]), "to": float(meds[j]), "type": "grad_growth"}))
         ls, lv = clean(series.get("train/loss"))
         # each chunk's noise is a median of 16-point block noises: fewer than ~6 blocks a chunk and the estimator's
@@ -888,7 +910,11 @@ class InstabilityDetector(WholeRunDetector):
                 growth = float(noise[j] / noise[i])
                 # noise that is still a tiny fraction of the loss scale (a classifier near 0) is no instability
                 meaningful = noise[j] >= 0.01 * abs(float(lv[0]))
-                if growth >= self.noise_growth and noise[-1] >= 1.5 * noise[i] and meaningful and \
+                # heavy-tailed per-batch losses (tiny batches) make each block's noise a rough estimate: their
+                # ordinary swings are wider by as much as their extremes are (as the spike margins widen)
+                prof = self.context_.profile
+                need = self.noise_growth * (min(4.0, prof.tail_factor) if prof.heavy_tailed else 1.0)
+                if growth >= need and noise[-1] >= 1.5 * noise[i] and meaningful and \
                         not self._leaving_start(ls, lv, mids[i]):
                     out.append(Finding("instability", "train/loss", int(mids[i]), int(mids[j]), "warning",
                                        f"step-to-step loss noise grew {growth:.1f}x (noise sigma "

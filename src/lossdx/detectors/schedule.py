@@ -376,6 +376,9 @@ def step_change(series: dict[str, Series]) -> list[Finding]:
             continue
         resid = np.abs(np.concatenate([before - np.median(before), after - np.median(after)]))
         scatter = MAD_TO_SIGMA * float(np.median(resid))
+        # a slower machine runs at its new level as steadily as before; a stretch whose own times scatter nearly
+        # as widely as the step (a loaded machine, or a few points of a short or thinned log) shows no new level
+        scatter = max(scatter, MAD_TO_SIGMA * float(np.median(np.abs(after - np.median(after)))))
         if shift < STEP_CHANGE_SIGMAS * scatter or float(after.min()) <= float(np.quantile(before, 0.9)):
             continue
         if float(x[-1]) < float(np.median(before)) + shift / 2:

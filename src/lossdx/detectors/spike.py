@@ -447,6 +447,12 @@ class GradNormDetector(BlockEventDetector):
         # with clipping on, a norm spike cannot blow up the weights: worth knowing, not a warning; a fine-tune's
         # brief burst that comes back is routine too (a hard batch), unless it is extreme
         brief = recovered_step is not None and ratio < 50 and self.context_.profile.kind == "lm_finetune"
+        # so is one of a per-sample log (losses scattering by a quarter of their level or more, heavy-tailed or of
+        # batch size 1 without accumulation: one hard sample's gradient is the whole batch's), config or not
+        prof = self.context_.profile
+        one_sample = prof.batch_size == 1 and int(self.context_.config.get("grad_accum") or 1) == 1
+        brief = brief or (recovered_step is not None and ratio < 50 and prof.rel_noise >= 0.25
+                          and (prof.heavy_tailed or one_sample))
         severity = "info" if clip or brief else "warning"
         return Finding("grad_norm", self.metric, ev["start"], ev["end"], severity, msg, {
             "peak": ev["peak"], "baseline": ev["level"], "ratio": ratio, "peak_step": ev["peak_step"],
