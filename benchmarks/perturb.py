@@ -16,13 +16,21 @@ excerpts already: their variants are the nearest stand-in for unseen real logs; 
 - ``noconfig``: the whole log, no config file (what the log itself says is kept);
 - ``thin5``, ``thin10``: every 5th / 10th point of the densely logged series (a larger logging interval; sparse
   series such as per-epoch validation are kept), config kept;
-- ``first40``: the first 40 % of the train loss's points (a run still going), config kept.
+- ``first40``: the first 40 % of the train loss's points (a run still going), config kept;
+- ``lossonly``: the whole log as a plain stdout log shows it: only the train and held-out loss series (``train/loss``,
+  ``train/loss_eval``, ``train/loss_epoch``, ``val/...loss``, ``test/...loss``), no LR, gradient norm, loss scale,
+  throughput or other metric, no config file, no header settings and no trainer summary (``hf_*`` meta);
+- ``excerpt30thin5``: ``excerpt30`` thinned to every 5th point of its densely logged series (a coarse mid-run paste).
 
 Healthy runs: false alarms (verdict != healthy). Faulty runs: only variants that can still contain the fault:
 a fault labelled with steps must have every labelled step inside the kept window (and, thinned, its nearest logged
 point kept; not in an excerpt entry cut again: its reader may number steps otherwise than the label); a fault
 without steps (lr_too_low, overfitting ...) is a property of the whole run and is scored only
-in ``noconfig`` and ``thin*``. For those: flagged (verdict != healthy) and top cause in ``accept`` (strength
+in ``noconfig``, ``thin*`` and ``lossonly``. In ``lossonly`` a fault counts only if its label's ``symptom`` (the
+finding kind it should produce) can be read from a loss curve: ``lr_schedule`` (witnessed by the LR series) and a
+label without a symptom (e.g. a hardware fault seen in throughput) are not counted; every other symptom (spike, nan,
+divergence, instability, plateau, slow_convergence, overfitting, too_good, init_loss, data_order) is a loss-curve
+shape. For those: flagged (verdict != healthy) and top cause in ``accept`` (strength
 established/by_symptom only, as in generalisation.py). Variants that leave fewer than 5 train loss points are skipped.
 """
 
@@ -51,7 +59,9 @@ from generalisation import SHARED, _hash_split  # noqa: E402  (one split rule fo
 
 FAMILIES = os.path.join(HERE, "families")
 STRONG = ("established", "by_symptom")
-VARIANTS = ("excerpt30", "excerpt60", "noconfig", "thin5", "thin10", "first40")
+VARIANTS = ("excerpt30", "excerpt60", "noconfig", "thin5", "thin10", "first40", "lossonly", "excerpt30thin5")
+# label symptoms only a series that ``lossonly`` drops can witness (None: the label names no curve symptom)
+LOSS_BLIND_SYMPTOMS = ("lr_schedule", None)
 MIN_POINTS = 5
 
 
@@ -85,6 +95,13 @@ def _thin(run: Run, every: int, ref: Series) -> None:
     run.series = out
 
 
+def _is_loss_series(name: str) -> bool:
+    """Whether a plain stdout log would print ``name``: the train loss or a held-out (validation/test) loss."""
+    if name in ("train/loss", "train/loss_eval", "train/loss_epoch"):
+        return True
+    return name.startswith(("val/", "test/")) and "loss" in name.rsplit("/", 1)[-1]
+
+
 def make_variant(raw: Run, config: str | None, variant: str) -> tuple[Run, Series] | None:
     """The run of ``variant`` (``raw`` is the log read without config; not modified) and its original reference."""
     run = copy.deepcopy(raw)
@@ -92,14 +109,21 @@ def make_variant(raw: Run, config: str | None, variant: str) -> tuple[Run, Serie
     if ref is None:
         return None
     if variant.startswith("excerpt"):
-        cut = int(ref.steps[int(int(variant[7:]) / 100 * len(ref))])
+        cut = int(ref.steps[int(int(variant[7:9]) / 100 * len(ref))])
         _window(run, lambda st: st >= cut)
         run.config = {}  # the header lines that printed the settings are not in a mid-run excerpt
         # (a log without step numbers keeps its record numbers and says so: the context tells an excerpt of it by
         # its epoch counter, as it would for a pasted one)
         run.meta["perturb_window"] = (cut, None)
+        if variant.endswith("thin5"):
+            _thin(run, 5, _reference(run))
     elif variant == "noconfig":
         pass
+    elif variant == "lossonly":
+        run.series = {name: s for name, s in run.series.items() if _is_loss_series(name)}
+        run.config = {}
+        for key in [k for k in run.meta if k.startswith("hf_")]:
+            del run.meta[key]  # max_steps, batch size, epochs and the final summary: a trainer's, not stdout's
     else:
         attach_config(run, config, auto=config is None)
         if variant.startswith("thin"):
@@ -118,8 +142,10 @@ def make_variant(raw: Run, config: str | None, variant: str) -> tuple[Run, Serie
 def fault_visible(lab: dict, variant: str, run: Run, ref: Series) -> bool:
     """Whether the labelled fault can still be in the variant's log (see the module docstring)."""
     steps = lab.get("steps") or []
+    if variant == "lossonly" and lab.get("symptom") in LOSS_BLIND_SYMPTOMS:
+        return False
     if not steps:
-        return variant == "noconfig" or variant.startswith("thin")
+        return variant in ("noconfig", "lossonly") or variant.startswith("thin")
     lo, hi = run.meta.get("perturb_window", (None, None))
     if (lo is not None or hi is not None) and lab.get("excerpt_from_step") is not None:
         return False  # an excerpt's steps may be numbered otherwise than its label's (epochs counted from 1)
@@ -127,7 +153,7 @@ def fault_visible(lab: dict, variant: str, run: Run, ref: Series) -> bool:
         return False
     if hi is not None and max(steps) > hi:
         return False
-    if variant.startswith("thin"):
+    if "thin" in variant:
         kept = set(_reference(run).steps.tolist())
         for s in steps:
             nearest = int(ref.steps[int(np.argmin(np.abs(ref.steps - s)))])

@@ -76,3 +76,28 @@ def test_the_realcorpus_set_is_the_tune_half_of_generalisation_py():
     assert all(cfg is None and path.startswith(os.path.join(p.SHARED, "realcorpus")) for _, _, path, cfg in got)
     fam = p.tune_entries("families")
     assert fam and all(lab["split"] == "tune" for _, lab, _, _ in fam)
+
+
+def test_lossonly_keeps_only_the_loss_series_and_excerpt30thin5_thins_the_excerpt():
+    p = _perturb()
+    raw = _raw()
+    raw.series["val/code/loss"] = Series("val/code/loss", raw.series["val/loss"].steps, raw.series["val/loss"].values)
+    raw.series["train/loss_scale"] = Series("train/loss_scale", raw.series["train/loss"].steps,
+                                            np.full(100, 65536.0))
+    raw.meta["hf_max_steps"] = 1000
+    lo, ref = p.make_variant(raw, None, "lossonly")
+    assert set(lo.series) == {"train/loss", "val/loss", "val/code/loss"}  # no LR, no loss scale
+    assert lo.config == {} and "hf_max_steps" not in lo.meta and len(lo.series["train/loss"]) == 100
+    assert "train/lr" in raw.series and raw.meta["hf_max_steps"] == 1000  # the raw run is not modified
+    # a whole-run fault and a loss-curve fault count; a fault only the LR curve (or no curve) shows does not
+    assert p.fault_visible({"steps": [], "symptom": "slow_convergence"}, "lossonly", lo, ref)
+    assert p.fault_visible({"steps": [510], "symptom": "spike"}, "lossonly", lo, ref)
+    assert not p.fault_visible({"steps": [500], "symptom": "lr_schedule"}, "lossonly", lo, ref)
+    assert not p.fault_visible({"steps": [], "symptom": None}, "lossonly", lo, ref)
+    ex, ref = p.make_variant(raw, None, "excerpt30thin5")
+    assert ex.series["train/loss"].steps.tolist() == list(range(300, 1000, 50))
+    assert ex.config == {} and len(ex.series["val/loss"]) == 7  # sparse series keep their points
+    assert p.fault_visible({"steps": [500]}, "excerpt30thin5", ex, ref)
+    assert not p.fault_visible({"steps": [510]}, "excerpt30thin5", ex, ref)  # thinned away
+    assert not p.fault_visible({"steps": [100]}, "excerpt30thin5", ex, ref)  # before the excerpt
+    assert not p.fault_visible({"steps": []}, "excerpt30thin5", ex, ref)
