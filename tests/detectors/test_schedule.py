@@ -340,3 +340,26 @@ def test_a_slow_stretch_whose_last_point_is_back_near_the_old_level_did_not_stay
     assert change(12.7) == []
     (f,) = change(15.9)
     assert f.evidence["type"] == "step_change" and f.severity == "warning"
+
+
+def test_a_coarse_warm_restart_is_judged_on_three_logged_points_each_side_and_one_noisy_batch_is_no_rise():
+    """SGDR seen in a coarse mid-run paste (every ~49 steps, the interval varying 48-50): the window of three
+    logging intervals before the restart holds two points, so the cycle's last three points are the window; a loss
+    near 0 where one batch after the restart logs 30x its level is noise, not a rise (medians, not means)."""
+    rng = np.random.default_rng(5)
+    steps = 362 + np.concatenate([[0], np.cumsum(np.tile([50, 48], 9)[:17])])
+    peak = 0.05
+    lr = np.concatenate([peak * np.array([0.45, 0.24, 0.09, 0.006]),
+                         peak * 0.5 * (1 + np.cos(np.pi * np.arange(14) / 14.2))])
+    loss = 3e-4 + 5e-5 * rng.standard_normal(steps.size)
+    loss[[5, 7]] = [0.01, 0.02]
+    run, _ = make_curve("healthy", n=10, seed=0)
+    run.series = {"train/lr": Series("train/lr", steps, lr), "train/loss": Series("train/loss", steps, loss)}
+    run.config.clear()
+    rep = analyze(run)
+    (f,) = [f for f in rep.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "restart"]
+    assert f.severity == "info" and f.evidence["by_design"], f.message
+    loss[4:9] += 0.01  # the level itself rises after the restart: a warning
+    rep = analyze(run)
+    (f,) = [f for f in rep.findings if f.kind == "lr_schedule" and f.evidence.get("type") == "restart"]
+    assert f.severity == "warning"

@@ -185,11 +185,20 @@ def unharmed_warm_restarts(steps: np.ndarray, lr: np.ndarray, peak: float, jump:
         half = max(3 * float(steps[k] - steps[k - 1]), (at - float(steps[start])) / 4)
         before = lv[(ls < at) & (ls >= at - half)]
         after = lv[(ls >= at) & (ls < at + half)]
+        # a coarse log (a logging interval that varies, or every 5th point kept) may hold fewer than three points in
+        # that window: the last / first three logged points of the cycle on either side are then the window
+        if before.size < 3:
+            before = lv[(ls < at) & (ls >= float(steps[start]))][-3:]
+        if after.size < 3:
+            nxt = float(steps[up[list(up).index(k) + 1]]) if k != up[-1] else np.inf
+            after = lv[(ls >= at) & (ls < nxt)][:3]
         if before.size < 3 or after.size < 3:
             continue  # (a restart at an end of the log: the loss cannot say)
         judged += 1
-        m_before, m_after = float(np.mean(before)), float(np.mean(after))
-        if m_after - m_before > max(0.02 * abs(m_before), 2 * noise * np.sqrt(1 / before.size + 1 / after.size)):
+        # medians: one noisy batch just after the restart (a loss near 0 where one batch logs 100x) is no rise of
+        # the loss's level (the median's standard error is ~1.25x the mean's)
+        m_before, m_after = float(np.median(before)), float(np.median(after))
+        if m_after - m_before > max(0.02 * abs(m_before), 2.5 * noise * np.sqrt(1 / before.size + 1 / after.size)):
             return ""
         vb, va = vv[vs < at], vv[(vs >= at) & (vs < at + 2 * half)]
         if vb.size and va.size and float(va.max()) > 1.02 * float(vb[-1]):
