@@ -592,3 +592,30 @@ def test_the_early_window_of_a_short_log_is_not_two_steps():
     slow = 5.522 - 0.04 * np.arange(23)
     (f,) = [f for f in analyze(_short_lm(slow)).findings if f.kind == "slow_convergence"]
     assert "(the end of the LR warmup)" not in f.message
+
+
+def _hf_run_from_start_at(level, val_level):
+    """An HF Trainer log from step 5 (no config): train loss flat at ``level`` with 0.3 % noise from its first point,
+    six evaluations at ``val_level`` (0.3 % noise); its low start makes the context take it for a fine-tune."""
+    from lossdx.model import Run
+
+    rng = np.random.default_rng(4)
+    steps = np.arange(5, 305, 5)
+    vsteps = np.arange(50, 301, 50)
+    run = Run({"train/loss": Series("train/loss", steps, level * (1 + rng.normal(0, 0.003, steps.size))),
+               "val/loss": Series("val/loss", vsteps, val_level * (1 + rng.normal(0, 0.003, vsteps.size)))},
+              config={})
+    run.source["format"] = "hf_trainer_state"
+    return run
+
+
+def test_a_fine_tune_that_never_left_ln_c_in_train_and_heldout_loss_is_a_uniform_guess():
+    """Taken for a fine-tune (it starts at 1.39), a run whose train and held-out losses sit at ln 4 from the first
+    point to the last learned nothing: a 4-class head predicting the prior. A fine-tune at 1.386 whose held-out loss
+    is elsewhere, or one that fell to ln 4 from a higher start, is no such evidence."""
+    rep = analyze(_hf_run_from_start_at(np.log(4), np.log(4) + 0.002))
+    assert rep.run["context"]["kind"] == "lm_finetune"
+    (p,) = [f for f in rep.findings if f.kind == "plateau"]
+    assert p.severity == "warning" and p.evidence["uniform_classes"] == 4
+    assert rep.diagnoses[0].cause == "label_misalignment"
+    assert analyze(_hf_run_from_start_at(np.log(4), 1.2)).verdict == "healthy"

@@ -209,7 +209,11 @@ class PlateauDetector(WholeRunDetector):
         barely = prof.first_is_initial and first > 0 and final > 0.8 * first and prof.kind != "lm_finetune" \
             and final > 0.8 * float(vals[0]) and final > 0.8 * start_level
         uniform = _uniform_guess(final, prof.n_classes) if prof.kind == "classifier" or prof.n_classes else None
-        if uniform is None and prof.kind == "unknown" and vv.size >= 2 and share >= self.stuck_share:
+        # (a run taken for a fine-tune from its low start that never left that start is judged the same way: a
+        # fine-tuned model that learned nothing at all, with train and held-out loss both at one ln C, is a C-class
+        # head predicting the uniform distribution, not a pretrained model already converged)
+        never_left = prof.kind == "lm_finetune" and first > 0 and abs(final - first) <= 0.02 * first and share >= 0.9
+        if uniform is None and (prof.kind == "unknown" or never_left) and vv.size >= 2 and share >= self.stuck_share:
             # what the run is is unknown (an excerpt without config), but training and held-out losses both sitting
             # at the same ln C of a small C say it: a C-class model predicting the uniform distribution
             c = _uniform_guess(final)
