@@ -23,8 +23,10 @@ excerpts already: their variants are the nearest stand-in for unseen real logs; 
 - ``excerpt30thin5``: ``excerpt30`` thinned to every 5th point of its densely logged series (a coarse mid-run paste).
 
 Healthy runs: false alarms (verdict != healthy). Faulty runs: only variants that can still contain the fault:
-a fault labelled with steps must have every labelled step inside the kept window (and, thinned, its nearest logged
-point kept; not in an excerpt entry cut again: its reader may number steps otherwise than the label); a fault
+a fault labelled with steps must have every labelled step inside the kept window (and, thinned, its witness kept: the
+labelled step's nearest logged point, or the next one where that is the event, non-finite or 1.5x the loss before it,
+as a batch labelled by its index is logged at the next step; not in an excerpt entry cut again, nor, thinned, where a labelled step lies past
+the log's last step (a log that numbers its records, not the trainer's steps: no kept point can be matched to it)); a fault
 without steps (lr_too_low, overfitting ...) is a property of the whole run and is scored only
 in ``noconfig``, ``thin*`` and ``lossonly``. In ``lossonly`` a fault counts only if its label's ``symptom`` (the
 finding kind it should produce) can be read from a loss curve: ``lr_schedule`` (witnessed by the LR series) and a
@@ -149,6 +151,9 @@ def fault_visible(lab: dict, variant: str, run: Run, ref: Series) -> bool:
     lo, hi = run.meta.get("perturb_window", (None, None))
     if (lo is not None or hi is not None) and lab.get("excerpt_from_step") is not None:
         return False  # an excerpt's steps may be numbered otherwise than its label's (epochs counted from 1)
+    if "thin" in variant and max(steps) > int(ref.steps[-1]):
+        return False  # the label counts the trainer's steps past the log's last (it numbers its records): no kept
+        # point can be matched to them
     if lo is not None and min(steps) < lo:
         return False
     if hi is not None and max(steps) > hi:
@@ -156,8 +161,14 @@ def fault_visible(lab: dict, variant: str, run: Run, ref: Series) -> bool:
     if "thin" in variant:
         kept = set(_reference(run).steps.tolist())
         for s in steps:
-            nearest = int(ref.steps[int(np.argmin(np.abs(ref.steps - s)))])
-            if nearest not in kept:
+            # the fault's witness: the labelled step's nearest logged point, or the next one where that is the
+            # event (a batch labelled by its index is logged at the next step): non-finite, or 1.5x the loss before
+            i = int(np.argmin(np.abs(ref.steps - s)))
+            if i + 1 < len(ref):
+                a, b = float(ref.values[i]), float(ref.values[i + 1])
+                if (np.isfinite(a) and not np.isfinite(b)) or (np.isfinite(b) and a > 0 and b >= 1.5 * a):
+                    i += 1
+            if int(ref.steps[i]) not in kept:
                 return False
     return True
 

@@ -101,3 +101,21 @@ def test_lossonly_keeps_only_the_loss_series_and_excerpt30thin5_thins_the_excerp
     assert not p.fault_visible({"steps": [510]}, "excerpt30thin5", ex, ref)  # thinned away
     assert not p.fault_visible({"steps": [100]}, "excerpt30thin5", ex, ref)  # before the excerpt
     assert not p.fault_visible({"steps": []}, "excerpt30thin5", ex, ref)
+
+
+def test_a_thinned_fault_needs_its_witness_kept_and_a_record_numbered_log_cannot_place_label_steps():
+    p = _perturb()
+    raw = _raw()
+    loss = raw.series["train/loss"]
+    loss.values[51] = 10.0  # the batch of step 500 logged at the next step, 510
+    thin, ref = p.make_variant(raw, None, "thin5")
+    assert not p.fault_visible({"steps": [500]}, "thin5", thin, ref)  # its witness, step 510, is thinned away
+    loss.values[51] = 1.2
+    thin, ref = p.make_variant(raw, None, "thin5")
+    assert p.fault_visible({"steps": [500]}, "thin5", thin, ref)  # no event next: step 500 itself is the witness
+    # label steps past the log's last step (990) count the trainer's steps in a log numbering its records
+    for variant in ("thin5", "excerpt30thin5"):
+        run, ref = p.make_variant(raw, None, variant)
+        assert not p.fault_visible({"steps": [500, 2050]}, variant, run, ref)
+    run, ref = p.make_variant(raw, None, "noconfig")
+    assert p.fault_visible({"steps": [500, 2050]}, "noconfig", run, ref)  # the whole log: the fault is in it
