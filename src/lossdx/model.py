@@ -54,15 +54,15 @@ class Series:
             s, v = s[ok], v[ok]
             w = None if w is None else w[ok]
         if s.size > 1 and not bool((s[1:] > s[:-1]).all()):
-            starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-            counts = np.diff(np.r_[starts, s.size])
-            # the log's pattern (most steps repeated), not an accident of one line (a record a reader gave the
-            # next step): the latter keeps its last value as before
-            if repeats == "mean" and bool((s[1:] >= s[:-1]).all()) and np.count_nonzero(counts > 1) * 2 >= counts.size:
-                v = np.add.reduceat(v, starts) / counts
-                s = s[starts]
-                w = None if w is None else np.maximum.reduceat(w, starts)
-                return cls(name, s.astype(np.int64), v, w)
+            if repeats == "mean" and bool((s[1:] >= s[:-1]).all()):
+                starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+                counts = np.diff(np.r_[starts, s.size])
+                # the log's pattern (most steps repeated), not an accident of one line (a record a reader gave
+                # the next step): the latter keeps its last value, below
+                if np.count_nonzero(counts > 1) * 2 >= counts.size:
+                    v = np.add.reduceat(v, starts) / counts
+                    w = None if w is None else np.maximum.reduceat(w, starts)
+                    return cls(name, s[starts].astype(np.int64), v, w)
             # stable sort, then keep the last occurrence of each step: a resumed run overwrites
             order = np.argsort(s, kind="stable")
             s, v = s[order], v[order]

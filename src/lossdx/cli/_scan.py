@@ -32,8 +32,9 @@ def scan_directory(directory: str, inputs: list[str], fmt: str, fail_on: str, ou
         bar = click.progressbar(length=len(inputs), label=f"analysing {len(inputs)} inputs", file=sys.stderr)
         bar.__enter__()
     try:
-        # only the JSON output shows whole reports (with loss forecasts): the others need a digest of each
-        for res in scan(inputs, jobs=jobs, auto_config=auto_config, full=fmt in ("json", "github", "sarif"), settings=settings):
+        # JSON, GitHub annotations and SARIF show whole reports (their findings); text and Markdown a digest of each
+        full = fmt in ("json", "github", "sarif")
+        for res in scan(inputs, jobs=jobs, auto_config=auto_config, full=full, settings=settings):
             results.append(res)
             if stream_lines:
                 if bar is not None:
