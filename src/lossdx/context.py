@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -157,10 +157,34 @@ def _origin(run: Run) -> str:
 
 
 def _int_cfg(run: Run, key: str) -> int | None:
-    v = run.config.get(key)
+    return _positive_int(run.config.get(key))
+
+
+def _positive_int(v: object) -> int | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
         return None
     return int(v)
+
+
+def one_sample_per_step(config: Mapping[str, Any]) -> bool:
+    """The config trains on one sample per optimizer step (batch size 1, no gradient accumulation): each logged
+    loss and gradient is one sample's."""
+    return _positive_int(config.get("batch_size")) == 1 and (_positive_int(config.get("grad_accum")) or 1) == 1
+
+
+def _relative_block_noise(v: np.ndarray, k: int, min_points: int) -> tuple[np.ndarray, float] | None:
+    """(residuals relative to the median of each block of ``k`` points, their MAD-sigma) of the first whole blocks
+    of ``v``; None for fewer than ``min_points`` points or a level near zero (relative noise says nothing of the
+    batches there)."""
+    n = v.size // k * k
+    if n < min_points:
+        return None
+    blocks = v[:n].reshape(-1, k)
+    level = np.median(blocks, axis=1, keepdims=True)
+    if float(np.median(np.abs(level))) < 0.05:
+        return None
+    r = ((blocks - level) / np.maximum(np.abs(level), 1e-12)).ravel()
+    return r, MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
 
 
 def _first_values(run: Run) -> tuple[np.ndarray, np.ndarray]:
@@ -258,20 +282,14 @@ def _tails(run: Run, window: int) -> tuple[bool, float, float]:
     # scattering over a decade put it far below their median), so the later level is its sixth-lowest as well
     if start > 0 and float(np.quantile(v, 1 / 6)) > 1.5 * start:
         return False, 1.0, 0.0  # a loss far above where it started is a broken run, not noisy batches
-    k = 16
-    n = v.size // k * k
-    if n < 48:
+    noise = _relative_block_noise(v, 16, 48)  # three blocks of 16 at least
+    if noise is None:
         return False, 1.0, 0.0
-    blocks = v[:n].reshape(-1, k)
-    level = np.median(blocks, axis=1, keepdims=True)
-    if float(np.median(np.abs(level))) < 0.05:
-        return False, 1.0, 0.0  # near-zero losses: relative noise says nothing about the batches
-    r = ((blocks - level) / np.maximum(np.abs(level), 1e-12)).ravel()
-    mad = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
+    r, mad = noise
+    n = r.size
     if mad <= 0:
         return False, 1.0, 0.0
-    one_sample = mad >= 0.25 and _int_cfg(run, "batch_size") == 1 and (_int_cfg(run, "grad_accum") or 1) == 1 \
-        and window <= 1
+    one_sample = mad >= 0.25 and one_sample_per_step(run.config) and window <= 1
     if len(s) < 200 or n < 96:
         # three blocks measure the size of the noise (a short per-step log, an excerpt: its first point is one
         # draw of that noise), not yet how heavy its extremes are; unless every point is one sample's loss (batch
@@ -298,17 +316,8 @@ def _excerpt_noise(run: Run) -> float:
     s = run.series.get("train/loss")
     if s is None:
         return 0.0
-    v = s.values[np.isfinite(s.values)]
-    k = 8
-    n = v.size // k * k
-    if n < 2 * k:
-        return 0.0
-    blocks = v[:n].reshape(-1, k)
-    level = np.median(blocks, axis=1, keepdims=True)
-    if float(np.median(np.abs(level))) < 0.05:
-        return 0.0  # near-zero losses: relative noise says nothing about the batches (as in _tails)
-    r = ((blocks - level) / np.maximum(np.abs(level), 1e-12)).ravel()
-    return MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
+    noise = _relative_block_noise(s.values[np.isfinite(s.values)], 8, 16)  # two blocks of 8 at least
+    return 0.0 if noise is None else noise[1]
 
 
 def _epochs_before_first_record(run: Run) -> tuple[float, float, str] | None:

@@ -18,6 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..context import one_sample_per_step
 from ..findings import Finding
 from ..model import Run
 from ._stats import MAD_TO_SIGMA
@@ -450,7 +451,7 @@ class GradNormDetector(BlockEventDetector):
         # so is one of a per-sample log (losses scattering by a quarter of their level or more, heavy-tailed or of
         # batch size 1 without accumulation: one hard sample's gradient is the whole batch's), config or not
         prof = self.context_.profile
-        one_sample = prof.batch_size == 1 and int(self.context_.config.get("grad_accum") or 1) == 1
+        one_sample = one_sample_per_step(self.context_.config)
         brief = brief or (recovered_step is not None and ratio < 50 and prof.rel_noise >= 0.25
                           and (prof.heavy_tailed or one_sample))
         severity = "info" if clip or brief else "warning"
