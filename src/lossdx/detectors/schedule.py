@@ -179,7 +179,7 @@ def unharmed_warm_restarts(steps: np.ndarray, lr: np.ndarray, peak: float, jump:
     vs, vv = clean(series.get("val/loss"))
     noise = diff_sigma(lv)
     judged = 0
-    for start, k in zip(edges[:-1], up):
+    for i, (start, k) in enumerate(zip(edges[:-1], up)):
         at = float(steps[k])
         # compare a quarter cycle on each side (at least three logging intervals)
         half = max(3 * float(steps[k] - steps[k - 1]), (at - float(steps[start])) / 4)
@@ -190,7 +190,7 @@ def unharmed_warm_restarts(steps: np.ndarray, lr: np.ndarray, peak: float, jump:
         if before.size < 3:
             before = lv[(ls < at) & (ls >= float(steps[start]))][-3:]
         if after.size < 3:
-            nxt = float(steps[up[list(up).index(k) + 1]]) if k != up[-1] else np.inf
+            nxt = float(steps[up[i + 1]]) if i + 1 < up.size else np.inf
             after = lv[(ls >= at) & (ls < nxt)][:3]
         if before.size < 3 or after.size < 3:
             continue  # (a restart at an end of the log: the loss cannot say)
